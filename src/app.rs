@@ -1,0 +1,125 @@
+//! The composition root: config → database → migrations/bootstrap → schema actor → HTTP server.
+//! `main` and the test harness both start Directrix through [`App::build`].
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::Supervisor;
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::from_fn;
+use actix_web::{HttpServer, web};
+use anyhow::Context;
+use secrecy::ExposeSecret;
+use tokio::sync::watch;
+
+use crate::actors::schema::SchemaActor;
+use crate::config::Config;
+use crate::db::cluster::ManagedCluster;
+use crate::db::{bootstrap, introspect, pool};
+use crate::http::metrics::Metrics;
+use crate::http::observe::observe;
+use crate::http::state::AppState;
+
+/// Seconds in-flight requests get to finish on shutdown.
+const SHUTDOWN_TIMEOUT_SECS: u64 = 10;
+
+/// A built, bound, not yet awaited Directrix server.
+pub struct App {
+    port: u16,
+    server: Server,
+    pool: sqlx::PgPool,
+    cluster: Option<ManagedCluster>,
+}
+
+impl App {
+    /// Opens the database (starting the embedded cluster if configured), applies migrations,
+    /// bootstraps, loads the schema and binds the HTTP listener.
+    pub async fn build(config: Config) -> anyhow::Result<App> {
+        let config = Arc::new(config);
+        let database = pool::open(&config).await?;
+        let pool = database.pool;
+        bootstrap::migrate(&pool).await.context("applying migrations")?;
+        let outcome = bootstrap::bootstrap(
+            &pool,
+            &config.admin_email,
+            config.admin_password.as_ref(),
+            config.admin_token.as_ref(),
+        )
+        .await
+        .context("bootstrapping")?;
+        announce_admin(&outcome);
+
+        let loaded_at = Instant::now();
+        let built = introspect::load(&pool, &config.user_schema).await.context("reading the schema")?;
+        let poll = !introspect::has_ddl_trigger(&pool).await?;
+        if poll {
+            tracing::warn!("no DDL event trigger (not a superuser): polling for schema changes");
+        }
+        let (snapshot_tx, schema_rx) = watch::channel(Arc::new(built.snapshot));
+        let actor_pool = pool.clone();
+        let user_schema = config.user_schema.clone();
+        let schema_actor = Supervisor::start(move |_| {
+            SchemaActor::new(actor_pool, user_schema, snapshot_tx, loaded_at, poll)
+        });
+
+        let state = web::Data::new(AppState {
+            config: config.clone(),
+            pool: pool.clone(),
+            schema_actor,
+            schema_rx,
+            metrics: Metrics::new().context("creating metrics")?,
+            started: Instant::now(),
+        });
+        let listener = TcpListener::bind((config.host.as_str(), config.port))
+            .with_context(|| format!("binding {}:{}", config.host, config.port))?;
+        let port = listener.local_addr()?.port();
+        let max_payload_size = config.max_payload_size;
+        let server = HttpServer::new(move || {
+            actix_web::App::new()
+                .app_data(state.clone())
+                .wrap(from_fn(observe))
+                .configure(|cfg| crate::http::configure(cfg, max_payload_size))
+        })
+        .listen(listener)?
+        .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
+        .run();
+        tracing::info!(host = %config.host, port, "directrix listening");
+        Ok(App { port, server, pool, cluster: database.cluster })
+    }
+
+    /// The bound port (useful with `PORT=0`).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A handle to stop the server.
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until SIGINT/SIGTERM (or [`ServerHandle::stop`]), then stops the embedded cluster.
+    pub async fn run(self) -> anyhow::Result<()> {
+        let served = self.server.await;
+        // Closing the pool first tells background listeners the shutdown is deliberate.
+        self.pool.close().await;
+        if let Some(cluster) = self.cluster {
+            tracing::info!("stopping embedded postgres");
+            tokio::task::spawn_blocking(move || cluster.stop()).await??;
+        }
+        served.context("http server")
+    }
+}
+
+/// Prints the first admin's credentials once, as Directus does, when we generated the password.
+fn announce_admin(outcome: &bootstrap::Bootstrapped) {
+    if let Some((email, generated)) = &outcome.admin_created {
+        tracing::info!(email = %email, "created the first admin user");
+        if let Some(password) = generated {
+            println!(
+                "\nAdmin user created. Email: {email}  Password: {}\n(shown once; set ADMIN_PASSWORD to choose it)\n",
+                password.expose_secret()
+            );
+        }
+    }
+}

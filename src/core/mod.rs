@@ -1,0 +1,12 @@
+//! Pure logic shared by every layer: the schema model, field types and name rules.
+//!
+//! Nothing in `core` does I/O, reads the clock or knows about HTTP or SQL connections; callers
+//! pass data in. Later issues add the query AST, filter evaluator, permission merge and the
+//! pgoutput decoder here, under the same rule.
+
+pub mod catalog;
+pub mod field_type;
+pub mod name;
+pub mod password;
+pub mod schema_change;
+pub mod schema;

@@ -1,0 +1,58 @@
+//! Password and static-token hashing.
+//!
+//! Passwords: argon2id PHC strings with argon2's defaults (19 MiB, 2 passes, 1 lane: OWASP's
+//! minimum). Verification reads the parameters from the stored string, so hashes written by
+//! Directus verify as they are. Static tokens: SHA-256 hex, because they are long random
+//! strings looked up on every request, where a slow hash would cost each request.
+
+use argon2::password_hash::{PasswordHasher, PasswordVerifier, phc::PasswordHash};
+use argon2::Argon2;
+use sha2::{Digest, Sha256};
+
+/// Hashes a password into a PHC string.
+pub fn hash(password: &str) -> Result<String, argon2::password_hash::Error> {
+    Ok(Argon2::default().hash_password(password.as_bytes())?.to_string())
+}
+
+/// Checks a password against a stored PHC string; a malformed hash never matches.
+pub fn verify(password: &str, phc: &str) -> bool {
+    PasswordHash::new(phc).is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+}
+
+/// The stored form of a static token.
+pub fn token_digest(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// A random password of `len` letters and digits, for the first admin when none is configured.
+pub fn generate(len: usize) -> String {
+    use rand::Rng;
+    use rand::distr::Alphanumeric;
+    rand::rng().sample_iter(&Alphanumeric).take(len).map(char::from).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_verify_and_wrong_passwords_do_not() {
+        let phc = hash("correct horse").unwrap();
+        assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+        assert!(verify("correct horse", &phc));
+        assert!(!verify("wrong", &phc));
+        assert!(!verify("correct horse", "not a hash"));
+    }
+
+    #[test]
+    fn token_digests_are_stable_hex() {
+        assert_eq!(token_digest("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
+
+    #[test]
+    fn generated_passwords_are_alphanumeric() {
+        let pw = generate(24);
+        assert_eq!(pw.len(), 24);
+        assert!(pw.chars().all(|c| c.is_ascii_alphanumeric()));
+    }
+}

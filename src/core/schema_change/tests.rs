@@ -1,0 +1,136 @@
+use serde_json::json;
+
+use super::*;
+use crate::core::catalog::{self, CatalogRows, ColumnRow, IndexRow};
+
+fn snapshot() -> SchemaSnapshot {
+    let column = |table: &str, name: &str, udt: &str| ColumnRow {
+        table_name: table.into(),
+        column_name: name.into(),
+        udt_name: udt.into(),
+        data_type: udt.into(),
+        is_nullable: name != "id",
+        default_expr: None,
+        generation_expression: None,
+        is_identity: name == "id",
+        max_length: None,
+        numeric_precision: None,
+        numeric_scale: None,
+        comment: None,
+        table_comment: None,
+    };
+    let pk = |table: &str| IndexRow {
+        table_name: table.into(),
+        column_name: "id".into(),
+        is_primary_key: true,
+        is_unique: true,
+    };
+    catalog::build(CatalogRows {
+        schema: "public".into(),
+        columns: vec![
+            column("authors", "id", "int4"),
+            column("authors", "name", "varchar"),
+            column("articles", "id", "int4"),
+            column("articles", "author", "int4"),
+        ],
+        indexes: vec![pk("authors"), pk("articles")],
+        ..CatalogRows::default()
+    })
+    .snapshot
+}
+
+fn reason(err: SchemaError) -> String {
+    match err {
+        SchemaError::Invalid(reason) => reason,
+        SchemaError::Forbidden => "forbidden".into(),
+    }
+}
+
+#[test]
+fn a_new_collection_without_fields_gets_an_auto_increment_id() {
+    let plan = plan_create_collection(&snapshot(), json!({"collection": "tags", "schema": {}})).unwrap();
+    assert_eq!(plan.fields.len(), 1);
+    let id = plan.fields[0].column.as_ref().unwrap();
+    assert!(id.primary_key && id.auto_increment);
+    assert_eq!(plan.table, Some(None));
+}
+
+#[test]
+fn a_collection_without_schema_is_a_folder() {
+    let plan = plan_create_collection(&snapshot(), json!({"collection": "group", "meta": {"icon": "folder"}})).unwrap();
+    assert_eq!(plan.table, None);
+    assert_eq!(plan.meta.unwrap().icon.as_deref(), Some("folder"));
+}
+
+#[test]
+fn duplicate_and_hostile_collections_are_refused() {
+    let err = plan_create_collection(&snapshot(), json!({"collection": "authors", "schema": {}})).unwrap_err();
+    assert_eq!(reason(err), "Collection \"authors\" already exists");
+    assert!(plan_create_collection(&snapshot(), json!({"collection": "\"; drop table x; --", "schema": {}})).is_err());
+    assert!(plan_create_collection(&snapshot(), json!({"collection": "directus_users", "schema": {}})).is_err());
+    assert!(plan_create_collection(&snapshot(), json!({"schema": {}})).is_err());
+    assert!(plan_create_collection(&snapshot(), json!({"collection": 5})).is_err());
+    assert!(plan_create_collection(&snapshot(), json!([1, 2])).is_err());
+}
+
+#[test]
+fn field_types_and_defaults_are_checked() {
+    let snap = snapshot();
+    let err = plan_create_field(&snap, "authors", json!({"field": "x", "type": "varchar"})).unwrap_err();
+    assert_eq!(reason(err), "Field type \"varchar\" is not supported");
+    let err = plan_create_field(&snap, "authors", json!({"field": "age", "type": "integer",
+        "schema": {"default_value": "old"}}))
+    .unwrap_err();
+    assert!(reason(err).contains("does not match type"));
+    let ok = plan_create_field(&snap, "authors", json!({"field": "age", "type": "integer",
+        "schema": {"default_value": 3, "is_nullable": false}}))
+    .unwrap();
+    let column = ok.column.unwrap();
+    assert_eq!(column.default, DefaultValue::Literal(json!(3)));
+    assert!(!column.nullable);
+}
+
+#[test]
+fn existing_fields_and_unknown_collections_are_refused() {
+    let snap = snapshot();
+    assert!(reason(plan_create_field(&snap, "authors", json!({"field": "name", "type": "string"})).unwrap_err())
+        .contains("already exists"));
+    assert_eq!(plan_create_field(&snap, "nope", json!({"field": "a", "type": "string"})), Err(SchemaError::Forbidden));
+}
+
+#[test]
+fn csv_and_hash_fields_carry_their_special_flag() {
+    let plan = plan_create_field(&snapshot(), "authors", json!({"field": "tags", "type": "csv"})).unwrap();
+    assert_eq!(plan.meta.unwrap().special, Some(vec!["cast-csv".to_string()]));
+}
+
+#[test]
+fn unknown_meta_keys_are_invalid_payload() {
+    let err = plan_update_collection(&snapshot(), "authors", json!({"meta": {"nonsense": 1}})).unwrap_err();
+    assert!(reason(err).contains("unknown field"));
+}
+
+#[test]
+fn relations_need_existing_ends_and_valid_actions() {
+    let snap = snapshot();
+    let plan = plan_create_relation(&snap, json!({"collection": "articles", "field": "author",
+        "related_collection": "authors", "schema": {"on_delete": "set null"}}))
+    .unwrap();
+    let fk = plan.foreign_key.unwrap();
+    assert_eq!((fk.foreign_table.as_str(), fk.foreign_column.as_str(), fk.on_delete), ("authors", "id", "SET NULL"));
+    assert_eq!(fk.constraint_name, "articles_author_foreign");
+    let err = plan_create_relation(&snap, json!({"collection": "articles", "field": "author",
+        "related_collection": "authors", "schema": {"on_delete": "DROP TABLE"}}))
+    .unwrap_err();
+    assert!(reason(err).contains("not a foreign key action"));
+    let err = plan_create_relation(&snap, json!({"collection": "articles", "field": "nope",
+        "related_collection": "authors"}))
+    .unwrap_err();
+    assert!(reason(err).contains("doesn't exist"));
+}
+
+#[test]
+fn constraint_names_fit_postgres() {
+    let name = constraint_name(&"a".repeat(60), &"b".repeat(60));
+    assert_eq!(name.len(), 63);
+}

@@ -1,0 +1,97 @@
+//! Connecting to PostgreSQL: the pool, creating the embedded database, and startup checks.
+
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, PgPool};
+use log::LevelFilter;
+
+/// How long a request waits for a free connection before the database counts as unavailable.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Statements slower than this are logged at `warn`.
+const SLOW_STATEMENT: Duration = Duration::from_millis(500);
+
+/// Opens a pool. One connection is made eagerly so a wrong address fails at startup.
+pub async fn connect(options: PgConnectOptions, max_connections: u32) -> Result<PgPool, sqlx::Error> {
+    let options = options
+        .application_name("directrix")
+        .log_statements(LevelFilter::Trace)
+        .log_slow_statements(LevelFilter::Warn, SLOW_STATEMENT);
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .min_connections(1)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .connect_with(options)
+        .await
+}
+
+/// Creates `database` if it does not exist, connecting through `maintenance` (the `postgres`
+/// database of the same server).
+pub async fn ensure_database(maintenance: PgConnectOptions, database: &str) -> Result<(), sqlx::Error> {
+    let mut conn = maintenance.connect().await?;
+    let exists: bool = sqlx::query_scalar("select exists (select 1 from pg_database where datname = $1)")
+        .bind(database)
+        .fetch_one(&mut conn)
+        .await?;
+    if !exists {
+        let sql = format!("create database {}", super::sql::ident(database));
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await?;
+        tracing::info!(database, "created database");
+    }
+    Ok(())
+}
+
+/// The server's `wal_level`; realtime needs `logical`.
+pub async fn wal_level(pool: &PgPool) -> Result<String, sqlx::Error> {
+    sqlx::query_scalar("select current_setting('wal_level')").fetch_one(pool).await
+}
+
+/// The server's version string, for `/server/info`.
+pub async fn server_version(pool: &PgPool) -> Result<String, sqlx::Error> {
+    sqlx::query_scalar("select current_setting('server_version')").fetch_one(pool).await
+}
+
+/// A connected database, and the embedded cluster behind it when we manage one.
+pub struct Database {
+    pub pool: PgPool,
+    pub cluster: Option<super::cluster::ManagedCluster>,
+}
+
+/// The database name inside the embedded cluster.
+pub const EMBEDDED_DATABASE: &str = "directrix";
+
+/// Opens the configured database: starts (or creates) the embedded cluster when no `DB_*` is
+/// set, then connects and warns if realtime will not work (`wal_level` is not `logical`).
+pub async fn open(config: &crate::config::Config) -> Result<Database, anyhow::Error> {
+    use anyhow::Context;
+    use secrecy::ExposeSecret;
+
+    let (options, cluster) = match &config.database {
+        crate::config::DatabaseConfig::Embedded { data_dir } => {
+            let data_dir = data_dir.clone();
+            let cluster = tokio::task::spawn_blocking(move || {
+                super::cluster::ManagedCluster::start(&data_dir, super::cluster::Durability::Durable)
+            })
+            .await??;
+            ensure_database(cluster.connect_options("postgres"), EMBEDDED_DATABASE)
+                .await
+                .context("creating the embedded database")?;
+            (cluster.connect_options(EMBEDDED_DATABASE), Some(cluster))
+        }
+        crate::config::DatabaseConfig::External { url } => {
+            let options: PgConnectOptions =
+                url.expose_secret().parse().context("DB_CONNECTION_STRING is not a valid connection string")?;
+            (options, None)
+        }
+    };
+    let pool = connect(options, config.db_pool_max).await.context("connecting to PostgreSQL")?;
+    match wal_level(&pool).await {
+        Ok(level) if level == "logical" => {}
+        Ok(level) => tracing::warn!(
+            wal_level = %level,
+            "PostgreSQL wal_level is not `logical`: realtime updates need it (set wal_level = logical and restart PostgreSQL)"
+        ),
+        Err(err) => tracing::warn!(error = %err, "cannot read wal_level"),
+    }
+    Ok(Database { pool, cluster })
+}

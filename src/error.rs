@@ -1,0 +1,239 @@
+//! The one error type every client can see, and the only place Directus error codes, HTTP
+//! statuses and messages are spelled.
+//!
+//! Pure modules (`core`) return their own typed errors and convert into [`Error`] at the edge;
+//! `db` maps Postgres SQLSTATEs into it in `db::constraint`. Rendering to the REST envelope
+//! (`{"errors":[{"message", "extensions":{"code", ...}}]}`) happens here and nowhere else.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::{Map, Value, json};
+
+/// Every error a client can see. `code()` is the Directus `extensions.code`.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// 403. Also used for missing collections and items, so existence is not revealed
+    /// (Directus does the same).
+    #[error("You don't have permission to access this.")]
+    Forbidden,
+    /// 400. `reason` is safe to show to the client.
+    #[error("Invalid payload. {reason}.")]
+    InvalidPayload { reason: String },
+    /// 400. `reason` is safe to show to the client.
+    #[error("Invalid query. {reason}.")]
+    InvalidQuery { reason: String },
+    /// 404 for a path no route serves.
+    #[error("Route {path} doesn't exist.")]
+    RouteNotFound { path: String },
+    /// 405 for a known path used with a method it does not serve.
+    #[error("Invalid method \"{current}\" used. Should be one of {}.", allowed.join(", "))]
+    MethodNotAllowed { current: String, allowed: Vec<String> },
+    /// 400, SQLSTATE 23505.
+    #[error("Value for field \"{field}\" in collection \"{collection}\" has to be unique.")]
+    RecordNotUnique { collection: String, field: String },
+    /// 400, SQLSTATE 23503.
+    #[error("Invalid foreign key for field \"{field}\" in collection \"{collection}\".")]
+    InvalidForeignKey { collection: String, field: String },
+    /// 400, SQLSTATE 23502.
+    #[error("Value for field \"{field}\" in collection \"{collection}\" can't be null.")]
+    NotNullViolation { collection: String, field: String },
+    /// 400, SQLSTATE 22001.
+    #[error("Value for field \"{field}\" in collection \"{collection}\" is too long.")]
+    ValueTooLong { collection: String, field: String },
+    /// 400, SQLSTATE 22003.
+    #[error("Numeric value for field \"{field}\" in collection \"{collection}\" is out of range.")]
+    ValueOutOfRange { collection: String, field: String },
+    /// 400: a column cannot become NOT NULL while rows hold nulls.
+    #[error("Field \"{field}\" in collection \"{collection}\" contains null values.")]
+    ContainsNullValues { collection: String, field: String },
+    /// 401: the token or credentials do not identify an active user.
+    #[error("Invalid user credentials.")]
+    InvalidCredentials,
+    /// 401: a well-formed token whose lifetime has passed.
+    #[error("Token expired.")]
+    TokenExpired,
+    /// 403: a token that cannot be decoded at all.
+    #[error("Invalid token.")]
+    InvalidToken,
+    /// 413: the request body is larger than `MAX_PAYLOAD_SIZE`.
+    #[error("Uploaded content is too large.")]
+    ContentTooLarge,
+    /// 415: a body whose content type the route cannot read.
+    #[error("Unsupported media type \"{media_type}\".")]
+    UnsupportedMediaType { media_type: String },
+    /// 503: a dependency (the database, later Redis) cannot be reached.
+    #[error("Service \"{service}\" is unavailable. {reason}.")]
+    ServiceUnavailable { service: String, reason: String },
+    /// 500. The cause is logged with its chain, never sent.
+    #[error("An unexpected error occurred.")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl Error {
+    /// Shorthand for an [`Error::InvalidPayload`] with a reason.
+    pub fn payload(reason: impl Into<String>) -> Self {
+        Error::InvalidPayload { reason: reason.into() }
+    }
+
+    /// Shorthand for an [`Error::InvalidQuery`] with a reason.
+    pub fn query(reason: impl Into<String>) -> Self {
+        Error::InvalidQuery { reason: reason.into() }
+    }
+
+    /// Wraps any unexpected failure; the client sees only "An unexpected error occurred.".
+    pub fn internal(err: impl Into<anyhow::Error>) -> Self {
+        Error::Internal(err.into())
+    }
+
+    /// The Directus `extensions.code`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Forbidden => "FORBIDDEN",
+            Error::InvalidPayload { .. } => "INVALID_PAYLOAD",
+            Error::InvalidQuery { .. } => "INVALID_QUERY",
+            Error::RouteNotFound { .. } => "ROUTE_NOT_FOUND",
+            Error::MethodNotAllowed { .. } => "METHOD_NOT_ALLOWED",
+            Error::RecordNotUnique { .. } => "RECORD_NOT_UNIQUE",
+            Error::InvalidForeignKey { .. } => "INVALID_FOREIGN_KEY",
+            Error::NotNullViolation { .. } => "NOT_NULL_VIOLATION",
+            Error::ValueTooLong { .. } => "VALUE_TOO_LONG",
+            Error::ValueOutOfRange { .. } => "VALUE_OUT_OF_RANGE",
+            Error::ContainsNullValues { .. } => "CONTAINS_NULL_VALUES",
+            Error::InvalidCredentials => "INVALID_CREDENTIALS",
+            Error::TokenExpired => "TOKEN_EXPIRED",
+            Error::InvalidToken => "INVALID_TOKEN",
+            Error::ContentTooLarge => "CONTENT_TOO_LARGE",
+            Error::UnsupportedMediaType { .. } => "UNSUPPORTED_MEDIA_TYPE",
+            Error::ServiceUnavailable { .. } => "SERVICE_UNAVAILABLE",
+            Error::Internal(_) => "INTERNAL_SERVER_ERROR",
+        }
+    }
+
+    /// The HTTP status Directus answers with for this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::Forbidden | Error::InvalidToken => StatusCode::FORBIDDEN,
+            Error::InvalidPayload { .. }
+            | Error::InvalidQuery { .. }
+            | Error::RecordNotUnique { .. }
+            | Error::InvalidForeignKey { .. }
+            | Error::NotNullViolation { .. }
+            | Error::ValueTooLong { .. }
+            | Error::ValueOutOfRange { .. }
+            | Error::ContainsNullValues { .. } => StatusCode::BAD_REQUEST,
+            Error::RouteNotFound { .. } => StatusCode::NOT_FOUND,
+            Error::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Error::InvalidCredentials | Error::TokenExpired => StatusCode::UNAUTHORIZED,
+            Error::ContentTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Error::ServiceUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// `extensions` beyond `code`: the machine-readable details Directus adds per error class.
+    fn extensions(&self) -> Map<String, Value> {
+        let mut ext = Map::new();
+        ext.insert("code".into(), json!(self.code()));
+        match self {
+            Error::InvalidPayload { reason } | Error::InvalidQuery { reason } => {
+                ext.insert("reason".into(), json!(reason));
+            }
+            Error::RouteNotFound { path } => {
+                ext.insert("path".into(), json!(path));
+            }
+            Error::MethodNotAllowed { current, allowed } => {
+                ext.insert("allowed".into(), json!(allowed));
+                ext.insert("current".into(), json!(current));
+            }
+            Error::RecordNotUnique { collection, field }
+            | Error::InvalidForeignKey { collection, field }
+            | Error::NotNullViolation { collection, field }
+            | Error::ValueTooLong { collection, field }
+            | Error::ValueOutOfRange { collection, field }
+            | Error::ContainsNullValues { collection, field } => {
+                ext.insert("collection".into(), json!(collection));
+                ext.insert("field".into(), json!(field));
+            }
+            Error::UnsupportedMediaType { media_type } => {
+                ext.insert("mediaType".into(), json!(media_type));
+            }
+            Error::ServiceUnavailable { service, reason } => {
+                ext.insert("service".into(), json!(service));
+                ext.insert("reason".into(), json!(reason));
+            }
+            Error::Forbidden
+            | Error::InvalidCredentials
+            | Error::TokenExpired
+            | Error::InvalidToken
+            | Error::ContentTooLarge
+            | Error::Internal(_) => {}
+        }
+        ext
+    }
+
+    /// The Directus REST error envelope for this error.
+    pub fn envelope(&self) -> Value {
+        json!({ "errors": [ { "message": self.to_string(), "extensions": self.extensions() } ] })
+    }
+}
+
+impl ResponseError for Error {
+    fn status_code(&self) -> StatusCode {
+        self.status()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let Error::Internal(cause) = self {
+            // Logged once, here at the edge, with the whole chain; never sent.
+            tracing::error!(error = format!("{cause:#}"), "internal error");
+        }
+        let mut res = HttpResponse::build(self.status());
+        if let Error::MethodNotAllowed { allowed, .. } = self {
+            res.insert_header(("Allow", allowed.join(", ")));
+        }
+        res.json(self.envelope())
+    }
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(err: sqlx::Error) -> Self {
+        crate::db::constraint::classify(err)
+    }
+}
+
+impl From<crate::core::schema_change::SchemaError> for Error {
+    fn from(err: crate::core::schema_change::SchemaError) -> Self {
+        match err {
+            crate::core::schema_change::SchemaError::Forbidden => Error::Forbidden,
+            crate::core::schema_change::SchemaError::Invalid(reason) => Error::InvalidPayload { reason },
+        }
+    }
+}
+
+/// Result alias used across the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_has_directus_shape() {
+        let err = Error::payload("\"name\" is required");
+        assert_eq!(
+            err.envelope(),
+            json!({"errors":[{"message":"Invalid payload. \"name\" is required.",
+                "extensions":{"code":"INVALID_PAYLOAD","reason":"\"name\" is required"}}]})
+        );
+        assert_eq!(err.status(), StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn internal_errors_hide_their_cause() {
+        let err = Error::internal(anyhow::anyhow!("password=hunter2"));
+        let body = err.envelope().to_string();
+        assert!(!body.contains("hunter2"));
+        assert!(body.contains("INTERNAL_SERVER_ERROR"));
+    }
+}

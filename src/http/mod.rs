@@ -1,0 +1,99 @@
+//! Routes and extractors. Handlers parse, authenticate, call one `core` planner and one `db`
+//! function or actor message, and map the result; no SQL and no business rules live here.
+
+pub mod auth;
+pub mod collections;
+pub mod fields;
+pub mod metrics;
+pub mod observe;
+pub mod relations;
+pub mod server;
+pub mod state;
+
+use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use actix_web::{HttpRequest, HttpResponse, Resource, web};
+
+use crate::error::Error;
+
+/// Registers every route, the extractor error mapping and the 404 fallback.
+pub fn configure(cfg: &mut web::ServiceConfig, max_payload_size: usize) {
+    cfg.app_data(
+        web::JsonConfig::default()
+            .limit(max_payload_size)
+            .content_type_required(false)
+            .error_handler(json_error),
+    )
+    .app_data(web::PayloadConfig::new(max_payload_size))
+    .app_data(web::PathConfig::default().error_handler(path_error))
+    .app_data(web::QueryConfig::default().error_handler(query_error))
+    .service(resource("/server/ping").route(web::get().to(server::ping)))
+    .service(resource("/server/health").route(web::get().to(server::health)))
+    .service(resource("/server/info").route(web::get().to(server::info)))
+    .service(resource("/metrics").route(web::get().to(metrics::metrics)))
+    .service(
+        resource("/collections")
+            .route(web::get().to(collections::read_all))
+            .route(web::post().to(collections::create)),
+    )
+    .service(
+        resource("/collections/{collection}")
+            .route(web::get().to(collections::read_one))
+            .route(web::patch().to(collections::update))
+            .route(web::delete().to(collections::delete)),
+    )
+    .service(resource("/fields").route(web::get().to(fields::read_all)))
+    .service(
+        resource("/fields/{collection}")
+            .route(web::get().to(fields::read_collection))
+            .route(web::post().to(fields::create)),
+    )
+    .service(
+        resource("/fields/{collection}/{field}")
+            .route(web::get().to(fields::read_one))
+            .route(web::patch().to(fields::update))
+            .route(web::delete().to(fields::delete)),
+    )
+    .service(
+        resource("/relations")
+            .route(web::get().to(relations::read_all))
+            .route(web::post().to(relations::create)),
+    )
+    .service(resource("/relations/{collection}").route(web::get().to(relations::read_collection)))
+    .service(
+        resource("/relations/{collection}/{field}")
+            .route(web::get().to(relations::read_one))
+            .route(web::patch().to(relations::update))
+            .route(web::delete().to(relations::delete)),
+    )
+    .default_service(web::to(route_not_found));
+}
+
+/// A resource whose unserved methods answer like unknown paths, as Directus (Express) does.
+fn resource(path: &str) -> Resource {
+    web::resource(path).default_service(web::to(route_not_found))
+}
+
+async fn route_not_found(req: HttpRequest) -> Result<HttpResponse, Error> {
+    Err(Error::RouteNotFound { path: req.path().to_string() })
+}
+
+fn json_error(err: JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
+    let err = match err {
+        JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => Error::ContentTooLarge,
+        JsonPayloadError::Deserialize(e) if e.is_data() => Error::payload(e.to_string()),
+        JsonPayloadError::Deserialize(_) => Error::payload("Request body is not valid JSON"),
+        JsonPayloadError::ContentType => Error::UnsupportedMediaType { media_type: "unknown".into() },
+        JsonPayloadError::Payload(actix_web::error::PayloadError::Overflow) => Error::ContentTooLarge,
+        other => Error::payload(other.to_string()),
+    };
+    err.into()
+}
+
+fn path_error(err: PathError, req: &HttpRequest) -> actix_web::Error {
+    tracing::debug!(error = %err, "unusable path parameter");
+    Error::RouteNotFound { path: req.path().to_string() }.into()
+}
+
+fn query_error(err: QueryPayloadError, _: &HttpRequest) -> actix_web::Error {
+    Error::query(err.to_string()).into()
+}

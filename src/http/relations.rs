@@ -1,0 +1,75 @@
+//! `/relations`: list, read, create, update and delete relations (foreign keys + metadata).
+
+use actix_web::{HttpResponse, web};
+use serde_json::{Value, json};
+
+use super::auth::Admin;
+use super::state::AppState;
+use crate::core::schema_change;
+use crate::db::ddl;
+use crate::error::Error;
+
+/// `GET /relations`.
+pub async fn read_all(_: Admin, state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "data": state.schema().relations }))
+}
+
+/// `GET /relations/:collection`: the relations stored on that collection.
+pub async fn read_collection(_: Admin, path: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, Error> {
+    let schema = state.schema();
+    schema.collection(&path).ok_or(Error::Forbidden)?;
+    let data: Vec<_> = schema.relations_of(&path).collect();
+    Ok(HttpResponse::Ok().json(json!({ "data": data })))
+}
+
+/// `GET /relations/:collection/:field`.
+pub async fn read_one(
+    _: Admin,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Error> {
+    let (collection, field) = path.into_inner();
+    let schema = state.schema();
+    let relation = schema.relation(&collection, &field).ok_or(Error::Forbidden)?;
+    Ok(HttpResponse::Ok().json(json!({ "data": relation })))
+}
+
+/// `POST /relations`.
+pub async fn create(_: Admin, body: web::Json<Value>, state: web::Data<AppState>) -> Result<HttpResponse, Error> {
+    let plan = schema_change::plan_create_relation(&state.schema(), body.into_inner())?;
+    ddl::save_relation(&state.pool, &state.config.user_schema, &plan).await?;
+    respond_with(&state, &plan.collection, &plan.field).await
+}
+
+/// `PATCH /relations/:collection/:field`.
+pub async fn update(
+    _: Admin,
+    path: web::Path<(String, String)>,
+    body: web::Json<Value>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Error> {
+    let (collection, field) = path.into_inner();
+    let plan = schema_change::plan_update_relation(&state.schema(), &collection, &field, body.into_inner())?;
+    ddl::save_relation(&state.pool, &state.config.user_schema, &plan).await?;
+    respond_with(&state, &collection, &field).await
+}
+
+/// `DELETE /relations/:collection/:field`.
+pub async fn delete(
+    _: Admin,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Error> {
+    let (collection, field) = path.into_inner();
+    let schema = state.schema();
+    let relation = schema_change::check_delete_relation(&schema, &collection, &field)?;
+    ddl::delete_relation(&state.pool, &state.config.user_schema, relation).await?;
+    state.refresh_schema().await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn respond_with(state: &AppState, collection: &str, field: &str) -> Result<HttpResponse, Error> {
+    let schema = state.refresh_schema().await?;
+    let relation = schema.relation(collection, field).ok_or(Error::Forbidden)?;
+    Ok(HttpResponse::Ok().json(json!({ "data": relation })))
+}

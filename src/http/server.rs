@@ -1,0 +1,101 @@
+//! `/server/ping`, `/server/health` and `/server/info`, in Directus's shapes.
+
+use std::time::Instant;
+
+use actix_web::{HttpResponse, web};
+use serde_json::{Value, json};
+
+use super::auth::Accountability;
+use super::state::AppState;
+use crate::db::pool;
+use crate::error::Error;
+
+/// Above this database round trip, health reports `warn` (Directus's `DB_HEALTHCHECK_THRESHOLD`).
+const DB_RESPONSE_THRESHOLD_MS: f64 = 150.0;
+
+/// `GET /server/ping` → `pong`.
+pub async fn ping() -> HttpResponse {
+    HttpResponse::Ok().content_type("text/html; charset=utf-8").body("pong")
+}
+
+/// `GET /server/health`: `{"status"}` for everyone; admins also get the release, service id and
+/// the checks. `503` when a check fails.
+pub async fn health(acc: Accountability, state: web::Data<AppState>) -> HttpResponse {
+    let started = Instant::now();
+    let probe: Result<i32, sqlx::Error> = sqlx::query_scalar("select 1").fetch_one(&state.pool).await;
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let db_status = match &probe {
+        Err(_) => "error",
+        Ok(_) if elapsed_ms > DB_RESPONSE_THRESHOLD_MS => "warn",
+        Ok(_) => "ok",
+    };
+    if let Err(err) = &probe {
+        tracing::warn!(error = %err, "health check: database unreachable");
+    }
+    let size = state.pool.size();
+    let idle = state.pool.num_idle() as u32;
+    let mut body = json!({ "status": db_status });
+    if acc.admin {
+        let max = state.config.db_pool_max;
+        body["releaseId"] = json!(env!("CARGO_PKG_VERSION"));
+        body["serviceId"] = json!(state.config.key);
+        body["checks"] = json!({
+            "pg:responseTime": [{
+                "status": db_status, "componentType": "datastore", "observedUnit": "ms",
+                "observedValue": (elapsed_ms * 1000.0).round() / 1000.0, "threshold": DB_RESPONSE_THRESHOLD_MS,
+            }],
+            "pg:connectionsAvailable": [{
+                "status": db_status, "componentType": "datastore", "observedValue": max.saturating_sub(size - idle),
+            }],
+            "pg:connectionsUsed": [{
+                "status": db_status, "componentType": "datastore", "observedValue": size - idle,
+            }],
+        });
+    }
+    let mut res = if db_status == "error" { HttpResponse::ServiceUnavailable() } else { HttpResponse::Ok() };
+    res.content_type("application/health+json; charset=utf-8").insert_header(("Cache-Control", "no-cache")).body(body.to_string())
+}
+
+/// `GET /server/info`: the project for everyone; limits and versions for admins.
+pub async fn info(acc: Accountability, state: web::Data<AppState>) -> Result<HttpResponse, Error> {
+    let mut data = json!({
+        "project": {
+            "project_name": state.config.project_name,
+            "project_descriptor": null,
+            "project_logo": null,
+            "project_color": "#6644FF",
+            "default_appearance": "auto",
+            "default_theme_light": null,
+            "default_theme_dark": null,
+            "theme_light_overrides": null,
+            "theme_dark_overrides": null,
+            "default_language": "en-US",
+            "public_foreground": null,
+            "public_background": null,
+            "public_favicon": null,
+            "public_note": null,
+            "custom_css": null,
+            "public_registration": false,
+            "public_registration_verify_email": true,
+        }
+    });
+    if acc.user.is_some() {
+        data["rateLimit"] = json!(false);
+        data["rateLimitGlobal"] = json!(false);
+        data["queryLimit"] = json!({ "default": 100, "max": -1 });
+        data["websocket"] = json!(false);
+    }
+    if acc.admin {
+        let database: Value = match pool::server_version(&state.pool).await {
+            Ok(version) => json!({ "client": "pg", "version": version }),
+            Err(_) => Value::Null,
+        };
+        data["version"] = json!(env!("CARGO_PKG_VERSION"));
+        data["directrix"] = json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "uptime": state.started.elapsed().as_secs(),
+            "database": database,
+        });
+    }
+    Ok(HttpResponse::Ok().json(json!({ "data": data })))
+}

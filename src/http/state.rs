@@ -1,0 +1,37 @@
+//! What every handler can reach: the pool, the schema snapshot and its actor, the config and
+//! the metrics registry. Built once by `App::build`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix::Addr;
+use sqlx::PgPool;
+use tokio::sync::watch;
+
+use super::metrics::Metrics;
+use crate::actors::schema::{Refresh, SchemaActor};
+use crate::config::Config;
+use crate::core::schema::SchemaSnapshot;
+use crate::error::Error;
+
+/// Shared application state (`web::Data<AppState>`).
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub pool: PgPool,
+    pub schema_actor: Addr<SchemaActor>,
+    pub schema_rx: watch::Receiver<Arc<SchemaSnapshot>>,
+    pub metrics: Metrics,
+    pub started: Instant,
+}
+
+impl AppState {
+    /// The current schema snapshot; cheap (one `Arc` clone), never waits on the actor.
+    pub fn schema(&self) -> Arc<SchemaSnapshot> {
+        self.schema_rx.borrow().clone()
+    }
+
+    /// Re-reads the schema after a change this request committed, and returns the new snapshot.
+    pub async fn refresh_schema(&self) -> Result<Arc<SchemaSnapshot>, Error> {
+        self.schema_actor.send(Refresh).await.map_err(Error::internal)?
+    }
+}
