@@ -39,7 +39,9 @@ impl App {
         let config = Arc::new(config);
         let database = pool::open(&config).await?;
         let pool = database.pool;
-        bootstrap::migrate(&pool).await.context("applying migrations")?;
+        bootstrap::migrate(&pool)
+            .await
+            .context("applying migrations")?;
         let outcome = bootstrap::bootstrap(
             &pool,
             &config.admin_email,
@@ -51,7 +53,9 @@ impl App {
         announce_admin(&outcome);
 
         let loaded_at = Instant::now();
-        let built = introspect::load(&pool, &config.user_schema).await.context("reading the schema")?;
+        let built = introspect::load(&pool, &config.user_schema)
+            .await
+            .context("reading the schema")?;
         let poll = !introspect::has_ddl_trigger(&pool).await?;
         if poll {
             tracing::warn!("no DDL event trigger (not a superuser): polling for schema changes");
@@ -75,17 +79,25 @@ impl App {
             .with_context(|| format!("binding {}:{}", config.host, config.port))?;
         let port = listener.local_addr()?.port();
         let max_payload_size = config.max_payload_size;
-        let server = HttpServer::new(move || {
+        let workers = config.workers;
+        let mut server = HttpServer::new(move || {
             actix_web::App::new()
                 .app_data(state.clone())
                 .wrap(from_fn(observe))
                 .configure(|cfg| crate::http::configure(cfg, max_payload_size))
         })
-        .listen(listener)?
-        .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
-        .run();
+        .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS);
+        if let Some(workers) = workers {
+            server = server.workers(workers);
+        }
+        let server = server.listen(listener)?.run();
         tracing::info!(host = %config.host, port, "directrix listening");
-        Ok(App { port, server, pool, cluster: database.cluster })
+        Ok(App {
+            port,
+            server,
+            pool,
+            cluster: database.cluster,
+        })
     }
 
     /// The bound port (useful with `PORT=0`).

@@ -160,6 +160,8 @@ pub struct Config {
     pub max_payload_size: usize,
     /// `PROJECT_NAME`, default `Directrix`.
     pub project_name: String,
+    /// HTTP worker threads; `None` is one per physical core. Not an env setting: tests use 1.
+    pub workers: Option<usize>,
 }
 
 /// A configuration value that cannot be used.
@@ -207,10 +209,16 @@ impl Config {
         let max_payload_size =
             parse_byte_size(&raw.max_payload_size).ok_or_else(|| ConfigError::Invalid {
                 name: "MAX_PAYLOAD_SIZE",
-                reason: format!("expected a size like 1mb or 500kb, got {:?}", raw.max_payload_size),
+                reason: format!(
+                    "expected a size like 1mb or 500kb, got {:?}",
+                    raw.max_payload_size
+                ),
             })?;
         if raw.db_pool_max == 0 {
-            return Err(ConfigError::Invalid { name: "DB_POOL__MAX", reason: "must be at least 1".into() });
+            return Err(ConfigError::Invalid {
+                name: "DB_POOL__MAX",
+                reason: "must be at least 1".into(),
+            });
         }
         if !is_plain_identifier(&raw.db_search_path) {
             return Err(ConfigError::Invalid {
@@ -234,6 +242,7 @@ impl Config {
             log_style,
             max_payload_size,
             project_name: raw.project_name,
+            workers: None,
         })
     }
 }
@@ -245,8 +254,14 @@ fn unreachable_defaults() -> ! {
 }
 
 fn database_from(raw: &RawEnv) -> Result<DatabaseConfig, ConfigError> {
-    if let Some(url) = raw.db_connection_string.clone().or_else(|| raw.database_url.clone()) {
-        return Ok(DatabaseConfig::External { url: SecretString::from(url) });
+    if let Some(url) = raw
+        .db_connection_string
+        .clone()
+        .or_else(|| raw.database_url.clone())
+    {
+        return Ok(DatabaseConfig::External {
+            url: SecretString::from(url),
+        });
     }
     let any_part = raw.db_host.is_some()
         || raw.db_port.is_some()
@@ -254,15 +269,25 @@ fn database_from(raw: &RawEnv) -> Result<DatabaseConfig, ConfigError> {
         || raw.db_user.is_some()
         || raw.db_password.is_some();
     if !any_part {
-        return Ok(DatabaseConfig::Embedded { data_dir: raw.data_dir.clone() });
+        return Ok(DatabaseConfig::Embedded {
+            data_dir: raw.data_dir.clone(),
+        });
     }
-    let database = raw.db_database.clone().ok_or_else(|| ConfigError::Invalid {
-        name: "DB_DATABASE",
-        reason: "required when DB_HOST, DB_PORT, DB_USER or DB_PASSWORD is set".into(),
-    })?;
+    let database = raw
+        .db_database
+        .clone()
+        .ok_or_else(|| ConfigError::Invalid {
+            name: "DB_DATABASE",
+            reason: "required when DB_HOST, DB_PORT, DB_USER or DB_PASSWORD is set".into(),
+        })?;
     let host = raw.db_host.clone().unwrap_or_else(|| "localhost".into());
     let port = raw.db_port.unwrap_or(5432);
-    let mut url = format!("postgres://{}:{}/{}", host_for_url(&host), port, encode(&database));
+    let mut url = format!(
+        "postgres://{}:{}/{}",
+        host_for_url(&host),
+        port,
+        encode(&database)
+    );
     let mut params = Vec::new();
     if let Some(user) = &raw.db_user {
         params.push(format!("user={}", encode(user)));
@@ -277,12 +302,18 @@ fn database_from(raw: &RawEnv) -> Result<DatabaseConfig, ConfigError> {
         url.push('?');
         url.push_str(&params.join("&"));
     }
-    Ok(DatabaseConfig::External { url: SecretString::from(url) })
+    Ok(DatabaseConfig::External {
+        url: SecretString::from(url),
+    })
 }
 
 fn host_for_url(host: &str) -> &str {
     // A Unix socket directory goes into the `host` parameter instead.
-    if host.starts_with('/') { "localhost" } else { host }
+    if host.starts_with('/') {
+        "localhost"
+    } else {
+        host
+    }
 }
 
 /// Percent-encodes everything but unreserved characters, for connection-string parts.
@@ -314,7 +345,9 @@ fn is_plain_identifier(name: &str) -> bool {
 /// Parses Directus-style sizes: `1mb`, `500kb`, `2gb`, `1024`, `1.5mb` (bytes-package units).
 pub fn parse_byte_size(text: &str) -> Option<usize> {
     let text = text.trim().to_ascii_lowercase();
-    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let number: f64 = number.parse().ok()?;
     let factor: f64 = match unit.trim() {
@@ -350,19 +383,30 @@ mod tests {
             db_password: Some("p@ss/word".into()),
             ..RawEnv::default()
         };
-        let DatabaseConfig::External { url } = database_from(&raw).unwrap() else { panic!() };
-        assert_eq!(url.expose_secret(), "postgres://db.local:5432/app?user=me&password=p%40ss%2Fword");
+        let DatabaseConfig::External { url } = database_from(&raw).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            url.expose_secret(),
+            "postgres://db.local:5432/app?user=me&password=p%40ss%2Fword"
+        );
     }
 
     #[test]
     fn db_parts_without_a_database_name_are_rejected() {
-        let raw = RawEnv { db_host: Some("db.local".into()), ..RawEnv::default() };
+        let raw = RawEnv {
+            db_host: Some("db.local".into()),
+            ..RawEnv::default()
+        };
         assert!(database_from(&raw).is_err());
     }
 
     #[test]
     fn secrets_are_redacted_in_debug_output() {
-        let raw = RawEnv { admin_password: Some("hunter2".into()), ..RawEnv::default() };
+        let raw = RawEnv {
+            admin_password: Some("hunter2".into()),
+            ..RawEnv::default()
+        };
         let config = Config::from_raw(raw).unwrap();
         assert!(!format!("{config:?}").contains("hunter2"));
     }

@@ -12,59 +12,62 @@ use serde_json::{Map, Value, json};
 /// Every error a client can see. `code()` is the Directus `extensions.code`.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// 403. Also used for missing collections and items, so existence is not revealed
-    /// (Directus does the same).
+    /// HTTP 403. Also used for missing collections and items, so existence is not revealed, as
+    /// Directus does.
     #[error("You don't have permission to access this.")]
     Forbidden,
-    /// 400. `reason` is safe to show to the client.
+    /// HTTP 400. `reason` is safe to show to the client.
     #[error("Invalid payload. {reason}.")]
     InvalidPayload { reason: String },
-    /// 400. `reason` is safe to show to the client.
+    /// HTTP 400. `reason` is safe to show to the client.
     #[error("Invalid query. {reason}.")]
     InvalidQuery { reason: String },
-    /// 404 for a path no route serves.
+    /// HTTP 404 for a path no route serves.
     #[error("Route {path} doesn't exist.")]
     RouteNotFound { path: String },
-    /// 405 for a known path used with a method it does not serve.
+    /// HTTP 405 for a known path used with a method it does not serve.
     #[error("Invalid method \"{current}\" used. Should be one of {}.", allowed.join(", "))]
-    MethodNotAllowed { current: String, allowed: Vec<String> },
-    /// 400, SQLSTATE 23505.
+    MethodNotAllowed {
+        current: String,
+        allowed: Vec<String>,
+    },
+    /// HTTP 400, SQLSTATE 23505.
     #[error("Value for field \"{field}\" in collection \"{collection}\" has to be unique.")]
     RecordNotUnique { collection: String, field: String },
-    /// 400, SQLSTATE 23503.
+    /// HTTP 400, SQLSTATE 23503.
     #[error("Invalid foreign key for field \"{field}\" in collection \"{collection}\".")]
     InvalidForeignKey { collection: String, field: String },
-    /// 400, SQLSTATE 23502.
+    /// HTTP 400, SQLSTATE 23502.
     #[error("Value for field \"{field}\" in collection \"{collection}\" can't be null.")]
     NotNullViolation { collection: String, field: String },
-    /// 400, SQLSTATE 22001.
+    /// HTTP 400, SQLSTATE 22001.
     #[error("Value for field \"{field}\" in collection \"{collection}\" is too long.")]
     ValueTooLong { collection: String, field: String },
-    /// 400, SQLSTATE 22003.
+    /// HTTP 400, SQLSTATE 22003.
     #[error("Numeric value for field \"{field}\" in collection \"{collection}\" is out of range.")]
     ValueOutOfRange { collection: String, field: String },
-    /// 400: a column cannot become NOT NULL while rows hold nulls.
+    /// HTTP 400: a column cannot become NOT NULL while rows hold nulls.
     #[error("Field \"{field}\" in collection \"{collection}\" contains null values.")]
     ContainsNullValues { collection: String, field: String },
-    /// 401: the token or credentials do not identify an active user.
+    /// HTTP 401: the token or credentials do not identify an active user.
     #[error("Invalid user credentials.")]
     InvalidCredentials,
-    /// 401: a well-formed token whose lifetime has passed.
+    /// HTTP 401: a well-formed token whose lifetime has passed.
     #[error("Token expired.")]
     TokenExpired,
-    /// 403: a token that cannot be decoded at all.
+    /// HTTP 403: a token that cannot be decoded at all.
     #[error("Invalid token.")]
     InvalidToken,
-    /// 413: the request body is larger than `MAX_PAYLOAD_SIZE`.
+    /// HTTP 413: the request body is larger than `MAX_PAYLOAD_SIZE`.
     #[error("Uploaded content is too large.")]
     ContentTooLarge,
-    /// 415: a body whose content type the route cannot read.
+    /// HTTP 415: a body whose content type the route cannot read.
     #[error("Unsupported media type \"{media_type}\".")]
     UnsupportedMediaType { media_type: String },
-    /// 503: a dependency (the database, later Redis) cannot be reached.
+    /// HTTP 503: a dependency (the database, later Redis) cannot be reached.
     #[error("Service \"{service}\" is unavailable. {reason}.")]
     ServiceUnavailable { service: String, reason: String },
-    /// 500. The cause is logged with its chain, never sent.
+    /// HTTP 500. The cause is logged with its chain, never sent.
     #[error("An unexpected error occurred.")]
     Internal(#[source] anyhow::Error),
 }
@@ -72,12 +75,16 @@ pub enum Error {
 impl Error {
     /// Shorthand for an [`Error::InvalidPayload`] with a reason.
     pub fn payload(reason: impl Into<String>) -> Self {
-        Error::InvalidPayload { reason: reason.into() }
+        Error::InvalidPayload {
+            reason: reason.into(),
+        }
     }
 
     /// Shorthand for an [`Error::InvalidQuery`] with a reason.
     pub fn query(reason: impl Into<String>) -> Self {
-        Error::InvalidQuery { reason: reason.into() }
+        Error::InvalidQuery {
+            reason: reason.into(),
+        }
     }
 
     /// Wraps any unexpected failure; the client sees only "An unexpected error occurred.".
@@ -206,7 +213,9 @@ impl From<crate::core::schema_change::SchemaError> for Error {
     fn from(err: crate::core::schema_change::SchemaError) -> Self {
         match err {
             crate::core::schema_change::SchemaError::Forbidden => Error::Forbidden,
-            crate::core::schema_change::SchemaError::Invalid(reason) => Error::InvalidPayload { reason },
+            crate::core::schema_change::SchemaError::Invalid(reason) => {
+                Error::InvalidPayload { reason }
+            }
         }
     }
 }

@@ -7,7 +7,11 @@ use directrix::db::{bootstrap, pool};
 use secrecy::ExposeSecret;
 
 #[derive(Parser)]
-#[command(name = "directrix", version, about = "A real-time backend that speaks the Directus API")]
+#[command(
+    name = "directrix",
+    version,
+    about = "A real-time backend that speaks the Directus API"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,

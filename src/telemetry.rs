@@ -15,10 +15,16 @@ pub fn init(level: &str, style: LogStyle) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(format!("{level},sqlx=warn,actix_server=warn")))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_span_events(FmtSpan::NONE);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_span_events(FmtSpan::NONE);
     let result = match style {
         LogStyle::Pretty => builder.with_target(false).try_init(),
-        LogStyle::Raw => builder.json().flatten_event(true).with_current_span(true).try_init(),
+        LogStyle::Raw => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .try_init(),
     };
     // A second init (tests) leaves the first subscriber in place, which is what we want.
     drop(result);

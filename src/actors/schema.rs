@@ -74,7 +74,10 @@ impl SchemaActor {
             let skipped: BTreeSet<String> = built.skipped_tables.into_iter().collect();
             if skipped != act.skipped_tables {
                 for table in skipped.difference(&act.skipped_tables) {
-                    tracing::warn!(table, "table has no single-column primary key and is not served");
+                    tracing::warn!(
+                        table,
+                        "table has no single-column primary key and is not served"
+                    );
                 }
                 act.skipped_tables = skipped;
             }
@@ -98,7 +101,9 @@ impl Actor for SchemaActor {
         let pool = self.pool.clone();
         self.listener = Some(tokio::spawn(listen(pool, addr)));
         if self.poll {
-            ctx.run_interval(POLL_INTERVAL, |_, ctx| ctx.notify(SchemaChanged { at: Instant::now() }));
+            ctx.run_interval(POLL_INTERVAL, |_, ctx| {
+                ctx.notify(SchemaChanged { at: Instant::now() })
+            });
         }
     }
 
@@ -137,6 +142,7 @@ async fn listen(pool: PgPool, addr: Addr<SchemaActor>) {
         loop {
             match listener.try_recv().await {
                 Ok(Some(_)) => addr.do_send(SchemaChanged { at: Instant::now() }),
+                Ok(None) if pool.is_closed() => return,
                 // The connection dropped; the next call reconnects and re-listens.
                 Ok(None) => addr.do_send(SchemaChanged { at: Instant::now() }),
                 Err(_) if pool.is_closed() => return,

@@ -12,8 +12,8 @@ use serde_json::Value;
 
 use super::field_type::FieldType;
 use super::schema::{
-    ALIAS_SPECIALS, Collection, CollectionMeta, Column, Field, FieldMeta, Relation, RelationMeta, RelationSchema,
-    SchemaSnapshot, TableInfo,
+    ALIAS_SPECIALS, Collection, CollectionMeta, Column, Field, FieldMeta, Relation, RelationMeta,
+    RelationSchema, SchemaSnapshot, TableInfo,
 };
 
 /// One column as `pg_catalog` describes it.
@@ -87,23 +87,42 @@ pub struct Built {
 pub fn build(rows: CatalogRows) -> Built {
     let mut tables: BTreeMap<&str, Vec<&ColumnRow>> = BTreeMap::new();
     for column in &rows.columns {
-        tables.entry(column.table_name.as_str()).or_default().push(column);
+        tables
+            .entry(column.table_name.as_str())
+            .or_default()
+            .push(column);
     }
-    let index_of: HashMap<(&str, &str), &IndexRow> =
-        rows.indexes.iter().map(|i| ((i.table_name.as_str(), i.column_name.as_str()), i)).collect();
-    let fk_of: HashMap<(&str, &str), &ForeignKeyRow> =
-        rows.foreign_keys.iter().map(|f| ((f.table_name.as_str(), f.column_name.as_str()), f)).collect();
-    let mut collection_meta: HashMap<&str, &CollectionMeta> =
-        rows.collection_meta.iter().map(|m| (m.collection.as_str(), m)).collect();
-    let mut field_meta: BTreeMap<(&str, &str), &FieldMeta> =
-        rows.field_meta.iter().map(|m| ((m.collection.as_str(), m.field.as_str()), m)).collect();
+    let index_of: HashMap<(&str, &str), &IndexRow> = rows
+        .indexes
+        .iter()
+        .map(|i| ((i.table_name.as_str(), i.column_name.as_str()), i))
+        .collect();
+    let fk_of: HashMap<(&str, &str), &ForeignKeyRow> = rows
+        .foreign_keys
+        .iter()
+        .map(|f| ((f.table_name.as_str(), f.column_name.as_str()), f))
+        .collect();
+    let mut collection_meta: HashMap<&str, &CollectionMeta> = rows
+        .collection_meta
+        .iter()
+        .map(|m| (m.collection.as_str(), m))
+        .collect();
+    let mut field_meta: BTreeMap<(&str, &str), &FieldMeta> = rows
+        .field_meta
+        .iter()
+        .map(|m| ((m.collection.as_str(), m.field.as_str()), m))
+        .collect();
 
     let mut collections = BTreeMap::new();
     let mut skipped_tables = Vec::new();
     for (table, columns) in tables {
         let primary_key = columns
             .iter()
-            .find(|c| index_of.get(&(table, c.column_name.as_str())).is_some_and(|i| i.is_primary_key))
+            .find(|c| {
+                index_of
+                    .get(&(table, c.column_name.as_str()))
+                    .is_some_and(|i| i.is_primary_key)
+            })
             .map(|c| c.column_name.clone());
         let Some(primary_key) = primary_key else {
             skipped_tables.push(table.to_string());
@@ -111,12 +130,18 @@ pub fn build(rows: CatalogRows) -> Built {
         };
         let mut fields = Vec::with_capacity(columns.len());
         for column in &columns {
-            let meta = field_meta.remove(&(table, column.column_name.as_str())).cloned();
+            let meta = field_meta
+                .remove(&(table, column.column_name.as_str()))
+                .cloned();
             let special = meta.as_ref().map(FieldMeta::special).unwrap_or(&[]);
             let field_type = FieldType::from_postgres(&column.udt_name, special);
             let index = index_of.get(&(table, column.column_name.as_str()));
             let fk = fk_of.get(&(table, column.column_name.as_str()));
-            let auto = column.is_identity || column.default_expr.as_deref().is_some_and(|d| d.starts_with("nextval("));
+            let auto = column.is_identity
+                || column
+                    .default_expr
+                    .as_deref()
+                    .is_some_and(|d| d.starts_with("nextval("));
             fields.push(Field {
                 collection: table.to_string(),
                 field: column.column_name.clone(),
@@ -151,7 +176,11 @@ pub fn build(rows: CatalogRows) -> Built {
             Collection {
                 collection: table.to_string(),
                 meta: collection_meta.remove(table).cloned(),
-                schema: Some(TableInfo { name: table.to_string(), schema: rows.schema.clone(), comment: table_comment }),
+                schema: Some(TableInfo {
+                    name: table.to_string(),
+                    schema: rows.schema.clone(),
+                    comment: table_comment,
+                }),
                 fields,
                 primary_key: Some(primary_key),
             },
@@ -172,21 +201,42 @@ pub fn build(rows: CatalogRows) -> Built {
     }
     // Metadata without a column: alias fields (or leftovers of a dropped column: `unknown`).
     let mut aliases: Vec<&FieldMeta> = field_meta.into_values().collect();
-    aliases.sort_by_key(|m| (m.collection.clone(), m.sort.unwrap_or(i32::MAX), m.field.clone()));
+    aliases.sort_by_key(|m| {
+        (
+            m.collection.clone(),
+            m.sort.unwrap_or(i32::MAX),
+            m.field.clone(),
+        )
+    });
     for meta in aliases {
-        let Some(collection) = collections.get_mut(&meta.collection) else { continue };
-        let is_alias = meta.special().iter().any(|s| ALIAS_SPECIALS.contains(&s.as_str()));
+        let Some(collection) = collections.get_mut(&meta.collection) else {
+            continue;
+        };
+        let is_alias = meta
+            .special()
+            .iter()
+            .any(|s| ALIAS_SPECIALS.contains(&s.as_str()));
         collection.fields.push(Field {
             collection: meta.collection.clone(),
             field: meta.field.clone(),
-            field_type: if is_alias { FieldType::Alias } else { FieldType::Unknown },
+            field_type: if is_alias {
+                FieldType::Alias
+            } else {
+                FieldType::Unknown
+            },
             meta: Some(meta.clone()),
             schema: None,
         });
     }
 
     let relations = relations(&rows, &collections);
-    Built { snapshot: SchemaSnapshot { collections, relations }, skipped_tables }
+    Built {
+        snapshot: SchemaSnapshot {
+            collections,
+            relations,
+        },
+        skipped_tables,
+    }
 }
 
 fn relations(rows: &CatalogRows, collections: &BTreeMap<String, Collection>) -> Vec<Relation> {
@@ -200,7 +250,8 @@ fn relations(rows: &CatalogRows, collections: &BTreeMap<String, Collection>) -> 
             Relation {
                 collection: fk.table_name.clone(),
                 field: fk.column_name.clone(),
-                related_collection: (fk.foreign_schema == rows.schema).then(|| fk.foreign_table.clone()),
+                related_collection: (fk.foreign_schema == rows.schema)
+                    .then(|| fk.foreign_table.clone()),
                 schema: Some(RelationSchema {
                     constraint_name: fk.constraint_name.clone(),
                     table: fk.table_name.clone(),
@@ -249,12 +300,16 @@ pub fn fk_action(code: &str) -> &'static str {
 /// Turns a column default expression into the JSON `default_value` Directus reports: literals
 /// become JSON values of the field's type; anything else (`nextval(...)`, `now()`) stays text.
 pub fn default_value(expr: Option<&str>, field_type: FieldType) -> Value {
-    let Some(expr) = expr.map(str::trim) else { return Value::Null };
+    let Some(expr) = expr.map(str::trim) else {
+        return Value::Null;
+    };
     let literal = match parse_literal(expr) {
         Some(literal) => literal,
         None => return Value::String(expr.to_string()),
     };
-    let Some(literal) = literal else { return Value::Null };
+    let Some(literal) = literal else {
+        return Value::Null;
+    };
     match field_type {
         FieldType::Integer | FieldType::BigInteger | FieldType::Float | FieldType::Decimal => {
             match serde_json::from_str::<serde_json::Number>(&literal) {
@@ -299,7 +354,10 @@ fn parse_literal(expr: &str) -> Option<Option<String>> {
         let head = head.trim().trim_start_matches('(').trim_end_matches(')');
         if head.eq_ignore_ascii_case("null") {
             (None, rest)
-        } else if head == "true" || head == "false" || serde_json::from_str::<serde_json::Number>(head).is_ok() {
+        } else if head == "true"
+            || head == "false"
+            || serde_json::from_str::<serde_json::Number>(head).is_ok()
+        {
             (Some(head.to_string()), rest)
         } else {
             return None;
@@ -308,7 +366,9 @@ fn parse_literal(expr: &str) -> Option<Option<String>> {
     // Whatever follows must be casts only, e.g. `::character varying` or `::numeric(10,2)`.
     let casts_only = rest.is_empty()
         || (rest.starts_with("::")
-            && rest[2..].chars().all(|c| c.is_ascii_alphanumeric() || " _[](),:\"".contains(c)));
+            && rest[2..]
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || " _[](),:\"".contains(c)));
     casts_only.then_some(value)
 }
 
@@ -336,26 +396,52 @@ mod tests {
     }
 
     fn pk(table: &str, name: &str) -> IndexRow {
-        IndexRow { table_name: table.into(), column_name: name.into(), is_primary_key: true, is_unique: true }
+        IndexRow {
+            table_name: table.into(),
+            column_name: name.into(),
+            is_primary_key: true,
+            is_unique: true,
+        }
     }
 
     #[test]
     fn defaults_become_typed_json() {
-        assert_eq!(default_value(Some("'draft'::character varying"), FieldType::String), json!("draft"));
-        assert_eq!(default_value(Some("'it''s'::text"), FieldType::Text), json!("it's"));
+        assert_eq!(
+            default_value(Some("'draft'::character varying"), FieldType::String),
+            json!("draft")
+        );
+        assert_eq!(
+            default_value(Some("'it''s'::text"), FieldType::Text),
+            json!("it's")
+        );
         assert_eq!(default_value(Some("42"), FieldType::Integer), json!(42));
-        assert_eq!(default_value(Some("'-1'::integer"), FieldType::Integer), json!(-1));
+        assert_eq!(
+            default_value(Some("'-1'::integer"), FieldType::Integer),
+            json!(-1)
+        );
         assert_eq!(default_value(Some("1.5"), FieldType::Float), json!(1.5));
         assert_eq!(default_value(Some("true"), FieldType::Boolean), json!(true));
-        assert_eq!(default_value(Some("'{\"a\": 1}'::jsonb"), FieldType::Json), json!({"a": 1}));
-        assert_eq!(default_value(Some("NULL::character varying"), FieldType::String), Value::Null);
+        assert_eq!(
+            default_value(Some("'{\"a\": 1}'::jsonb"), FieldType::Json),
+            json!({"a": 1})
+        );
+        assert_eq!(
+            default_value(Some("NULL::character varying"), FieldType::String),
+            Value::Null
+        );
         assert_eq!(default_value(None, FieldType::String), Value::Null);
-        assert_eq!(default_value(Some("now()"), FieldType::Timestamp), json!("now()"));
+        assert_eq!(
+            default_value(Some("now()"), FieldType::Timestamp),
+            json!("now()")
+        );
         assert_eq!(
             default_value(Some("nextval('a_id_seq'::regclass)"), FieldType::Integer),
             json!("nextval('a_id_seq'::regclass)")
         );
-        assert_eq!(default_value(Some("gen_random_uuid()"), FieldType::Uuid), json!("gen_random_uuid()"));
+        assert_eq!(
+            default_value(Some("gen_random_uuid()"), FieldType::Uuid),
+            json!("gen_random_uuid()")
+        );
     }
 
     #[test]
@@ -407,9 +493,20 @@ mod tests {
         };
         let snap = build(rows).snapshot;
         assert!(snap.collection("folder").unwrap().schema.is_none());
-        assert_eq!(snap.field("articles", "tags").unwrap().field_type, FieldType::Csv);
-        assert_eq!(snap.field("authors", "articles").unwrap().field_type, FieldType::Alias);
-        let author = snap.field("articles", "author").unwrap().schema.clone().unwrap();
+        assert_eq!(
+            snap.field("articles", "tags").unwrap().field_type,
+            FieldType::Csv
+        );
+        assert_eq!(
+            snap.field("authors", "articles").unwrap().field_type,
+            FieldType::Alias
+        );
+        let author = snap
+            .field("articles", "author")
+            .unwrap()
+            .schema
+            .clone()
+            .unwrap();
         assert_eq!(author.foreign_key_table.as_deref(), Some("authors"));
         let relation = snap.relation("articles", "author").unwrap();
         assert_eq!(relation.related_collection.as_deref(), Some("authors"));

@@ -8,5 +8,5 @@ pub mod catalog;
 pub mod field_type;
 pub mod name;
 pub mod password;
-pub mod schema_change;
 pub mod schema;
+pub mod schema_change;

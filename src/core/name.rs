@@ -14,7 +14,9 @@ pub enum NameError {
     Empty { kind: &'static str },
     #[error("{kind} name \"{name}\" is longer than {MAX_NAME_BYTES} bytes")]
     TooLong { kind: &'static str, name: String },
-    #[error("{kind} name \"{name}\" may only contain letters, digits, \"_\" and \"-\", and can't start with a digit")]
+    #[error(
+        "{kind} name \"{name}\" may only contain letters, digits, \"_\" and \"-\", and can't start with a digit"
+    )]
     Characters { kind: &'static str, name: String },
     #[error("Collections can't start with \"{prefix}\"")]
     Reserved { prefix: &'static str },
@@ -44,11 +46,19 @@ fn check(name: &str, kind: &'static str) -> Result<(), NameError> {
         return Err(NameError::Empty { kind });
     }
     if name.len() > MAX_NAME_BYTES {
-        return Err(NameError::TooLong { kind, name: truncate(name) });
+        return Err(NameError::TooLong {
+            kind,
+            name: truncate(name),
+        });
     }
-    let plain = name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    let plain = name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
     if !plain || name.as_bytes()[0].is_ascii_digit() {
-        return Err(NameError::Characters { kind, name: truncate(name) });
+        return Err(NameError::Characters {
+            kind,
+            name: truncate(name),
+        });
     }
     Ok(())
 }
@@ -83,7 +93,12 @@ mod tests {
 
     #[test]
     fn system_prefixes_are_reserved() {
-        assert_eq!(check_collection("directus_users"), Err(NameError::Reserved { prefix: "directus_" }));
+        assert_eq!(
+            check_collection("directus_users"),
+            Err(NameError::Reserved {
+                prefix: "directus_"
+            })
+        );
         assert!(check_collection("Directrix_x").is_err());
         assert_eq!(check_field("directus_ok_as_a_field"), Ok(()));
     }

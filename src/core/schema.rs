@@ -34,19 +34,29 @@ impl SchemaSnapshot {
 
     /// The relation stored on `collection.field` (the many side), if any.
     pub fn relation(&self, collection: &str, field: &str) -> Option<&Relation> {
-        self.relations.iter().find(|r| r.collection == collection && r.field == field)
+        self.relations
+            .iter()
+            .find(|r| r.collection == collection && r.field == field)
     }
 
     /// Relations stored on one collection.
-    pub fn relations_of<'a>(&'a self, collection: &'a str) -> impl Iterator<Item = &'a Relation> + 'a {
-        self.relations.iter().filter(move |r| r.collection == collection)
+    pub fn relations_of<'a>(
+        &'a self,
+        collection: &'a str,
+    ) -> impl Iterator<Item = &'a Relation> + 'a {
+        self.relations
+            .iter()
+            .filter(move |r| r.collection == collection)
     }
 
     /// Relations that point at one collection or are stored on it.
-    pub fn relations_touching<'a>(&'a self, collection: &'a str) -> impl Iterator<Item = &'a Relation> + 'a {
-        self.relations
-            .iter()
-            .filter(move |r| r.collection == collection || r.related_collection.as_deref() == Some(collection))
+    pub fn relations_touching<'a>(
+        &'a self,
+        collection: &'a str,
+    ) -> impl Iterator<Item = &'a Relation> + 'a {
+        self.relations.iter().filter(move |r| {
+            r.collection == collection || r.related_collection.as_deref() == Some(collection)
+        })
     }
 
     /// Every field of every collection, in collection order.
@@ -289,7 +299,16 @@ fn deselect_nullify() -> String {
 }
 
 /// The `special` flags that make a metadata-only field an alias (no column).
-pub const ALIAS_SPECIALS: &[&str] = &["alias", "o2m", "m2m", "m2a", "files", "translations", "no-data", "group"];
+pub const ALIAS_SPECIALS: &[&str] = &[
+    "alias",
+    "o2m",
+    "m2m",
+    "m2a",
+    "files",
+    "translations",
+    "no-data",
+    "group",
+];
 
 #[cfg(test)]
 mod tests {
@@ -307,7 +326,8 @@ mod tests {
 
     #[test]
     fn unknown_meta_keys_are_rejected() {
-        let err = serde_json::from_value::<FieldMeta>(json!({"collection":"a","field":"b","bogus":1}));
+        let err =
+            serde_json::from_value::<FieldMeta>(json!({"collection":"a","field":"b","bogus":1}));
         assert!(err.is_err());
     }
 }

@@ -65,7 +65,9 @@ impl ColumnSpec {
     /// The Postgres type to create.
     pub fn sql_type(&self) -> String {
         // unwrap-free: plans only hold column specs for types that have a column.
-        self.field_type.column_type(self.max_length, self.precision).unwrap_or_else(|| "text".into())
+        self.field_type
+            .column_type(self.max_length, self.precision)
+            .unwrap_or_else(|| "text".into())
     }
 }
 
@@ -197,19 +199,34 @@ fn name_of(value: Option<Value>, key: &str) -> Result<String, SchemaError> {
 }
 
 /// Plans `POST /collections`.
-pub fn plan_create_collection(snapshot: &SchemaSnapshot, body: Value) -> Result<CreateCollection, SchemaError> {
+pub fn plan_create_collection(
+    snapshot: &SchemaSnapshot,
+    body: Value,
+) -> Result<CreateCollection, SchemaError> {
     let input: CollectionInput = parse(body, "collection")?;
     let collection = name_of(input.collection, "collection")?;
     name::check_collection(&collection)?;
     if snapshot.collection(&collection).is_some() {
-        return Err(invalid(format!("Collection \"{collection}\" already exists")));
+        return Err(invalid(format!(
+            "Collection \"{collection}\" already exists"
+        )));
     }
-    let meta = input.meta.map(|m| collection_meta(&collection, None, m)).transpose()?;
+    let meta = input
+        .meta
+        .map(|m| collection_meta(&collection, None, m))
+        .transpose()?;
     let Some(schema) = input.schema else {
         if input.fields.as_ref().is_some_and(|f| !f.is_empty()) {
-            return Err(invalid("Folder collections (\"schema\": null) can't have fields"));
+            return Err(invalid(
+                "Folder collections (\"schema\": null) can't have fields",
+            ));
         }
-        return Ok(CreateCollection { collection, meta, table: None, fields: Vec::new() });
+        return Ok(CreateCollection {
+            collection,
+            meta,
+            table: None,
+            fields: Vec::new(),
+        });
     };
     let comment = match schema.get("comment") {
         None | Some(Value::Null) => None,
@@ -220,22 +237,35 @@ pub fn plan_create_collection(snapshot: &SchemaSnapshot, body: Value) -> Result<
     for raw in input.fields.unwrap_or_default() {
         let field = plan_field(&collection, raw, true)?;
         if fields.iter().any(|f: &NewField| f.field == field.field) {
-            return Err(invalid(format!("Field \"{}\" is listed twice", field.field)));
+            return Err(invalid(format!(
+                "Field \"{}\" is listed twice",
+                field.field
+            )));
         }
         fields.push(field);
     }
-    let primary_keys = fields.iter().filter(|f| f.column.as_ref().is_some_and(|c| c.primary_key)).count();
+    let primary_keys = fields
+        .iter()
+        .filter(|f| f.column.as_ref().is_some_and(|c| c.primary_key))
+        .count();
     match primary_keys {
         0 => {
             if fields.iter().any(|f| f.field == "id") {
-                return Err(invalid("Field \"id\" must be the primary key when no other field is"));
+                return Err(invalid(
+                    "Field \"id\" must be the primary key when no other field is",
+                ));
             }
             fields.insert(0, default_primary_key(&collection));
         }
         1 => {}
         _ => return Err(invalid("A collection can only have one primary key")),
     }
-    Ok(CreateCollection { collection, meta, table: Some(comment), fields })
+    Ok(CreateCollection {
+        collection,
+        meta,
+        table: Some(comment),
+        fields,
+    })
 }
 
 /// The `id` field Directus adds when a new collection names no primary key.
@@ -296,8 +326,12 @@ pub fn plan_update_collection(
     collection: &str,
     body: Value,
 ) -> Result<CollectionMeta, SchemaError> {
-    let existing = snapshot.collection(collection).ok_or(SchemaError::Forbidden)?;
-    let Value::Object(mut body) = body else { return Err(invalid("Payload must be an object")) };
+    let existing = snapshot
+        .collection(collection)
+        .ok_or(SchemaError::Forbidden)?;
+    let Value::Object(mut body) = body else {
+        return Err(invalid("Payload must be an object"));
+    };
     let meta = match body.remove("meta") {
         Some(Value::Object(meta)) => meta,
         Some(Value::Null) | None => Map::new(),
@@ -341,7 +375,11 @@ fn merge_field_meta(
     }
     // Directus accepts `special` as an array or as CSV text.
     if let Some(Value::String(csv)) = merged.get("special") {
-        let list = csv.split(',').map(|s| Value::String(s.trim().to_string())).filter(|v| v != "").collect();
+        let list = csv
+            .split(',')
+            .map(|s| Value::String(s.trim().to_string()))
+            .filter(|v| v != "")
+            .collect();
         merged.insert("special".into(), Value::Array(list));
     }
     let mut meta: FieldMeta = parse(Value::Object(merged), "field meta")?;
@@ -362,22 +400,39 @@ fn to_map<T: serde::Serialize>(value: &T) -> Map<String, Value> {
 }
 
 /// Plans `POST /fields/:collection`.
-pub fn plan_create_field(snapshot: &SchemaSnapshot, collection: &str, body: Value) -> Result<NewField, SchemaError> {
-    let target = snapshot.collection(collection).ok_or(SchemaError::Forbidden)?;
+pub fn plan_create_field(
+    snapshot: &SchemaSnapshot,
+    collection: &str,
+    body: Value,
+) -> Result<NewField, SchemaError> {
+    let target = snapshot
+        .collection(collection)
+        .ok_or(SchemaError::Forbidden)?;
     let field = plan_field(collection, body, false)?;
     if target.field(&field.field).is_some() {
-        return Err(invalid(format!("Field \"{}\" already exists in collection \"{collection}\"", field.field)));
+        return Err(invalid(format!(
+            "Field \"{}\" already exists in collection \"{collection}\"",
+            field.field
+        )));
     }
     if field.column.is_some() && target.schema.is_none() {
-        return Err(invalid(format!("Collection \"{collection}\" is a folder and can only hold alias fields")));
+        return Err(invalid(format!(
+            "Collection \"{collection}\" is a folder and can only hold alias fields"
+        )));
     }
     if field.column.as_ref().is_some_and(|c| c.primary_key) {
-        return Err(invalid(format!("Collection \"{collection}\" already has a primary key")));
+        return Err(invalid(format!(
+            "Collection \"{collection}\" already has a primary key"
+        )));
     }
     Ok(field)
 }
 
-fn plan_field(collection: &str, body: Value, creating_table: bool) -> Result<NewField, SchemaError> {
+fn plan_field(
+    collection: &str,
+    body: Value,
+    creating_table: bool,
+) -> Result<NewField, SchemaError> {
     let input: FieldInput = parse(body, "field")?;
     let field = name_of(input.field, "field")?;
     name::check_field(&field)?;
@@ -385,29 +440,56 @@ fn plan_field(collection: &str, body: Value, creating_table: bool) -> Result<New
     let field_type = FieldType::parse(&type_name)
         .ok_or_else(|| invalid(format!("Field type \"{type_name}\" is not supported")))?;
     let meta = match input.meta {
-        Some(patch) => Some(merge_field_meta(collection, &field, None, patch, field_type)?),
-        None if field_type.special().is_some() => {
-            Some(merge_field_meta(collection, &field, None, Map::new(), field_type)?)
-        }
+        Some(patch) => Some(merge_field_meta(
+            collection, &field, None, patch, field_type,
+        )?),
+        None if field_type.special().is_some() => Some(merge_field_meta(
+            collection,
+            &field,
+            None,
+            Map::new(),
+            field_type,
+        )?),
         None => None,
     };
     if !field_type.has_column() {
         if input.schema.is_some() {
-            return Err(invalid(format!("Alias field \"{field}\" can't have a \"schema\"")));
+            return Err(invalid(format!(
+                "Alias field \"{field}\" can't have a \"schema\""
+            )));
         }
-        return Ok(NewField { field, field_type, column: None, meta });
+        return Ok(NewField {
+            field,
+            field_type,
+            column: None,
+            meta,
+        });
     }
-    let column: ColumnInput = parse(Value::Object(input.schema.unwrap_or_default()), "field schema")?;
+    let column: ColumnInput = parse(
+        Value::Object(input.schema.unwrap_or_default()),
+        "field schema",
+    )?;
     let primary_key = column.is_primary_key.unwrap_or(false);
     if primary_key && !creating_table {
-        return Err(invalid("A primary key can only be created with its collection"));
+        return Err(invalid(
+            "A primary key can only be created with its collection",
+        ));
     }
-    if primary_key && !matches!(field_type, FieldType::Integer | FieldType::BigInteger | FieldType::Uuid | FieldType::String) {
-        return Err(invalid(format!("Primary key \"{field}\" must be an integer, bigInteger, uuid or string")));
+    if primary_key
+        && !matches!(
+            field_type,
+            FieldType::Integer | FieldType::BigInteger | FieldType::Uuid | FieldType::String
+        )
+    {
+        return Err(invalid(format!(
+            "Primary key \"{field}\" must be an integer, bigInteger, uuid or string"
+        )));
     }
     let auto_increment = column.has_auto_increment.unwrap_or(false);
     if auto_increment && !(primary_key && field_type.can_auto_increment()) {
-        return Err(invalid(format!("Only an integer primary key can auto-increment (\"{field}\")")));
+        return Err(invalid(format!(
+            "Only an integer primary key can auto-increment (\"{field}\")"
+        )));
     }
     let default = match column.default_value {
         None | Some(Value::Null) => DefaultValue::None,
@@ -419,15 +501,25 @@ fn plan_field(collection: &str, body: Value, creating_table: bool) -> Result<New
             let p = p.unwrap_or(super::field_type::DEFAULT_DECIMAL.0);
             let s = s.unwrap_or(super::field_type::DEFAULT_DECIMAL.1);
             if p == 0 || p > 1000 || s > p {
-                return Err(invalid(format!("Invalid precision/scale {p}/{s} for \"{field}\"")));
+                return Err(invalid(format!(
+                    "Invalid precision/scale {p}/{s} for \"{field}\""
+                )));
             }
             Some((p, s))
         }
         _ => None,
     };
     let max_length = match column.max_length {
-        Some(0) => return Err(invalid(format!("\"max_length\" of \"{field}\" must be at least 1"))),
-        Some(n) if n > 10_485_760 => return Err(invalid(format!("\"max_length\" of \"{field}\" is too large"))),
+        Some(0) => {
+            return Err(invalid(format!(
+                "\"max_length\" of \"{field}\" must be at least 1"
+            )));
+        }
+        Some(n) if n > 10_485_760 => {
+            return Err(invalid(format!(
+                "\"max_length\" of \"{field}\" is too large"
+            )));
+        }
         other => other.filter(|_| matches!(field_type, FieldType::String | FieldType::Hash)),
     };
     let comment = comment_of(&field, column.comment)?.flatten();
@@ -456,14 +548,24 @@ fn comment_of(field: &str, value: Option<Value>) -> Result<Option<Option<String>
         None => Ok(None),
         Some(Value::Null) => Ok(Some(None)),
         Some(Value::String(s)) if !s.contains('\0') => Ok(Some(Some(s))),
-        Some(_) => Err(invalid(format!("\"comment\" of \"{field}\" must be a string"))),
+        Some(_) => Err(invalid(format!(
+            "\"comment\" of \"{field}\" must be a string"
+        ))),
     }
 }
 
 /// Checks a default against the field type. Postgres checks the literal itself when the column
 /// is created (a bad date fails there, as `INVALID_PAYLOAD`).
-fn default_value(field: &str, field_type: FieldType, value: Value) -> Result<DefaultValue, SchemaError> {
-    let wrong = || invalid(format!("Default value of \"{field}\" does not match type \"{field_type}\""));
+fn default_value(
+    field: &str,
+    field_type: FieldType,
+    value: Value,
+) -> Result<DefaultValue, SchemaError> {
+    let wrong = || {
+        invalid(format!(
+            "Default value of \"{field}\" does not match type \"{field_type}\""
+        ))
+    };
     if let Value::String(s) = &value {
         if s.contains('\0') {
             return Err(wrong());
@@ -471,7 +573,9 @@ fn default_value(field: &str, field_type: FieldType, value: Value) -> Result<Def
         let is_now = matches!(s.as_str(), "$now" | "CURRENT_TIMESTAMP" | "now()");
         if is_now {
             return match field_type {
-                FieldType::Date | FieldType::Time | FieldType::DateTime | FieldType::Timestamp => Ok(DefaultValue::Now),
+                FieldType::Date | FieldType::Time | FieldType::DateTime | FieldType::Timestamp => {
+                    Ok(DefaultValue::Now)
+                }
                 _ => Err(wrong()),
             };
         }
@@ -481,7 +585,12 @@ fn default_value(field: &str, field_type: FieldType, value: Value) -> Result<Def
         FieldType::Float | FieldType::Decimal => value.is_number(),
         FieldType::Boolean => value.is_boolean(),
         FieldType::Json => true,
-        FieldType::Csv => value.is_string() || value.as_array().is_some_and(|a| a.iter().all(Value::is_string)),
+        FieldType::Csv => {
+            value.is_string()
+                || value
+                    .as_array()
+                    .is_some_and(|a| a.iter().all(Value::is_string))
+        }
         _ => value.is_string(),
     };
     if !ok {
@@ -502,32 +611,54 @@ pub fn plan_update_field(
     field: &str,
     body: Value,
 ) -> Result<UpdateField, SchemaError> {
-    let existing = snapshot.field(collection, field).ok_or(SchemaError::Forbidden)?;
+    let existing = snapshot
+        .field(collection, field)
+        .ok_or(SchemaError::Forbidden)?;
     let input: FieldInput = parse(body, "field")?;
-    if let Some(Value::String(renamed)) = &input.field {
-        if renamed != field {
-            return Err(invalid("Fields can't be renamed"));
-        }
+    if let Some(Value::String(renamed)) = &input.field
+        && renamed != field
+    {
+        return Err(invalid("Fields can't be renamed"));
     }
     let field_type = match input.field_type {
         None | Some(Value::Null) => existing.field_type,
-        Some(Value::String(t)) => {
-            FieldType::parse(&t).ok_or_else(|| invalid(format!("Field type \"{t}\" is not supported")))?
-        }
+        Some(Value::String(t)) => FieldType::parse(&t)
+            .ok_or_else(|| invalid(format!("Field type \"{t}\" is not supported")))?,
         Some(_) => return Err(invalid("\"type\" must be a string")),
     };
-    if field_type.has_column() != existing.field_type.has_column() && existing.field_type != FieldType::Unknown {
-        return Err(invalid(format!("Field \"{field}\" can't change between alias and non-alias types")));
+    if field_type.has_column() != existing.field_type.has_column()
+        && existing.field_type != FieldType::Unknown
+    {
+        return Err(invalid(format!(
+            "Field \"{field}\" can't change between alias and non-alias types"
+        )));
     }
     let meta = match input.meta {
-        Some(patch) => Some(merge_field_meta(collection, field, existing.meta.as_ref(), patch, field_type)?),
+        Some(patch) => Some(merge_field_meta(
+            collection,
+            field,
+            existing.meta.as_ref(),
+            patch,
+            field_type,
+        )?),
         None if field_type != existing.field_type && field_type.special().is_some() => {
-            Some(merge_field_meta(collection, field, existing.meta.as_ref(), Map::new(), field_type)?)
+            Some(merge_field_meta(
+                collection,
+                field,
+                existing.meta.as_ref(),
+                Map::new(),
+                field_type,
+            )?)
         }
         None => None,
     };
     let column = column_change(existing, field_type, input.schema)?;
-    Ok(UpdateField { collection: collection.into(), field: field.into(), column, meta })
+    Ok(UpdateField {
+        collection: collection.into(),
+        field: field.into(),
+        column,
+        meta,
+    })
 }
 
 fn column_change(
@@ -537,7 +668,10 @@ fn column_change(
 ) -> Result<ColumnChange, SchemaError> {
     let Some(current) = &existing.schema else {
         if schema.is_some() {
-            return Err(invalid(format!("Field \"{}\" has no column", existing.field)));
+            return Err(invalid(format!(
+                "Field \"{}\" has no column",
+                existing.field
+            )));
         }
         return Ok(ColumnChange::default());
     };
@@ -548,27 +682,39 @@ fn column_change(
     let field = existing.field.as_str();
     let mut change = ColumnChange::default();
     let type_changed = field_type != existing.field_type;
-    let length_changed = input.max_length.is_some_and(|n| Some(n as i32) != current.max_length);
+    let length_changed = input
+        .max_length
+        .is_some_and(|n| Some(n as i32) != current.max_length);
     let precision_changed = input.numeric_precision.is_some() || input.numeric_scale.is_some();
     if type_changed || length_changed || precision_changed {
         if current.is_primary_key && type_changed {
-            return Err(invalid(format!("The type of primary key \"{field}\" can't change")));
+            return Err(invalid(format!(
+                "The type of primary key \"{field}\" can't change"
+            )));
         }
         let precision = (field_type == FieldType::Decimal).then(|| {
             (
-                input.numeric_precision.unwrap_or(current.numeric_precision.unwrap_or(10) as u32),
-                input.numeric_scale.unwrap_or(current.numeric_scale.unwrap_or(5) as u32),
+                input
+                    .numeric_precision
+                    .unwrap_or(current.numeric_precision.unwrap_or(10) as u32),
+                input
+                    .numeric_scale
+                    .unwrap_or(current.numeric_scale.unwrap_or(5) as u32),
             )
         });
         let max_length = input.max_length.or(current.max_length.map(|n| n as u32));
         change.sql_type = field_type.column_type(max_length, precision);
         if change.sql_type.is_none() {
-            return Err(invalid(format!("Field \"{field}\" can't become type \"{field_type}\"")));
+            return Err(invalid(format!(
+                "Field \"{field}\" can't become type \"{field_type}\""
+            )));
         }
     }
     if let Some(nullable) = input.is_nullable {
         if current.is_primary_key && nullable {
-            return Err(invalid(format!("Primary key \"{field}\" can't be nullable")));
+            return Err(invalid(format!(
+                "Primary key \"{field}\" can't be nullable"
+            )));
         }
         if nullable != current.is_nullable {
             change.nullable = Some(nullable);
@@ -580,21 +726,31 @@ fn column_change(
             value => default_value(field, field_type, value)?,
         });
     }
-    if let Some(unique) = input.is_unique {
-        if unique != current.is_unique && !current.is_primary_key {
-            change.unique = Some(unique);
-        }
+    if let Some(unique) = input.is_unique
+        && unique != current.is_unique
+        && !current.is_primary_key
+    {
+        change.unique = Some(unique);
     }
     change.comment = comment_of(field, input.comment)?;
-    if input.is_primary_key.is_some_and(|pk| pk != current.is_primary_key) {
+    if input
+        .is_primary_key
+        .is_some_and(|pk| pk != current.is_primary_key)
+    {
         return Err(invalid("The primary key of a collection can't change"));
     }
     Ok(change)
 }
 
 /// Checks `DELETE /fields/:collection/:field`.
-pub fn check_delete_field(snapshot: &SchemaSnapshot, collection: &str, field: &str) -> Result<(), SchemaError> {
-    let target = snapshot.collection(collection).ok_or(SchemaError::Forbidden)?;
+pub fn check_delete_field(
+    snapshot: &SchemaSnapshot,
+    collection: &str,
+    field: &str,
+) -> Result<(), SchemaError> {
+    let target = snapshot
+        .collection(collection)
+        .ok_or(SchemaError::Forbidden)?;
     target.field(field).ok_or(SchemaError::Forbidden)?;
     if target.primary_key.as_deref() == Some(field) {
         return Err(invalid(format!("Primary key \"{field}\" can't be deleted")));
@@ -603,8 +759,13 @@ pub fn check_delete_field(snapshot: &SchemaSnapshot, collection: &str, field: &s
 }
 
 /// Checks `DELETE /collections/:name`.
-pub fn check_delete_collection<'a>(snapshot: &'a SchemaSnapshot, collection: &str) -> Result<&'a Collection, SchemaError> {
-    snapshot.collection(collection).ok_or(SchemaError::Forbidden)
+pub fn check_delete_collection<'a>(
+    snapshot: &'a SchemaSnapshot,
+    collection: &str,
+) -> Result<&'a Collection, SchemaError> {
+    snapshot
+        .collection(collection)
+        .ok_or(SchemaError::Forbidden)
 }
 
 #[derive(Debug, Deserialize)]
@@ -621,15 +782,21 @@ struct RelationInput {
 }
 
 /// Plans `POST /relations`.
-pub fn plan_create_relation(snapshot: &SchemaSnapshot, body: Value) -> Result<SaveRelation, SchemaError> {
+pub fn plan_create_relation(
+    snapshot: &SchemaSnapshot,
+    body: Value,
+) -> Result<SaveRelation, SchemaError> {
     let input: RelationInput = parse(body, "relation")?;
     let collection = name_of(input.collection, "collection")?;
     let field = name_of(input.field, "field")?;
     let many = snapshot
         .collection(&collection)
         .ok_or_else(|| invalid(format!("Collection \"{collection}\" doesn't exist")))?;
-    let many_field =
-        many.field(&field).ok_or_else(|| invalid(format!("Field \"{field}\" doesn't exist in collection \"{collection}\"")))?;
+    let many_field = many.field(&field).ok_or_else(|| {
+        invalid(format!(
+            "Field \"{field}\" doesn't exist in collection \"{collection}\""
+        ))
+    })?;
     if snapshot.relation(&collection, &field).is_some() {
         return Err(invalid(format!(
             "Field \"{field}\" in collection \"{collection}\" already has an associated relationship"
@@ -652,8 +819,20 @@ pub fn plan_create_relation(snapshot: &SchemaSnapshot, body: Value) -> Result<Sa
             Some(foreign_key_for(&collection, many_field, related, actions)?)
         }
     };
-    let meta = relation_meta(&collection, &field, related.map(|r| r.collection.as_str()), None, input.meta)?;
-    Ok(SaveRelation { collection, field, drop_constraint: None, foreign_key, meta })
+    let meta = relation_meta(
+        &collection,
+        &field,
+        related.map(|r| r.collection.as_str()),
+        None,
+        input.meta,
+    )?;
+    Ok(SaveRelation {
+        collection,
+        field,
+        drop_constraint: None,
+        foreign_key,
+        meta,
+    })
 }
 
 /// Plans `PATCH /relations/:collection/:field`.
@@ -663,7 +842,9 @@ pub fn plan_update_relation(
     field: &str,
     body: Value,
 ) -> Result<SaveRelation, SchemaError> {
-    let existing = snapshot.relation(collection, field).ok_or(SchemaError::Forbidden)?;
+    let existing = snapshot
+        .relation(collection, field)
+        .ok_or(SchemaError::Forbidden)?;
     let input: RelationInput = parse(body, "relation")?;
     let mut plan = SaveRelation {
         collection: collection.into(),
@@ -672,15 +853,35 @@ pub fn plan_update_relation(
         foreign_key: None,
         meta: None,
     };
-    if let (Some(Value::Object(_)), Some(current), Some(related)) =
-        (&input.schema, &existing.schema, existing.related_collection.as_deref().and_then(|r| snapshot.collection(r)))
-    {
-        let many_field = snapshot.field(collection, field).ok_or(SchemaError::Forbidden)?;
+    if let (Some(Value::Object(_)), Some(current), Some(related)) = (
+        &input.schema,
+        &existing.schema,
+        existing
+            .related_collection
+            .as_deref()
+            .and_then(|r| snapshot.collection(r)),
+    ) {
+        let many_field = snapshot
+            .field(collection, field)
+            .ok_or(SchemaError::Forbidden)?;
         let (on_delete, on_update) = actions_of(input.schema.as_ref())?;
-        let on_delete = if has_key(&input.schema, "on_delete") { on_delete } else { action(&current.on_delete)? };
-        let on_update = if has_key(&input.schema, "on_update") { on_update } else { action(&current.on_update)? };
+        let on_delete = if has_key(&input.schema, "on_delete") {
+            on_delete
+        } else {
+            action(&current.on_delete)?
+        };
+        let on_update = if has_key(&input.schema, "on_update") {
+            on_update
+        } else {
+            action(&current.on_update)?
+        };
         plan.drop_constraint = Some(current.constraint_name.clone());
-        plan.foreign_key = Some(foreign_key_for(collection, many_field, related, (on_delete, on_update))?);
+        plan.foreign_key = Some(foreign_key_for(
+            collection,
+            many_field,
+            related,
+            (on_delete, on_update),
+        )?);
     }
     if let Some(patch) = input.meta {
         plan.meta = relation_meta(
@@ -695,7 +896,10 @@ pub fn plan_update_relation(
 }
 
 fn has_key(schema: &Option<Value>, key: &str) -> bool {
-    schema.as_ref().and_then(Value::as_object).is_some_and(|m| m.contains_key(key))
+    schema
+        .as_ref()
+        .and_then(Value::as_object)
+        .is_some_and(|m| m.contains_key(key))
 }
 
 /// Checks `DELETE /relations/:collection/:field`.
@@ -704,7 +908,9 @@ pub fn check_delete_relation<'a>(
     collection: &str,
     field: &str,
 ) -> Result<&'a super::schema::Relation, SchemaError> {
-    snapshot.relation(collection, field).ok_or(SchemaError::Forbidden)
+    snapshot
+        .relation(collection, field)
+        .ok_or(SchemaError::Forbidden)
 }
 
 fn actions_of(schema: Option<&Value>) -> Result<(&'static str, &'static str), SchemaError> {
@@ -724,13 +930,24 @@ fn actions_of(schema: Option<&Value>) -> Result<(&'static str, &'static str), Sc
 }
 
 fn action(text: &str) -> Result<&'static str, SchemaError> {
-    const ACTIONS: &[&str] = &["NO ACTION", "RESTRICT", "CASCADE", "SET NULL", "SET DEFAULT"];
+    const ACTIONS: &[&str] = &[
+        "NO ACTION",
+        "RESTRICT",
+        "CASCADE",
+        "SET NULL",
+        "SET DEFAULT",
+    ];
     let upper = text.trim().to_ascii_uppercase();
     ACTIONS
         .iter()
         .copied()
         .find(|a| *a == upper)
-        .ok_or_else(|| invalid(format!("\"{text}\" is not a foreign key action (one of {})", ACTIONS.join(", "))))
+        .ok_or_else(|| {
+            invalid(format!(
+                "\"{text}\" is not a foreign key action (one of {})",
+                ACTIONS.join(", ")
+            ))
+        })
 }
 
 fn foreign_key_for(
@@ -740,10 +957,16 @@ fn foreign_key_for(
     (on_delete, on_update): (&'static str, &'static str),
 ) -> Result<ForeignKeySpec, SchemaError> {
     if many_field.schema.is_none() {
-        return Err(invalid(format!("Field \"{}\" has no column to hold a foreign key", many_field.field)));
+        return Err(invalid(format!(
+            "Field \"{}\" has no column to hold a foreign key",
+            many_field.field
+        )));
     }
     let (Some(_), Some(pk)) = (&related.schema, &related.primary_key) else {
-        return Err(invalid(format!("Collection \"{}\" has no table to point at", related.collection)));
+        return Err(invalid(format!(
+            "Collection \"{}\" has no table to point at",
+            related.collection
+        )));
     };
     Ok(ForeignKeySpec {
         constraint_name: constraint_name(collection, &many_field.field),
@@ -778,7 +1001,12 @@ fn relation_meta(
         Some(meta) => to_map(meta),
         None => {
             let mut map = Map::new();
-            map.insert("one_collection".into(), related.map(|r| Value::String(r.into())).unwrap_or(Value::Null));
+            map.insert(
+                "one_collection".into(),
+                related
+                    .map(|r| Value::String(r.into()))
+                    .unwrap_or(Value::Null),
+            );
             map
         }
     };

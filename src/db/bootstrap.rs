@@ -18,8 +18,12 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 /// `directrix` schema too, so the user schema holds only user tables.
 pub async fn migrate(pool: &PgPool) -> Result<(), anyhow::Error> {
     let mut conn = pool.acquire().await?;
-    sqlx::query("create schema if not exists directrix").execute(&mut *conn).await?;
-    sqlx::query("set search_path to directrix").execute(&mut *conn).await?;
+    sqlx::query("create schema if not exists directrix")
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("set search_path to directrix")
+        .execute(&mut *conn)
+        .await?;
     let result = MIGRATOR.run(&mut *conn).await;
     sqlx::query("reset search_path").execute(&mut *conn).await?;
     result?;
@@ -43,8 +47,12 @@ pub async fn bootstrap(
 ) -> Result<Bootstrapped, anyhow::Error> {
     let mut outcome = Bootstrapped::default();
     let mut tx = pool.begin().await?;
-    sqlx::query("select pg_advisory_xact_lock(hashtext('directrix.bootstrap'))").execute(&mut *tx).await?;
-    let users: i64 = sqlx::query_scalar("select count(*) from directrix.users").fetch_one(&mut *tx).await?;
+    sqlx::query("select pg_advisory_xact_lock(hashtext('directrix.bootstrap'))")
+        .execute(&mut *tx)
+        .await?;
+    let users: i64 = sqlx::query_scalar("select count(*) from directrix.users")
+        .fetch_one(&mut *tx)
+        .await?;
     if users == 0 {
         let role: Uuid = sqlx::query_scalar(
             "insert into directrix.roles (name, icon, description) \
@@ -71,7 +79,10 @@ pub async fn bootstrap(
         )
         .fetch_one(&mut *tx)
         .await?;
-        sqlx::query("insert into directrix.access (policy) values ($1)").bind(public).execute(&mut *tx).await?;
+        sqlx::query("insert into directrix.access (policy) values ($1)")
+            .bind(public)
+            .execute(&mut *tx)
+            .await?;
 
         let (plain, generated) = match admin_password {
             Some(pw) => (pw.clone(), None),
@@ -80,7 +91,8 @@ pub async fn bootstrap(
                 (pw.clone(), Some(pw))
             }
         };
-        let phc = password::hash(plain.expose_secret()).map_err(|e| anyhow::anyhow!("hashing the admin password: {e}"))?;
+        let phc = password::hash(plain.expose_secret())
+            .map_err(|e| anyhow::anyhow!("hashing the admin password: {e}"))?;
         sqlx::query(
             "insert into directrix.users (first_name, last_name, email, password, status, role) \
              values ('Admin', 'User', lower($1), $2, 'active', $3)",
@@ -99,14 +111,18 @@ pub async fn bootstrap(
             .bind(admin_email)
             .execute(&mut *tx)
             .await?;
-        let updated = sqlx::query("update directrix.users set token = $1 where lower(email) = lower($2)")
-            .bind(&digest)
-            .bind(admin_email)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let updated =
+            sqlx::query("update directrix.users set token = $1 where lower(email) = lower($2)")
+                .bind(&digest)
+                .bind(admin_email)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
         if updated == 0 {
-            tracing::warn!(admin_email, "ADMIN_TOKEN is set but no user has ADMIN_EMAIL; the token is not active");
+            tracing::warn!(
+                admin_email,
+                "ADMIN_TOKEN is set but no user has ADMIN_EMAIL; the token is not active"
+            );
         }
     }
     tx.commit().await?;

@@ -69,7 +69,10 @@ pub enum ClusterError {
     #[error("{step} failed: {detail}")]
     Command { step: &'static str, detail: String },
     #[error("{context}: {source}")]
-    Io { context: String, source: std::io::Error },
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
 }
 
 fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> ClusterError {
@@ -99,16 +102,28 @@ impl ManagedCluster {
         let bin_dir = find_bin_dir().ok_or(ClusterError::BinariesMissing)?;
         let user = service_user()?;
         fs::create_dir_all(data_dir).map_err(io(format!("creating {}", data_dir.display())))?;
-        let data_dir = data_dir.canonicalize().map_err(io(format!("resolving {}", data_dir.display())))?;
+        let data_dir = data_dir
+            .canonicalize()
+            .map_err(io(format!("resolving {}", data_dir.display())))?;
         let pgdata = data_dir.join("postgres");
-        let socket_len = pgdata.join(format!(".s.PGSQL.{SOCKET_PORT}.lock")).as_os_str().len();
+        let socket_len = pgdata
+            .join(format!(".s.PGSQL.{SOCKET_PORT}.lock"))
+            .as_os_str()
+            .len();
         if socket_len > MAX_SOCKET_PATH {
-            return Err(ClusterError::PathTooLong { path: pgdata, len: socket_len });
+            return Err(ClusterError::PathTooLong {
+                path: pgdata,
+                len: socket_len,
+            });
         }
         if let Some(user) = user {
             check_reachable(&pgdata, user)?;
         }
-        let cluster = ManagedCluster { pgdata, bin_dir, user };
+        let cluster = ManagedCluster {
+            pgdata,
+            bin_dir,
+            user,
+        };
         if !cluster.pgdata.join("PG_VERSION").exists() {
             cluster.init(durability)?;
         }
@@ -140,7 +155,16 @@ impl ManagedCluster {
         if !self.is_running()? {
             return Ok(());
         }
-        let out = self.run_pg_ctl(&["-D", path_str(&self.pgdata)?, "-m", "fast", "-w", "-t", PG_CTL_TIMEOUT_SECS, "stop"])?;
+        let out = self.run_pg_ctl(&[
+            "-D",
+            path_str(&self.pgdata)?,
+            "-m",
+            "fast",
+            "-w",
+            "-t",
+            PG_CTL_TIMEOUT_SECS,
+            "stop",
+        ])?;
         check_output("pg_ctl stop", out)
     }
 
@@ -153,9 +177,16 @@ impl ManagedCluster {
             "while [ -d /proc/{pid} ]; do sleep 0.5; done; \"$0\" -D \"$1\" -m immediate -w stop >/dev/null 2>&1; rm -rf \"$2\""
         );
         let mut cmd = Command::new("sh");
-        cmd.arg("-c").arg(script).arg(&pg_ctl).arg(&self.pgdata).arg(remove);
+        cmd.arg("-c")
+            .arg(script)
+            .arg(&pg_ctl)
+            .arg(&self.pgdata)
+            .arg(remove);
         self.as_service_user(&mut cmd);
-        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).process_group(0);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0);
         cmd.spawn().map_err(io("starting the cluster watcher"))?;
         Ok(())
     }
@@ -167,22 +198,38 @@ impl ManagedCluster {
                 .next()
                 .is_none();
             if !empty {
-                return Err(ClusterError::NotADataFolder { path: self.pgdata.clone() });
+                return Err(ClusterError::NotADataFolder {
+                    path: self.pgdata.clone(),
+                });
             }
         } else {
-            fs::create_dir(&self.pgdata).map_err(io(format!("creating {}", self.pgdata.display())))?;
+            fs::create_dir(&self.pgdata)
+                .map_err(io(format!("creating {}", self.pgdata.display())))?;
         }
         fs::set_permissions(&self.pgdata, fs::Permissions::from_mode(0o700))
             .map_err(io("restricting the data folder"))?;
         if let Some(user) = self.user {
             nix::unistd::chown(&self.pgdata, Some(user.uid), Some(user.gid)).map_err(|errno| {
-                ClusterError::Io { context: "handing the data folder to postgres".into(), source: errno.into() }
+                ClusterError::Io {
+                    context: "handing the data folder to postgres".into(),
+                    source: errno.into(),
+                }
             })?;
         }
         tracing::info!(pgdata = %self.pgdata.display(), "creating postgres cluster");
         let pgdata = path_str(&self.pgdata)?;
         // Trust is safe: the only way in is the socket inside this 0700 folder.
-        let mut args = vec!["-D", pgdata, "-U", SUPERUSER, "-A", "trust", "-E", "UTF8", "--locale=C"];
+        let mut args = vec![
+            "-D",
+            pgdata,
+            "-U",
+            SUPERUSER,
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+        ];
         if durability == Durability::Ephemeral {
             args.push("--no-sync");
         }
@@ -194,8 +241,11 @@ impl ManagedCluster {
             .append(true)
             .open(self.pgdata.join("postgresql.conf"))
             .map_err(io("opening postgresql.conf"))?;
-        writeln!(conf, "\n# Directrix's settings; rewritten on every start.\ninclude_if_exists = '{OUR_CONF}'")
-            .map_err(io("writing postgresql.conf"))
+        writeln!(
+            conf,
+            "\n# Directrix's settings; rewritten on every start.\ninclude_if_exists = '{OUR_CONF}'"
+        )
+        .map_err(io("writing postgresql.conf"))
     }
 
     fn write_settings(&self, durability: Durability) -> Result<(), ClusterError> {
@@ -215,8 +265,12 @@ impl ManagedCluster {
         let path = self.pgdata.join(OUR_CONF);
         fs::write(&path, conf).map_err(io(format!("writing {}", path.display())))?;
         if let Some(user) = self.user {
-            nix::unistd::chown(&path, Some(user.uid), Some(user.gid))
-                .map_err(|errno| ClusterError::Io { context: format!("chown {}", path.display()), source: errno.into() })?;
+            nix::unistd::chown(&path, Some(user.uid), Some(user.gid)).map_err(|errno| {
+                ClusterError::Io {
+                    context: format!("chown {}", path.display()),
+                    source: errno.into(),
+                }
+            })?;
         }
         Ok(())
     }
@@ -247,7 +301,16 @@ impl ManagedCluster {
             return Ok(());
         }
         let tail = fs::read_to_string(&log)
-            .map(|text| text.lines().rev().take(15).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n"))
+            .map(|text| {
+                text.lines()
+                    .rev()
+                    .take(15)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
             .unwrap_or_default();
         Err(ClusterError::Command {
             step: "pg_ctl start",
@@ -274,7 +337,6 @@ impl ManagedCluster {
             cmd.uid(user.uid.as_raw()).gid(user.gid.as_raw());
         }
     }
-
 }
 
 /// The user to run the server as: `postgres` when we are root, otherwise ourselves.
@@ -283,7 +345,10 @@ fn service_user() -> Result<Option<ServiceUser>, ClusterError> {
         return Ok(None);
     }
     match User::from_name(SUPERUSER) {
-        Ok(Some(user)) => Ok(Some(ServiceUser { uid: user.uid, gid: user.gid })),
+        Ok(Some(user)) => Ok(Some(ServiceUser {
+            uid: user.uid,
+            gid: user.gid,
+        })),
         _ => Err(ClusterError::NoServiceUser),
     }
 }
@@ -301,7 +366,9 @@ fn check_reachable(pgdata: &Path, user: ServiceUser) -> Result<(), ClusterError>
             mode & 0o001 != 0
         };
         if !can_pass {
-            return Err(ClusterError::Unreachable { path: dir.to_path_buf() });
+            return Err(ClusterError::Unreachable {
+                path: dir.to_path_buf(),
+            });
         }
     }
     Ok(())
@@ -312,10 +379,10 @@ fn check_reachable(pgdata: &Path, user: ServiceUser) -> Result<(), ClusterError>
 fn find_bin_dir() -> Option<PathBuf> {
     let has_both = |dir: &Path| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file();
     // PATH is process context, not configuration, so reading it here is the one exception.
-    if let Some(path) = std::env::var_os("PATH") {
-        if let Some(dir) = std::env::split_paths(&path).find(|d| has_both(d)) {
-            return Some(dir);
-        }
+    if let Some(path) = std::env::var_os("PATH")
+        && let Some(dir) = std::env::split_paths(&path).find(|d| has_both(d))
+    {
+        return Some(dir);
     }
     let mut versions: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
         .ok()?
@@ -338,7 +405,11 @@ fn path_str(path: &Path) -> Result<&str, ClusterError> {
 }
 
 fn check_output(step: &'static str, out: Output) -> Result<(), ClusterError> {
-    if out.status.success() { Ok(()) } else { Err(command_error(step, &out)) }
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(command_error(step, &out))
+    }
 }
 
 fn command_error(step: &'static str, out: &Output) -> ClusterError {
@@ -346,5 +417,8 @@ fn command_error(step: &'static str, out: &Output) -> ClusterError {
     if detail.is_empty() {
         detail = String::from_utf8_lossy(&out.stdout).trim().to_string();
     }
-    ClusterError::Command { step, detail: format!("{detail} ({})", out.status) }
+    ClusterError::Command {
+        step,
+        detail: format!("{detail} ({})", out.status),
+    }
 }

@@ -20,25 +20,47 @@ use crate::error::Error;
 
 async fn begin(pool: &PgPool) -> Result<Transaction<'static, Postgres>, Error> {
     let mut tx = pool.begin().await?;
-    sqlx::query("set local standard_conforming_strings = on").execute(&mut *tx).await?;
+    sqlx::query("set local standard_conforming_strings = on")
+        .execute(&mut *tx)
+        .await?;
     Ok(tx)
 }
 
 async fn exec(conn: &mut PgConnection, sql: String) -> Result<(), sqlx::Error> {
     tracing::debug!(%sql, "ddl");
-    sqlx::raw_sql(AssertSqlSafe(sql)).execute(conn).await.map(drop)
+    sqlx::raw_sql(AssertSqlSafe(sql))
+        .execute(conn)
+        .await
+        .map(drop)
 }
 
 /// `POST /collections`.
 #[instrument(skip_all, fields(collection = %plan.collection))]
-pub async fn create_collection(pool: &PgPool, schema: &str, plan: &CreateCollection) -> Result<(), Error> {
+pub async fn create_collection(
+    pool: &PgPool,
+    schema: &str,
+    plan: &CreateCollection,
+) -> Result<(), Error> {
     let mut tx = begin(pool).await?;
     if let Some(comment) = &plan.table {
         let table = qualified(schema, &plan.collection);
-        let columns: Vec<String> = plan.fields.iter().filter_map(|f| f.column.as_ref()).map(column_definition).collect();
-        exec(&mut tx, format!("create table {table} ({})", columns.join(", "))).await?;
+        let columns: Vec<String> = plan
+            .fields
+            .iter()
+            .filter_map(|f| f.column.as_ref())
+            .map(column_definition)
+            .collect();
+        exec(
+            &mut tx,
+            format!("create table {table} ({})", columns.join(", ")),
+        )
+        .await?;
         if let Some(comment) = comment {
-            exec(&mut tx, format!("comment on table {table} is {}", literal(comment))).await?;
+            exec(
+                &mut tx,
+                format!("comment on table {table} is {}", literal(comment)),
+            )
+            .await?;
         }
         for column in plan.fields.iter().filter_map(|f| f.column.as_ref()) {
             column_extras(&mut tx, schema, &plan.collection, column).await?;
@@ -81,15 +103,34 @@ fn column_definition(column: &ColumnSpec) -> String {
 }
 
 /// Index and comment, which `create table` / `add column` cannot carry.
-async fn column_extras(conn: &mut PgConnection, schema: &str, table: &str, column: &ColumnSpec) -> Result<(), Error> {
+async fn column_extras(
+    conn: &mut PgConnection,
+    schema: &str,
+    table: &str,
+    column: &ColumnSpec,
+) -> Result<(), Error> {
     if column.indexed && !column.unique && !column.primary_key {
         let index = index_name(table, &column.name, "index");
-        exec(conn, format!("create index {} on {} ({})", ident(&index), qualified(schema, table), ident(&column.name))).await?;
+        exec(
+            conn,
+            format!(
+                "create index {} on {} ({})",
+                ident(&index),
+                qualified(schema, table),
+                ident(&column.name)
+            ),
+        )
+        .await?;
     }
     if let Some(comment) = &column.comment {
         exec(
             conn,
-            format!("comment on column {}.{} is {}", qualified(schema, table), ident(&column.name), literal(comment)),
+            format!(
+                "comment on column {}.{} is {}",
+                qualified(schema, table),
+                ident(&column.name),
+                literal(comment)
+            ),
         )
         .await?;
     }
@@ -119,7 +160,9 @@ fn default_sql(default: &DefaultValue, field_type: FieldType) -> Option<String> 
         // serde_json prints numbers and booleans as plain SQL-compatible literals.
         DefaultValue::Literal(Value::Number(n)) => Some(n.to_string()),
         DefaultValue::Literal(Value::Bool(b)) => Some(b.to_string()),
-        DefaultValue::Literal(Value::String(s)) if field_type != FieldType::Json => Some(literal(s)),
+        DefaultValue::Literal(Value::String(s)) if field_type != FieldType::Json => {
+            Some(literal(s))
+        }
         DefaultValue::Literal(value) => Some(format!("{}::jsonb", literal(&value.to_string()))),
     }
 }
@@ -135,18 +178,18 @@ pub async fn delete_collection(
 ) -> Result<(), Error> {
     let mut tx = begin(pool).await?;
     for relation in incoming {
-        if let Some(fk) = &relation.schema {
-            if fk.table != collection.collection {
-                exec(
-                    &mut tx,
-                    format!("alter table {} drop constraint if exists {}", qualified(schema, &fk.table), ident(&fk.constraint_name)),
-                )
-                .await?;
-            }
+        if let Some(fk) = &relation.schema
+            && fk.table != collection.collection
+        {
+            drop_constraint(&mut tx, schema, &fk.table, &fk.constraint_name).await?;
         }
     }
     if collection.schema.is_some() {
-        exec(&mut tx, format!("drop table {}", qualified(schema, &collection.collection))).await?;
+        exec(
+            &mut tx,
+            format!("drop table {}", qualified(schema, &collection.collection)),
+        )
+        .await?;
     }
     metadata::delete_collection(&mut tx, &collection.collection).await?;
     tx.commit().await?;
@@ -154,7 +197,10 @@ pub async fn delete_collection(
 }
 
 /// `PATCH /collections/:name`.
-pub async fn save_collection_meta(pool: &PgPool, meta: &crate::core::schema::CollectionMeta) -> Result<(), Error> {
+pub async fn save_collection_meta(
+    pool: &PgPool,
+    meta: &crate::core::schema::CollectionMeta,
+) -> Result<(), Error> {
     let mut conn = pool.acquire().await?;
     metadata::save_collection(&mut conn, meta).await?;
     Ok(())
@@ -162,15 +208,23 @@ pub async fn save_collection_meta(pool: &PgPool, meta: &crate::core::schema::Col
 
 /// `POST /fields/:collection`.
 #[instrument(skip_all, fields(collection, field = %field.field))]
-pub async fn create_field(pool: &PgPool, schema: &str, collection: &str, field: &NewField) -> Result<(), Error> {
+pub async fn create_field(
+    pool: &PgPool,
+    schema: &str,
+    collection: &str,
+    field: &NewField,
+) -> Result<(), Error> {
     let mut tx = begin(pool).await?;
     if let Some(column) = &field.column {
         exec(
             &mut tx,
-            format!("alter table {} add column {}", qualified(schema, collection), column_definition(column)),
+            format!(
+                "alter table {} add column {}",
+                qualified(schema, collection),
+                column_definition(column)
+            ),
         )
-        .await
-        .map_err(|e| not_null_as_contains_nulls(e, collection, &field.field))?;
+        .await?;
         column_extras(&mut tx, schema, collection, column).await?;
     }
     if let Some(meta) = &field.meta {
@@ -182,22 +236,36 @@ pub async fn create_field(pool: &PgPool, schema: &str, collection: &str, field: 
 
 /// `PATCH /fields/:collection/:field`.
 #[instrument(skip_all, fields(collection = %plan.collection, field = %plan.field))]
-pub async fn update_field(pool: &PgPool, schema: &str, plan: &UpdateField, field_type: FieldType) -> Result<(), Error> {
+pub async fn update_field(
+    pool: &PgPool,
+    schema: &str,
+    plan: &UpdateField,
+    field_type: FieldType,
+) -> Result<(), Error> {
     let mut tx = begin(pool).await?;
     let table = qualified(schema, &plan.collection);
     let column = ident(&plan.field);
     let change = &plan.column;
     if let Some(sql_type) = &change.sql_type {
         // Drop the default first: the old default may not cast to the new type.
-        exec(&mut tx, format!("alter table {table} alter column {column} drop default")).await?;
-        exec(&mut tx, format!("alter table {table} alter column {column} type {sql_type} using {column}::{sql_type}"))
-            .await?;
+        exec(
+            &mut tx,
+            format!("alter table {table} alter column {column} drop default"),
+        )
+        .await?;
+        retype(&mut tx, &table, &column, sql_type).await?;
     }
     if let Some(nullable) = change.nullable {
-        let action = if nullable { "drop not null" } else { "set not null" };
-        exec(&mut tx, format!("alter table {table} alter column {column} {action}"))
-            .await
-            .map_err(|e| not_null_as_contains_nulls(e, &plan.collection, &plan.field))?;
+        let action = if nullable {
+            "drop not null"
+        } else {
+            "set not null"
+        };
+        exec(
+            &mut tx,
+            format!("alter table {table} alter column {column} {action}"),
+        )
+        .await?;
     }
     if let Some(default) = &change.default {
         let sql = match default_sql(default, field_type) {
@@ -216,14 +284,58 @@ pub async fn update_field(pool: &PgPool, schema: &str, plan: &UpdateField, field
         exec(&mut tx, sql).await?;
     }
     if let Some(comment) = &change.comment {
-        let value = comment.as_deref().map(literal).unwrap_or_else(|| "null".into());
-        exec(&mut tx, format!("comment on column {table}.{column} is {value}")).await?;
+        let value = comment
+            .as_deref()
+            .map(literal)
+            .unwrap_or_else(|| "null".into());
+        exec(
+            &mut tx,
+            format!("comment on column {table}.{column} is {value}"),
+        )
+        .await?;
     }
     if let Some(meta) = &plan.meta {
         metadata::save_field(&mut tx, meta).await?;
     }
     tx.commit().await?;
     Ok(())
+}
+
+/// Changes a column's type with Postgres's assignment casts, which refuse to lose data (a
+/// too-long string fails with `VALUE_TOO_LONG` instead of being cut, as an explicit cast would
+/// do). Only when no assignment cast exists (`text` → `integer`) is an explicit cast used,
+/// and it fails on any value it cannot convert.
+async fn retype(
+    conn: &mut PgConnection,
+    table: &str,
+    column: &str,
+    sql_type: &str,
+) -> Result<(), Error> {
+    sqlx::query("savepoint directrix_retype")
+        .execute(&mut *conn)
+        .await?;
+    match exec(
+        conn,
+        format!("alter table {table} alter column {column} type {sql_type}"),
+    )
+    .await
+    {
+        Ok(()) => {
+            sqlx::query("release savepoint directrix_retype")
+                .execute(&mut *conn)
+                .await?;
+            Ok(())
+        }
+        Err(err) if constraint_code(&err).as_deref() == Some("42804") => {
+            sqlx::query("rollback to savepoint directrix_retype")
+                .execute(&mut *conn)
+                .await?;
+            exec(conn, format!("alter table {table} alter column {column} type {sql_type} using {column}::{sql_type}"))
+                .await?;
+            Ok(())
+        }
+        Err(err) => Err(err.into()),
+    }
 }
 
 /// Drops every single-column unique constraint (and unique index) on a column, whatever its name.
@@ -269,7 +381,15 @@ pub async fn delete_field(
 ) -> Result<(), Error> {
     let mut tx = begin(pool).await?;
     if has_column {
-        exec(&mut tx, format!("alter table {} drop column {}", qualified(schema, collection), ident(field))).await?;
+        exec(
+            &mut tx,
+            format!(
+                "alter table {} drop column {}",
+                qualified(schema, collection),
+                ident(field)
+            ),
+        )
+        .await?;
     }
     metadata::delete_field(&mut tx, collection, field).await?;
     metadata::delete_relation(&mut tx, collection, field).await?;
@@ -282,11 +402,7 @@ pub async fn delete_field(
 pub async fn save_relation(pool: &PgPool, schema: &str, plan: &SaveRelation) -> Result<(), Error> {
     let mut tx = begin(pool).await?;
     if let Some(name) = &plan.drop_constraint {
-        exec(
-            &mut tx,
-            format!("alter table {} drop constraint if exists {}", qualified(schema, &plan.collection), ident(name)),
-        )
-        .await?;
+        drop_constraint(&mut tx, schema, &plan.collection, name).await?;
     }
     if let Some(fk) = &plan.foreign_key {
         add_foreign_key(&mut tx, schema, fk).await?;
@@ -298,7 +414,11 @@ pub async fn save_relation(pool: &PgPool, schema: &str, plan: &SaveRelation) -> 
     Ok(())
 }
 
-async fn add_foreign_key(conn: &mut PgConnection, schema: &str, fk: &ForeignKeySpec) -> Result<(), Error> {
+async fn add_foreign_key(
+    conn: &mut PgConnection,
+    schema: &str,
+    fk: &ForeignKeySpec,
+) -> Result<(), Error> {
     let sql = format!(
         "alter table {} add constraint {} foreign key ({}) references {} ({}) on delete {} on update {}",
         qualified(schema, &fk.table),
@@ -310,41 +430,56 @@ async fn add_foreign_key(conn: &mut PgConnection, schema: &str, fk: &ForeignKeyS
         fk.on_update,
     );
     // Existing rows that point nowhere make the constraint fail: the client's data problem.
-    exec(conn, sql).await.map_err(|e| match constraint_code(&e).as_deref() {
-        Some("23503") => Error::InvalidForeignKey { collection: fk.table.clone(), field: fk.column.clone() },
-        Some("42804") => Error::payload(format!(
-            "Field \"{}\" and the primary key of \"{}\" have different types",
-            fk.column, fk.foreign_table
-        )),
-        _ => e.into(),
-    })
+    exec(conn, sql)
+        .await
+        .map_err(|e| match constraint_code(&e).as_deref() {
+            Some("23503") => Error::InvalidForeignKey {
+                collection: fk.table.clone(),
+                field: fk.column.clone(),
+            },
+            Some("42804") => Error::payload(format!(
+                "Field \"{}\" and the primary key of \"{}\" have different types",
+                fk.column, fk.foreign_table
+            )),
+            _ => e.into(),
+        })
 }
 
 /// `DELETE /relations/:collection/:field`: the foreign key and the metadata; the field stays.
 #[instrument(skip_all, fields(collection = %relation.collection, field = %relation.field))]
-pub async fn delete_relation(pool: &PgPool, schema: &str, relation: &Relation) -> Result<(), Error> {
+pub async fn delete_relation(
+    pool: &PgPool,
+    schema: &str,
+    relation: &Relation,
+) -> Result<(), Error> {
     let mut tx = begin(pool).await?;
     if let Some(fk) = &relation.schema {
-        exec(
-            &mut tx,
-            format!("alter table {} drop constraint if exists {}", qualified(schema, &fk.table), ident(&fk.constraint_name)),
-        )
-        .await?;
+        drop_constraint(&mut tx, schema, &fk.table, &fk.constraint_name).await?;
     }
     metadata::delete_relation(&mut tx, &relation.collection, &relation.field).await?;
     tx.commit().await?;
     Ok(())
 }
 
-fn constraint_code(err: &sqlx::Error) -> Option<String> {
-    err.as_database_error().and_then(|d| d.code()).map(|c| c.into_owned())
+async fn drop_constraint(
+    conn: &mut PgConnection,
+    schema: &str,
+    table: &str,
+    name: &str,
+) -> Result<(), sqlx::Error> {
+    exec(
+        conn,
+        format!(
+            "alter table {} drop constraint if exists {}",
+            qualified(schema, table),
+            ident(name)
+        ),
+    )
+    .await
 }
 
-/// In DDL, SQLSTATE 23502 means existing rows hold nulls, not that a write sent one.
-fn not_null_as_contains_nulls(err: sqlx::Error, collection: &str, field: &str) -> Error {
-    if constraint_code(&err).as_deref() == Some("23502") {
-        Error::ContainsNullValues { collection: collection.into(), field: field.into() }
-    } else {
-        err.into()
-    }
+fn constraint_code(err: &sqlx::Error) -> Option<String> {
+    err.as_database_error()
+        .and_then(|d| d.code())
+        .map(|c| c.into_owned())
 }

@@ -70,15 +70,19 @@ order by c.relname, a.attname
 "#;
 
 // Metadata rows; `$1` is unused here but keeps one calling convention for all six queries.
-const COLLECTION_META: &str = "select c.* from directrix.collections c where $1::text is not null order by c.collection";
+const COLLECTION_META: &str =
+    "select c.* from directrix.collections c where $1::text is not null order by c.collection";
 const FIELD_META: &str = "select f.* from directrix.fields f where $1::text is not null order by f.collection, f.sort, f.id";
-const RELATION_META: &str = "select r.* from directrix.relations r where $1::text is not null order by r.id";
+const RELATION_META: &str =
+    "select r.* from directrix.relations r where $1::text is not null order by r.id";
 
 /// Reads everything and builds the snapshot.
 #[instrument(skip_all, fields(schema = user_schema))]
 pub async fn load(pool: &PgPool, user_schema: &str) -> Result<Built, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    sqlx::query("set transaction isolation level repeatable read, read only").execute(&mut *tx).await?;
+    sqlx::query("set transaction isolation level repeatable read, read only")
+        .execute(&mut *tx)
+        .await?;
     let rows = CatalogRows {
         schema: user_schema.to_string(),
         columns: rows_of(&mut tx, COLUMNS, user_schema).await?,
@@ -100,15 +104,19 @@ async fn rows_of<T: DeserializeOwned + Send + Unpin + 'static>(
     user_schema: &str,
 ) -> Result<Vec<T>, sqlx::Error> {
     let sql = format!("select coalesce(jsonb_agg(to_jsonb(r)), '[]') from ({query}) r");
-    let Json(rows): Json<Vec<T>> =
-        sqlx::query_scalar(AssertSqlSafe(sql)).bind(user_schema).fetch_one(&mut *conn).await?;
+    let Json(rows): Json<Vec<T>> = sqlx::query_scalar(AssertSqlSafe(sql))
+        .bind(user_schema)
+        .fetch_one(&mut *conn)
+        .await?;
     Ok(rows)
 }
 
 /// Whether the DDL event trigger is installed (it needs a superuser); without it the schema
 /// actor polls.
 pub async fn has_ddl_trigger(pool: &PgPool) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar("select exists (select 1 from pg_event_trigger where evtname = 'directrix_schema_ddl')")
-        .fetch_one(pool)
-        .await
+    sqlx::query_scalar(
+        "select exists (select 1 from pg_event_trigger where evtname = 'directrix_schema_ddl')",
+    )
+    .fetch_one(pool)
+    .await
 }

@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
+use log::LevelFilter;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, PgPool};
-use log::LevelFilter;
 
 /// How long a request waits for a free connection before the database counts as unavailable.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -12,7 +12,10 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 const SLOW_STATEMENT: Duration = Duration::from_millis(500);
 
 /// Opens a pool. One connection is made eagerly so a wrong address fails at startup.
-pub async fn connect(options: PgConnectOptions, max_connections: u32) -> Result<PgPool, sqlx::Error> {
+pub async fn connect(
+    options: PgConnectOptions,
+    max_connections: u32,
+) -> Result<PgPool, sqlx::Error> {
     let options = options
         .application_name("directrix")
         .log_statements(LevelFilter::Trace)
@@ -27,15 +30,21 @@ pub async fn connect(options: PgConnectOptions, max_connections: u32) -> Result<
 
 /// Creates `database` if it does not exist, connecting through `maintenance` (the `postgres`
 /// database of the same server).
-pub async fn ensure_database(maintenance: PgConnectOptions, database: &str) -> Result<(), sqlx::Error> {
+pub async fn ensure_database(
+    maintenance: PgConnectOptions,
+    database: &str,
+) -> Result<(), sqlx::Error> {
     let mut conn = maintenance.connect().await?;
-    let exists: bool = sqlx::query_scalar("select exists (select 1 from pg_database where datname = $1)")
-        .bind(database)
-        .fetch_one(&mut conn)
-        .await?;
+    let exists: bool =
+        sqlx::query_scalar("select exists (select 1 from pg_database where datname = $1)")
+            .bind(database)
+            .fetch_one(&mut conn)
+            .await?;
     if !exists {
         let sql = format!("create database {}", super::sql::ident(database));
-        sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut conn)
+            .await?;
         tracing::info!(database, "created database");
     }
     Ok(())
@@ -43,12 +52,16 @@ pub async fn ensure_database(maintenance: PgConnectOptions, database: &str) -> R
 
 /// The server's `wal_level`; realtime needs `logical`.
 pub async fn wal_level(pool: &PgPool) -> Result<String, sqlx::Error> {
-    sqlx::query_scalar("select current_setting('wal_level')").fetch_one(pool).await
+    sqlx::query_scalar("select current_setting('wal_level')")
+        .fetch_one(pool)
+        .await
 }
 
 /// The server's version string, for `/server/info`.
 pub async fn server_version(pool: &PgPool) -> Result<String, sqlx::Error> {
-    sqlx::query_scalar("select current_setting('server_version')").fetch_one(pool).await
+    sqlx::query_scalar("select current_setting('server_version')")
+        .fetch_one(pool)
+        .await
 }
 
 /// A connected database, and the embedded cluster behind it when we manage one.
@@ -70,7 +83,10 @@ pub async fn open(config: &crate::config::Config) -> Result<Database, anyhow::Er
         crate::config::DatabaseConfig::Embedded { data_dir } => {
             let data_dir = data_dir.clone();
             let cluster = tokio::task::spawn_blocking(move || {
-                super::cluster::ManagedCluster::start(&data_dir, super::cluster::Durability::Durable)
+                super::cluster::ManagedCluster::start(
+                    &data_dir,
+                    super::cluster::Durability::Durable,
+                )
             })
             .await??;
             ensure_database(cluster.connect_options("postgres"), EMBEDDED_DATABASE)
@@ -79,12 +95,16 @@ pub async fn open(config: &crate::config::Config) -> Result<Database, anyhow::Er
             (cluster.connect_options(EMBEDDED_DATABASE), Some(cluster))
         }
         crate::config::DatabaseConfig::External { url } => {
-            let options: PgConnectOptions =
-                url.expose_secret().parse().context("DB_CONNECTION_STRING is not a valid connection string")?;
+            let options: PgConnectOptions = url
+                .expose_secret()
+                .parse()
+                .context("DB_CONNECTION_STRING is not a valid connection string")?;
             (options, None)
         }
     };
-    let pool = connect(options, config.db_pool_max).await.context("connecting to PostgreSQL")?;
+    let pool = connect(options, config.db_pool_max)
+        .await
+        .context("connecting to PostgreSQL")?;
     match wal_level(&pool).await {
         Ok(level) if level == "logical" => {}
         Ok(level) => tracing::warn!(

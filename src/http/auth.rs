@@ -26,7 +26,11 @@ pub struct Accountability {
 
 impl Accountability {
     /// The unauthenticated caller.
-    pub const PUBLIC: Accountability = Accountability { user: None, role: None, admin: false };
+    pub const PUBLIC: Accountability = Accountability {
+        user: None,
+        role: None,
+        admin: false,
+    };
 }
 
 /// Extracts the bearer token: the header first, then `?access_token=`.
@@ -39,8 +43,9 @@ pub fn token_of(req: &HttpRequest) -> Result<Option<String>, Error> {
         }
         return Ok(Some(token.trim().to_string()));
     }
-    let query = web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
-        .map_err(|_| Error::query("Malformed query string"))?;
+    let query =
+        web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+            .map_err(|_| Error::query("Malformed query string"))?;
     Ok(query.get("access_token").filter(|t| !t.is_empty()).cloned())
 }
 
@@ -52,11 +57,18 @@ impl FromRequest for Accountability {
         let token = token_of(req);
         let state = req.app_data::<web::Data<AppState>>().cloned();
         Box::pin(async move {
-            let Some(token) = token? else { return Ok(Accountability::PUBLIC) };
-            let state = state.ok_or_else(|| Error::internal(anyhow::anyhow!("app state missing")))?;
+            let Some(token) = token? else {
+                return Ok(Accountability::PUBLIC);
+            };
+            let state =
+                state.ok_or_else(|| Error::internal(anyhow::anyhow!("app state missing")))?;
             let owner = users::by_token_digest(&state.pool, &token_digest(&token)).await?;
             let owner = owner.ok_or(Error::InvalidCredentials)?;
-            Ok(Accountability { user: Some(owner.id), role: owner.role, admin: owner.admin_access })
+            Ok(Accountability {
+                user: Some(owner.id),
+                role: owner.role,
+                admin: owner.admin_access,
+            })
         })
     }
 }
@@ -73,7 +85,11 @@ impl FromRequest for Admin {
         let accountability = Accountability::from_request(req, payload);
         Box::pin(async move {
             let accountability = accountability.await?;
-            if accountability.admin { Ok(Admin(accountability)) } else { Err(Error::Forbidden) }
+            if accountability.admin {
+                Ok(Admin(accountability))
+            } else {
+                Err(Error::Forbidden)
+            }
         })
     }
 }

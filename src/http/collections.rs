@@ -17,14 +17,22 @@ pub async fn read_all(_: Admin, state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// `GET /collections/:collection`.
-pub async fn read_one(_: Admin, path: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, Error> {
+pub async fn read_one(
+    _: Admin,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Error> {
     let schema = state.schema();
     let collection = schema.collection(&path).ok_or(Error::Forbidden)?;
     Ok(HttpResponse::Ok().json(json!({ "data": collection })))
 }
 
 /// `POST /collections`.
-pub async fn create(_: Admin, body: web::Json<Value>, state: web::Data<AppState>) -> Result<HttpResponse, Error> {
+pub async fn create(
+    _: Admin,
+    body: web::Json<Value>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Error> {
     let plan = schema_change::plan_create_collection(&state.schema(), body.into_inner())?;
     ddl::create_collection(&state.pool, &state.config.user_schema, &plan).await?;
     respond_with(&state, &plan.collection).await
@@ -43,11 +51,21 @@ pub async fn update(
 }
 
 /// `DELETE /collections/:collection`.
-pub async fn delete(_: Admin, path: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, Error> {
+pub async fn delete(
+    _: Admin,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Error> {
     let schema = state.schema();
     let collection = schema_change::check_delete_collection(&schema, &path)?;
     let incoming: Vec<_> = schema.relations_touching(&path).collect();
-    ddl::delete_collection(&state.pool, &state.config.user_schema, collection, &incoming).await?;
+    ddl::delete_collection(
+        &state.pool,
+        &state.config.user_schema,
+        collection,
+        &incoming,
+    )
+    .await?;
     state.refresh_schema().await?;
     Ok(HttpResponse::NoContent().finish())
 }

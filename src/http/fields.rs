@@ -17,7 +17,11 @@ pub async fn read_all(_: Admin, state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// `GET /fields/:collection`.
-pub async fn read_collection(_: Admin, path: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, Error> {
+pub async fn read_collection(
+    _: Admin,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Error> {
     let schema = state.schema();
     let collection = schema.collection(&path).ok_or(Error::Forbidden)?;
     Ok(HttpResponse::Ok().json(json!({ "data": collection.fields })))
@@ -57,7 +61,10 @@ pub async fn update(
     let (collection, field) = path.into_inner();
     let schema = state.schema();
     let plan = schema_change::plan_update_field(&schema, &collection, &field, body.into_inner())?;
-    let field_type = schema.field(&collection, &field).map(|f| f.field_type).ok_or(Error::Forbidden)?;
+    let field_type = schema
+        .field(&collection, &field)
+        .map(|f| f.field_type)
+        .ok_or(Error::Forbidden)?;
     ddl::update_field(&state.pool, &state.config.user_schema, &plan, field_type).await?;
     respond_with(&state, &collection, &field).await
 }
@@ -71,13 +78,26 @@ pub async fn delete(
     let (collection, field) = path.into_inner();
     let schema = state.schema();
     schema_change::check_delete_field(&schema, &collection, &field)?;
-    let has_column = schema.field(&collection, &field).is_some_and(|f| f.schema.is_some());
-    ddl::delete_field(&state.pool, &state.config.user_schema, &collection, &field, has_column).await?;
+    let has_column = schema
+        .field(&collection, &field)
+        .is_some_and(|f| f.schema.is_some());
+    ddl::delete_field(
+        &state.pool,
+        &state.config.user_schema,
+        &collection,
+        &field,
+        has_column,
+    )
+    .await?;
     state.refresh_schema().await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
-async fn respond_with(state: &AppState, collection: &str, field: &str) -> Result<HttpResponse, Error> {
+async fn respond_with(
+    state: &AppState,
+    collection: &str,
+    field: &str,
+) -> Result<HttpResponse, Error> {
     let schema = state.refresh_schema().await?;
     let field = schema.field(collection, field).ok_or(Error::Forbidden)?;
     Ok(HttpResponse::Ok().json(json!({ "data": field })))

@@ -74,16 +74,24 @@ fn resource(path: &str) -> Resource {
 }
 
 async fn route_not_found(req: HttpRequest) -> Result<HttpResponse, Error> {
-    Err(Error::RouteNotFound { path: req.path().to_string() })
+    Err(Error::RouteNotFound {
+        path: req.path().to_string(),
+    })
 }
 
 fn json_error(err: JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
     let err = match err {
-        JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => Error::ContentTooLarge,
+        JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
+            Error::ContentTooLarge
+        }
         JsonPayloadError::Deserialize(e) if e.is_data() => Error::payload(e.to_string()),
         JsonPayloadError::Deserialize(_) => Error::payload("Request body is not valid JSON"),
-        JsonPayloadError::ContentType => Error::UnsupportedMediaType { media_type: "unknown".into() },
-        JsonPayloadError::Payload(actix_web::error::PayloadError::Overflow) => Error::ContentTooLarge,
+        JsonPayloadError::ContentType => Error::UnsupportedMediaType {
+            media_type: "unknown".into(),
+        },
+        JsonPayloadError::Payload(actix_web::error::PayloadError::Overflow) => {
+            Error::ContentTooLarge
+        }
         other => Error::payload(other.to_string()),
     };
     err.into()
@@ -91,7 +99,10 @@ fn json_error(err: JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
 
 fn path_error(err: PathError, req: &HttpRequest) -> actix_web::Error {
     tracing::debug!(error = %err, "unusable path parameter");
-    Error::RouteNotFound { path: req.path().to_string() }.into()
+    Error::RouteNotFound {
+        path: req.path().to_string(),
+    }
+    .into()
 }
 
 fn query_error(err: QueryPayloadError, _: &HttpRequest) -> actix_web::Error {

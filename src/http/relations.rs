@@ -15,7 +15,11 @@ pub async fn read_all(_: Admin, state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// `GET /relations/:collection`: the relations stored on that collection.
-pub async fn read_collection(_: Admin, path: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, Error> {
+pub async fn read_collection(
+    _: Admin,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Error> {
     let schema = state.schema();
     schema.collection(&path).ok_or(Error::Forbidden)?;
     let data: Vec<_> = schema.relations_of(&path).collect();
@@ -30,12 +34,18 @@ pub async fn read_one(
 ) -> Result<HttpResponse, Error> {
     let (collection, field) = path.into_inner();
     let schema = state.schema();
-    let relation = schema.relation(&collection, &field).ok_or(Error::Forbidden)?;
+    let relation = schema
+        .relation(&collection, &field)
+        .ok_or(Error::Forbidden)?;
     Ok(HttpResponse::Ok().json(json!({ "data": relation })))
 }
 
 /// `POST /relations`.
-pub async fn create(_: Admin, body: web::Json<Value>, state: web::Data<AppState>) -> Result<HttpResponse, Error> {
+pub async fn create(
+    _: Admin,
+    body: web::Json<Value>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Error> {
     let plan = schema_change::plan_create_relation(&state.schema(), body.into_inner())?;
     ddl::save_relation(&state.pool, &state.config.user_schema, &plan).await?;
     respond_with(&state, &plan.collection, &plan.field).await
@@ -49,7 +59,12 @@ pub async fn update(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
     let (collection, field) = path.into_inner();
-    let plan = schema_change::plan_update_relation(&state.schema(), &collection, &field, body.into_inner())?;
+    let plan = schema_change::plan_update_relation(
+        &state.schema(),
+        &collection,
+        &field,
+        body.into_inner(),
+    )?;
     ddl::save_relation(&state.pool, &state.config.user_schema, &plan).await?;
     respond_with(&state, &collection, &field).await
 }
@@ -68,7 +83,11 @@ pub async fn delete(
     Ok(HttpResponse::NoContent().finish())
 }
 
-async fn respond_with(state: &AppState, collection: &str, field: &str) -> Result<HttpResponse, Error> {
+async fn respond_with(
+    state: &AppState,
+    collection: &str,
+    field: &str,
+) -> Result<HttpResponse, Error> {
     let schema = state.refresh_schema().await?;
     let relation = schema.relation(collection, field).ok_or(Error::Forbidden)?;
     Ok(HttpResponse::Ok().json(json!({ "data": relation })))

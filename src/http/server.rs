@@ -15,14 +15,17 @@ const DB_RESPONSE_THRESHOLD_MS: f64 = 150.0;
 
 /// `GET /server/ping` → `pong`.
 pub async fn ping() -> HttpResponse {
-    HttpResponse::Ok().content_type("text/html; charset=utf-8").body("pong")
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body("pong")
 }
 
 /// `GET /server/health`: `{"status"}` for everyone; admins also get the release, service id and
 /// the checks. `503` when a check fails.
 pub async fn health(acc: Accountability, state: web::Data<AppState>) -> HttpResponse {
     let started = Instant::now();
-    let probe: Result<i32, sqlx::Error> = sqlx::query_scalar("select 1").fetch_one(&state.pool).await;
+    let probe: Result<i32, sqlx::Error> =
+        sqlx::query_scalar("select 1").fetch_one(&state.pool).await;
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     let db_status = match &probe {
         Err(_) => "error",
@@ -52,8 +55,14 @@ pub async fn health(acc: Accountability, state: web::Data<AppState>) -> HttpResp
             }],
         });
     }
-    let mut res = if db_status == "error" { HttpResponse::ServiceUnavailable() } else { HttpResponse::Ok() };
-    res.content_type("application/health+json; charset=utf-8").insert_header(("Cache-Control", "no-cache")).body(body.to_string())
+    let mut res = if db_status == "error" {
+        HttpResponse::ServiceUnavailable()
+    } else {
+        HttpResponse::Ok()
+    };
+    res.content_type("application/health+json; charset=utf-8")
+        .insert_header(("Cache-Control", "no-cache"))
+        .body(body.to_string())
 }
 
 /// `GET /server/info`: the project for everyone; limits and versions for admins.

@@ -48,7 +48,8 @@ fn reason(err: SchemaError) -> String {
 
 #[test]
 fn a_new_collection_without_fields_gets_an_auto_increment_id() {
-    let plan = plan_create_collection(&snapshot(), json!({"collection": "tags", "schema": {}})).unwrap();
+    let plan =
+        plan_create_collection(&snapshot(), json!({"collection": "tags", "schema": {}})).unwrap();
     assert_eq!(plan.fields.len(), 1);
     let id = plan.fields[0].column.as_ref().unwrap();
     assert!(id.primary_key && id.auto_increment);
@@ -57,17 +58,34 @@ fn a_new_collection_without_fields_gets_an_auto_increment_id() {
 
 #[test]
 fn a_collection_without_schema_is_a_folder() {
-    let plan = plan_create_collection(&snapshot(), json!({"collection": "group", "meta": {"icon": "folder"}})).unwrap();
+    let plan = plan_create_collection(
+        &snapshot(),
+        json!({"collection": "group", "meta": {"icon": "folder"}}),
+    )
+    .unwrap();
     assert_eq!(plan.table, None);
     assert_eq!(plan.meta.unwrap().icon.as_deref(), Some("folder"));
 }
 
 #[test]
 fn duplicate_and_hostile_collections_are_refused() {
-    let err = plan_create_collection(&snapshot(), json!({"collection": "authors", "schema": {}})).unwrap_err();
+    let err = plan_create_collection(&snapshot(), json!({"collection": "authors", "schema": {}}))
+        .unwrap_err();
     assert_eq!(reason(err), "Collection \"authors\" already exists");
-    assert!(plan_create_collection(&snapshot(), json!({"collection": "\"; drop table x; --", "schema": {}})).is_err());
-    assert!(plan_create_collection(&snapshot(), json!({"collection": "directus_users", "schema": {}})).is_err());
+    assert!(
+        plan_create_collection(
+            &snapshot(),
+            json!({"collection": "\"; drop table x; --", "schema": {}})
+        )
+        .is_err()
+    );
+    assert!(
+        plan_create_collection(
+            &snapshot(),
+            json!({"collection": "directus_users", "schema": {}})
+        )
+        .is_err()
+    );
     assert!(plan_create_collection(&snapshot(), json!({"schema": {}})).is_err());
     assert!(plan_create_collection(&snapshot(), json!({"collection": 5})).is_err());
     assert!(plan_create_collection(&snapshot(), json!([1, 2])).is_err());
@@ -76,14 +94,23 @@ fn duplicate_and_hostile_collections_are_refused() {
 #[test]
 fn field_types_and_defaults_are_checked() {
     let snap = snapshot();
-    let err = plan_create_field(&snap, "authors", json!({"field": "x", "type": "varchar"})).unwrap_err();
+    let err =
+        plan_create_field(&snap, "authors", json!({"field": "x", "type": "varchar"})).unwrap_err();
     assert_eq!(reason(err), "Field type \"varchar\" is not supported");
-    let err = plan_create_field(&snap, "authors", json!({"field": "age", "type": "integer",
-        "schema": {"default_value": "old"}}))
+    let err = plan_create_field(
+        &snap,
+        "authors",
+        json!({"field": "age", "type": "integer",
+        "schema": {"default_value": "old"}}),
+    )
     .unwrap_err();
     assert!(reason(err).contains("does not match type"));
-    let ok = plan_create_field(&snap, "authors", json!({"field": "age", "type": "integer",
-        "schema": {"default_value": 3, "is_nullable": false}}))
+    let ok = plan_create_field(
+        &snap,
+        "authors",
+        json!({"field": "age", "type": "integer",
+        "schema": {"default_value": 3, "is_nullable": false}}),
+    )
     .unwrap();
     let column = ok.column.unwrap();
     assert_eq!(column.default, DefaultValue::Literal(json!(3)));
@@ -93,38 +120,71 @@ fn field_types_and_defaults_are_checked() {
 #[test]
 fn existing_fields_and_unknown_collections_are_refused() {
     let snap = snapshot();
-    assert!(reason(plan_create_field(&snap, "authors", json!({"field": "name", "type": "string"})).unwrap_err())
-        .contains("already exists"));
-    assert_eq!(plan_create_field(&snap, "nope", json!({"field": "a", "type": "string"})), Err(SchemaError::Forbidden));
+    assert!(
+        reason(
+            plan_create_field(&snap, "authors", json!({"field": "name", "type": "string"}))
+                .unwrap_err()
+        )
+        .contains("already exists")
+    );
+    assert_eq!(
+        plan_create_field(&snap, "nope", json!({"field": "a", "type": "string"})),
+        Err(SchemaError::Forbidden)
+    );
 }
 
 #[test]
 fn csv_and_hash_fields_carry_their_special_flag() {
-    let plan = plan_create_field(&snapshot(), "authors", json!({"field": "tags", "type": "csv"})).unwrap();
-    assert_eq!(plan.meta.unwrap().special, Some(vec!["cast-csv".to_string()]));
+    let plan = plan_create_field(
+        &snapshot(),
+        "authors",
+        json!({"field": "tags", "type": "csv"}),
+    )
+    .unwrap();
+    assert_eq!(
+        plan.meta.unwrap().special,
+        Some(vec!["cast-csv".to_string()])
+    );
 }
 
 #[test]
 fn unknown_meta_keys_are_invalid_payload() {
-    let err = plan_update_collection(&snapshot(), "authors", json!({"meta": {"nonsense": 1}})).unwrap_err();
+    let err = plan_update_collection(&snapshot(), "authors", json!({"meta": {"nonsense": 1}}))
+        .unwrap_err();
     assert!(reason(err).contains("unknown field"));
 }
 
 #[test]
 fn relations_need_existing_ends_and_valid_actions() {
     let snap = snapshot();
-    let plan = plan_create_relation(&snap, json!({"collection": "articles", "field": "author",
-        "related_collection": "authors", "schema": {"on_delete": "set null"}}))
+    let plan = plan_create_relation(
+        &snap,
+        json!({"collection": "articles", "field": "author",
+        "related_collection": "authors", "schema": {"on_delete": "set null"}}),
+    )
     .unwrap();
     let fk = plan.foreign_key.unwrap();
-    assert_eq!((fk.foreign_table.as_str(), fk.foreign_column.as_str(), fk.on_delete), ("authors", "id", "SET NULL"));
+    assert_eq!(
+        (
+            fk.foreign_table.as_str(),
+            fk.foreign_column.as_str(),
+            fk.on_delete
+        ),
+        ("authors", "id", "SET NULL")
+    );
     assert_eq!(fk.constraint_name, "articles_author_foreign");
-    let err = plan_create_relation(&snap, json!({"collection": "articles", "field": "author",
-        "related_collection": "authors", "schema": {"on_delete": "DROP TABLE"}}))
+    let err = plan_create_relation(
+        &snap,
+        json!({"collection": "articles", "field": "author",
+        "related_collection": "authors", "schema": {"on_delete": "DROP TABLE"}}),
+    )
     .unwrap_err();
     assert!(reason(err).contains("not a foreign key action"));
-    let err = plan_create_relation(&snap, json!({"collection": "articles", "field": "nope",
-        "related_collection": "authors"}))
+    let err = plan_create_relation(
+        &snap,
+        json!({"collection": "articles", "field": "nope",
+        "related_collection": "authors"}),
+    )
     .unwrap_err();
     assert!(reason(err).contains("doesn't exist"));
 }

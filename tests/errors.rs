@@ -1,0 +1,394 @@
+//! Bad input of every kind gets the Directus error envelope with the right status and code —
+//! never a 500, never SQL built from client text.
+
+mod common;
+
+use common::spawn_app;
+use reqwest::Method;
+use serde_json::json;
+
+#[actix_web::test]
+async fn malformed_and_misshapen_bodies_are_invalid_payload() {
+    let app = spawn_app().await;
+    // 1. Not JSON at all.
+    app.send_raw(Method::POST, "/collections", "{\"collection\": ")
+        .await
+        .assert_error(400, "INVALID_PAYLOAD");
+    // 2. JSON of the wrong shape.
+    app.post("/collections", json!([1, 2, 3]))
+        .await
+        .assert_error(400, "INVALID_PAYLOAD");
+    // 3. A required key missing.
+    let missing = app.post("/collections", json!({"schema": {}})).await;
+    missing.assert_error(400, "INVALID_PAYLOAD");
+    assert_eq!(
+        missing.json()["errors"][0]["extensions"]["reason"],
+        "\"collection\" is required"
+    );
+    // 4. A key of the wrong type.
+    app.post("/collections", json!({"collection": 42, "schema": {}}))
+        .await
+        .assert_error(400, "INVALID_PAYLOAD");
+    // 5. An unknown meta key (meta keys are columns; nothing unknown reaches SQL).
+    app.post(
+        "/collections",
+        json!({"collection": "a", "meta": {"drop": true}}),
+    )
+    .await
+    .assert_error(400, "INVALID_PAYLOAD");
+    // 6. A meta value of the wrong type.
+    app.post(
+        "/collections",
+        json!({"collection": "a", "meta": {"hidden": "yes"}}),
+    )
+    .await
+    .assert_error(400, "INVALID_PAYLOAD");
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn unknown_routes_methods_and_collections() {
+    let app = spawn_app().await;
+    // 7. Unknown path.
+    let res = app.get("/nope").await;
+    res.assert_error(404, "ROUTE_NOT_FOUND");
+    assert_eq!(
+        res.json()["errors"][0]["message"],
+        "Route /nope doesn't exist."
+    );
+    // 8. Known path, unserved method (Directus answers as for an unknown route).
+    app.request(Method::PUT, "/collections", Some(json!({})))
+        .await
+        .assert_error(404, "ROUTE_NOT_FOUND");
+    // 9. Unknown collection, field and relation: FORBIDDEN, so existence is not revealed.
+    app.get("/collections/ghost")
+        .await
+        .assert_error(403, "FORBIDDEN");
+    app.get("/fields/ghost")
+        .await
+        .assert_error(403, "FORBIDDEN");
+    app.get("/fields/ghost/id")
+        .await
+        .assert_error(403, "FORBIDDEN");
+    app.get("/relations/ghost/id")
+        .await
+        .assert_error(403, "FORBIDDEN");
+    app.patch("/collections/ghost", json!({"meta": {}}))
+        .await
+        .assert_error(403, "FORBIDDEN");
+    app.delete("/collections/ghost")
+        .await
+        .assert_error(403, "FORBIDDEN");
+    app.post("/fields/ghost", json!({"field": "a", "type": "string"}))
+        .await
+        .assert_error(403, "FORBIDDEN");
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn hostile_and_invalid_names_never_reach_sql() {
+    let app = spawn_app().await;
+    app.post("/collections", json!({"collection": "x", "schema": {}}))
+        .await
+        .data();
+    // 10. An injection attempt as a collection name.
+    let res = app
+        .post(
+            "/collections",
+            json!({"collection": "\"; drop table x; --", "schema": {}}),
+        )
+        .await;
+    res.assert_error(400, "INVALID_PAYLOAD");
+    // ... and as a field name and a path segment.
+    app.post(
+        "/fields/x",
+        json!({"field": "a\"; drop table x; --", "type": "string"}),
+    )
+    .await
+    .assert_error(400, "INVALID_PAYLOAD");
+    app.get("/collections/x%22%3B%20drop%20table%20x%3B%20--")
+        .await
+        .assert_error(403, "FORBIDDEN");
+    assert_eq!(
+        app.get("/collections/x").await.status,
+        200,
+        "table x survived"
+    );
+    // 11. Reserved prefixes.
+    app.post(
+        "/collections",
+        json!({"collection": "directus_users", "schema": {}}),
+    )
+    .await
+    .assert_error(400, "INVALID_PAYLOAD");
+    // 12. Oversized and NUL-carrying names.
+    app.post(
+        "/collections",
+        json!({"collection": "a".repeat(10_000), "schema": {}}),
+    )
+    .await
+    .assert_error(400, "INVALID_PAYLOAD");
+    app.post("/fields/x", json!({"field": "a\u{0}b", "type": "string"}))
+        .await
+        .assert_error(400, "INVALID_PAYLOAD");
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn duplicates_bad_types_and_bad_defaults() {
+    let app = spawn_app().await;
+    app.post("/collections", json!({"collection": "items", "schema": {}}))
+        .await
+        .data();
+    // 13. Duplicate collection.
+    let dup = app
+        .post("/collections", json!({"collection": "items", "schema": {}}))
+        .await;
+    dup.assert_error(400, "INVALID_PAYLOAD");
+    assert_eq!(
+        dup.json()["errors"][0]["extensions"]["reason"],
+        "Collection \"items\" already exists"
+    );
+    // ... also when the table exists but is not served (no primary key).
+    app.sql("create table loose (a int)").await;
+    app.post("/collections", json!({"collection": "loose", "schema": {}}))
+        .await
+        .assert_error(400, "INVALID_PAYLOAD");
+    // 14. Duplicate field.
+    app.post("/fields/items", json!({"field": "id", "type": "integer"}))
+        .await
+        .assert_error(400, "INVALID_PAYLOAD");
+    // 15. Unsupported field type.
+    app.post("/fields/items", json!({"field": "a", "type": "varchar(9)"}))
+        .await
+        .assert_error(400, "INVALID_PAYLOAD");
+    // 16. A default of the wrong type, and one Postgres rejects.
+    app.post(
+        "/fields/items",
+        json!({"field": "n", "type": "integer", "schema": {"default_value": "many"}}),
+    )
+    .await
+    .assert_error(400, "INVALID_PAYLOAD");
+    app.post(
+        "/fields/items",
+        json!({"field": "d", "type": "date", "schema": {"default_value": "not a date"}}),
+    )
+    .await
+    .assert_error(400, "INVALID_PAYLOAD");
+    // 17. The primary key can't be deleted.
+    app.delete("/fields/items/id")
+        .await
+        .assert_error(400, "INVALID_PAYLOAD");
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn postgres_constraint_failures_map_to_directus_codes() {
+    let app = spawn_app().await;
+    app.post(
+        "/collections",
+        json!({"collection": "people", "schema": {}}),
+    )
+    .await
+    .data();
+    app.post("/collections", json!({"collection": "pets", "schema": {}}))
+        .await
+        .data();
+    app.post(
+        "/fields/people",
+        json!({"field": "email", "type": "string"}),
+    )
+    .await
+    .data();
+    app.post(
+        "/fields/people",
+        json!({"field": "nick", "type": "string", "schema": {"max_length": 20}}),
+    )
+    .await
+    .data();
+    app.post("/fields/pets", json!({"field": "owner", "type": "integer"}))
+        .await
+        .data();
+    app.sql(
+        "insert into people (email, nick) values ('a@x', 'longer than five'), ('a@x', null); \
+             insert into pets (owner) values (99)",
+    )
+    .await;
+
+    // 18. Unique over duplicate data.
+    let unique = app
+        .patch(
+            "/fields/people/email",
+            json!({"schema": {"is_unique": true}}),
+        )
+        .await;
+    unique.assert_error(400, "RECORD_NOT_UNIQUE");
+    assert_eq!(
+        unique.json()["errors"][0]["extensions"]["collection"],
+        "people"
+    );
+    // 19. A foreign key over rows that point nowhere.
+    let fk = app
+        .post(
+            "/relations",
+            json!({"collection": "pets", "field": "owner", "related_collection": "people"}),
+        )
+        .await;
+    fk.assert_error(400, "INVALID_FOREIGN_KEY");
+    assert_eq!(fk.json()["errors"][0]["extensions"]["field"], "owner");
+    // 20. NOT NULL over existing nulls, and a new NOT NULL column without default on a full table.
+    let nulls = app
+        .patch(
+            "/fields/people/nick",
+            json!({"schema": {"is_nullable": false}}),
+        )
+        .await;
+    nulls.assert_error(400, "CONTAINS_NULL_VALUES");
+    assert_eq!(nulls.json()["errors"][0]["extensions"]["field"], "nick");
+    app.post(
+        "/fields/people",
+        json!({"field": "age", "type": "integer", "schema": {"is_nullable": false}}),
+    )
+    .await
+    .assert_error(400, "CONTAINS_NULL_VALUES");
+    // 21. Shrinking a string below existing data: refused, never truncated.
+    app.patch("/fields/people/nick", json!({"schema": {"max_length": 5}}))
+        .await
+        .assert_error(400, "VALUE_TOO_LONG");
+    // 22. A type change the data can't survive.
+    app.patch("/fields/people/email", json!({"type": "integer"}))
+        .await
+        .assert_error(400, "INVALID_PAYLOAD");
+    // Nothing above changed the data.
+    let nick = app.get("/fields/people/nick").await.data();
+    assert_eq!(nick["schema"]["max_length"], 20);
+    assert_eq!(nick["schema"]["is_nullable"], true);
+    assert_eq!(
+        app.get("/fields/people/email").await.data()["type"],
+        "string"
+    );
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn bad_relations_are_refused() {
+    let app = spawn_app().await;
+    app.post("/collections", json!({"collection": "a", "schema": {}}))
+        .await
+        .data();
+    app.post("/fields/a", json!({"field": "b_id", "type": "integer"}))
+        .await
+        .data();
+    app.post("/fields/a", json!({"field": "label", "type": "string"}))
+        .await
+        .data();
+    app.post("/collections", json!({"collection": "b", "schema": {}}))
+        .await
+        .data();
+    // 23. Unknown related collection, unknown field, bad action.
+    app.post(
+        "/relations",
+        json!({"collection": "a", "field": "b_id", "related_collection": "zzz"}),
+    )
+    .await
+    .assert_error(400, "INVALID_PAYLOAD");
+    app.post(
+        "/relations",
+        json!({"collection": "a", "field": "zzz", "related_collection": "b"}),
+    )
+    .await
+    .assert_error(400, "INVALID_PAYLOAD");
+    app.post(
+        "/relations",
+        json!({"collection": "a", "field": "b_id", "related_collection": "b",
+                                   "schema": {"on_delete": "DROP TABLE b"}}),
+    )
+    .await
+    .assert_error(400, "INVALID_PAYLOAD");
+    // 24. A key column of the wrong type.
+    app.post(
+        "/relations",
+        json!({"collection": "a", "field": "label", "related_collection": "b"}),
+    )
+    .await
+    .assert_error(400, "INVALID_PAYLOAD");
+    // 25. A second relation on the same field.
+    app.post(
+        "/relations",
+        json!({"collection": "a", "field": "b_id", "related_collection": "b"}),
+    )
+    .await
+    .data();
+    app.post(
+        "/relations",
+        json!({"collection": "a", "field": "b_id", "related_collection": "b"}),
+    )
+    .await
+    .assert_error(400, "INVALID_PAYLOAD");
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn dropping_a_table_a_view_depends_on_is_refused() {
+    let app = spawn_app().await;
+    app.post("/collections", json!({"collection": "base", "schema": {}}))
+        .await
+        .data();
+    app.sql("create view base_view as select id from base")
+        .await;
+    // 26. The view would silently disappear with CASCADE; we refuse instead.
+    app.delete("/collections/base")
+        .await
+        .assert_error(400, "INVALID_PAYLOAD");
+    assert_eq!(app.get("/collections/base").await.status, 200);
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn authentication_errors() {
+    let app = spawn_app().await;
+    // 27. No token on an admin route.
+    app.send(Method::GET, "/collections", None, None)
+        .await
+        .assert_error(403, "FORBIDDEN");
+    // 28. A token nobody has.
+    app.send(Method::GET, "/collections", None, Some("not-a-token"))
+        .await
+        .assert_error(401, "INVALID_CREDENTIALS");
+    // 29. A malformed Authorization header.
+    let res = app
+        .client
+        .get(format!("{}/collections", app.base))
+        .header("authorization", "Basic abc")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    // The token also works as ?access_token=, as in Directus.
+    let res = app
+        .client
+        .get(format!(
+            "{}/collections?access_token={}",
+            app.base,
+            common::ADMIN_TOKEN
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn bodies_over_max_payload_size_are_content_too_large() {
+    let app = spawn_app().await;
+    // 30. A 2 MB body against the default 1 MB limit.
+    let big = format!(
+        "{{\"collection\":\"big\",\"meta\":{{\"note\":\"{}\"}}}}",
+        "x".repeat(2 * 1024 * 1024)
+    );
+    app.send_raw(Method::POST, "/collections", big)
+        .await
+        .assert_error(413, "CONTENT_TOO_LARGE");
+    app.stop().await;
+}
