@@ -39,9 +39,7 @@ impl App {
         let config = Arc::new(config);
         let database = pool::open(&config).await?;
         let pool = database.pool;
-        bootstrap::migrate(&pool)
-            .await
-            .context("applying migrations")?;
+        bootstrap::migrate(&pool).await.context("applying migrations")?;
         let outcome = bootstrap::bootstrap(
             &pool,
             &config.admin_email,

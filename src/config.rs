@@ -273,13 +273,10 @@ fn database_from(raw: &RawEnv) -> Result<DatabaseConfig, ConfigError> {
             data_dir: raw.data_dir.clone(),
         });
     }
-    let database = raw
-        .db_database
-        .clone()
-        .ok_or_else(|| ConfigError::Invalid {
-            name: "DB_DATABASE",
-            reason: "required when DB_HOST, DB_PORT, DB_USER or DB_PASSWORD is set".into(),
-        })?;
+    let database = raw.db_database.clone().ok_or_else(|| ConfigError::Invalid {
+        name: "DB_DATABASE",
+        reason: "required when DB_HOST, DB_PORT, DB_USER or DB_PASSWORD is set".into(),
+    })?;
     let host = raw.db_host.clone().unwrap_or_else(|| "localhost".into());
     let port = raw.db_port.unwrap_or(5432);
     let mut url = format!(
@@ -309,11 +306,7 @@ fn database_from(raw: &RawEnv) -> Result<DatabaseConfig, ConfigError> {
 
 fn host_for_url(host: &str) -> &str {
     // A Unix socket directory goes into the `host` parameter instead.
-    if host.starts_with('/') {
-        "localhost"
-    } else {
-        host
-    }
+    if host.starts_with('/') { "localhost" } else { host }
 }
 
 /// Percent-encodes everything but unreserved characters, for connection-string parts.

@@ -27,10 +27,7 @@ pub enum Error {
     RouteNotFound { path: String },
     /// HTTP 405 for a known path used with a method it does not serve.
     #[error("Invalid method \"{current}\" used. Should be one of {}.", allowed.join(", "))]
-    MethodNotAllowed {
-        current: String,
-        allowed: Vec<String>,
-    },
+    MethodNotAllowed { current: String, allowed: Vec<String> },
     /// HTTP 400, SQLSTATE 23505.
     #[error("Value for field \"{field}\" in collection \"{collection}\" has to be unique.")]
     RecordNotUnique { collection: String, field: String },
@@ -213,9 +210,7 @@ impl From<crate::core::schema_change::SchemaError> for Error {
     fn from(err: crate::core::schema_change::SchemaError) -> Self {
         match err {
             crate::core::schema_change::SchemaError::Forbidden => Error::Forbidden,
-            crate::core::schema_change::SchemaError::Invalid(reason) => {
-                Error::InvalidPayload { reason }
-            }
+            crate::core::schema_change::SchemaError::Invalid(reason) => Error::InvalidPayload { reason },
         }
     }
 }

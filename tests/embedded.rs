@@ -52,17 +52,11 @@ impl Server {
         let client = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
-            let ping = client
-                .get(format!("{}/server/ping", self.base))
-                .send()
-                .await;
+            let ping = client.get(format!("{}/server/ping", self.base)).send().await;
             if ping.is_ok_and(|res| res.status() == 200) {
                 return since.elapsed();
             }
-            assert!(
-                self.child.try_wait().unwrap().is_none(),
-                "server exited early"
-            );
+            assert!(self.child.try_wait().unwrap().is_none(), "server exited early");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         panic!("server never became ready");
@@ -136,11 +130,7 @@ async fn serve_manages_its_cluster_across_restarts_and_keeps_data() {
         ])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
     // SIGTERM stops the server and the cluster with it.
     server.stop(Signal::SIGTERM);
@@ -231,10 +221,7 @@ fn migrate_and_bootstrap_subcommands() {
         "a generated password is shown once: {first}"
     );
     let second = run(&["bootstrap"]);
-    assert!(
-        second.contains("Database already bootstrapped."),
-        "{second}"
-    );
+    assert!(second.contains("Database already bootstrapped."), "{second}");
     assert!(
         !postmaster_running(dir.path()),
         "one-shot commands stop the cluster"

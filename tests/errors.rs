@@ -30,12 +30,9 @@ async fn malformed_and_misshapen_bodies_are_invalid_payload() {
         .await
         .assert_error(400, "INVALID_PAYLOAD");
     // 5. An unknown meta key (meta keys are columns; nothing unknown reaches SQL).
-    app.post(
-        "/collections",
-        json!({"collection": "a", "meta": {"drop": true}}),
-    )
-    .await
-    .assert_error(400, "INVALID_PAYLOAD");
+    app.post("/collections", json!({"collection": "a", "meta": {"drop": true}}))
+        .await
+        .assert_error(400, "INVALID_PAYLOAD");
     // 6. A meta value of the wrong type.
     app.post(
         "/collections",
@@ -52,24 +49,15 @@ async fn unknown_routes_methods_and_collections() {
     // 7. Unknown path.
     let res = app.get("/nope").await;
     res.assert_error(404, "ROUTE_NOT_FOUND");
-    assert_eq!(
-        res.json()["errors"][0]["message"],
-        "Route /nope doesn't exist."
-    );
+    assert_eq!(res.json()["errors"][0]["message"], "Route /nope doesn't exist.");
     // 8. Known path, unserved method (Directus answers as for an unknown route).
     app.request(Method::PUT, "/collections", Some(json!({})))
         .await
         .assert_error(404, "ROUTE_NOT_FOUND");
     // 9. Unknown collection, field and relation: FORBIDDEN, so existence is not revealed.
-    app.get("/collections/ghost")
-        .await
-        .assert_error(403, "FORBIDDEN");
-    app.get("/fields/ghost")
-        .await
-        .assert_error(403, "FORBIDDEN");
-    app.get("/fields/ghost/id")
-        .await
-        .assert_error(403, "FORBIDDEN");
+    app.get("/collections/ghost").await.assert_error(403, "FORBIDDEN");
+    app.get("/fields/ghost").await.assert_error(403, "FORBIDDEN");
+    app.get("/fields/ghost/id").await.assert_error(403, "FORBIDDEN");
     app.get("/relations/ghost/id")
         .await
         .assert_error(403, "FORBIDDEN");
@@ -109,11 +97,7 @@ async fn hostile_and_invalid_names_never_reach_sql() {
     app.get("/collections/x%22%3B%20drop%20table%20x%3B%20--")
         .await
         .assert_error(403, "FORBIDDEN");
-    assert_eq!(
-        app.get("/collections/x").await.status,
-        200,
-        "table x survived"
-    );
+    assert_eq!(app.get("/collections/x").await.status, 200, "table x survived");
     // 11. Reserved prefixes.
     app.post(
         "/collections",
@@ -185,21 +169,15 @@ async fn duplicates_bad_types_and_bad_defaults() {
 #[actix_web::test]
 async fn postgres_constraint_failures_map_to_directus_codes() {
     let app = spawn_app().await;
-    app.post(
-        "/collections",
-        json!({"collection": "people", "schema": {}}),
-    )
-    .await
-    .data();
+    app.post("/collections", json!({"collection": "people", "schema": {}}))
+        .await
+        .data();
     app.post("/collections", json!({"collection": "pets", "schema": {}}))
         .await
         .data();
-    app.post(
-        "/fields/people",
-        json!({"field": "email", "type": "string"}),
-    )
-    .await
-    .data();
+    app.post("/fields/people", json!({"field": "email", "type": "string"}))
+        .await
+        .data();
     app.post(
         "/fields/people",
         json!({"field": "nick", "type": "string", "schema": {"max_length": 20}}),
@@ -217,16 +195,10 @@ async fn postgres_constraint_failures_map_to_directus_codes() {
 
     // 18. Unique over duplicate data.
     let unique = app
-        .patch(
-            "/fields/people/email",
-            json!({"schema": {"is_unique": true}}),
-        )
+        .patch("/fields/people/email", json!({"schema": {"is_unique": true}}))
         .await;
     unique.assert_error(400, "RECORD_NOT_UNIQUE");
-    assert_eq!(
-        unique.json()["errors"][0]["extensions"]["collection"],
-        "people"
-    );
+    assert_eq!(unique.json()["errors"][0]["extensions"]["collection"], "people");
     // 19. A foreign key over rows that point nowhere.
     let fk = app
         .post(
@@ -238,10 +210,7 @@ async fn postgres_constraint_failures_map_to_directus_codes() {
     assert_eq!(fk.json()["errors"][0]["extensions"]["field"], "owner");
     // 20. NOT NULL over existing nulls, and a new NOT NULL column without default on a full table.
     let nulls = app
-        .patch(
-            "/fields/people/nick",
-            json!({"schema": {"is_nullable": false}}),
-        )
+        .patch("/fields/people/nick", json!({"schema": {"is_nullable": false}}))
         .await;
     nulls.assert_error(400, "CONTAINS_NULL_VALUES");
     assert_eq!(nulls.json()["errors"][0]["extensions"]["field"], "nick");
@@ -263,10 +232,7 @@ async fn postgres_constraint_failures_map_to_directus_codes() {
     let nick = app.get("/fields/people/nick").await.data();
     assert_eq!(nick["schema"]["max_length"], 20);
     assert_eq!(nick["schema"]["is_nullable"], true);
-    assert_eq!(
-        app.get("/fields/people/email").await.data()["type"],
-        "string"
-    );
+    assert_eq!(app.get("/fields/people/email").await.data()["type"], "string");
     app.stop().await;
 }
 
@@ -334,8 +300,7 @@ async fn dropping_a_table_a_view_depends_on_is_refused() {
     app.post("/collections", json!({"collection": "base", "schema": {}}))
         .await
         .data();
-    app.sql("create view base_view as select id from base")
-        .await;
+    app.sql("create view base_view as select id from base").await;
     // 26. The view would silently disappear with CASCADE; we refuse instead.
     app.delete("/collections/base")
         .await

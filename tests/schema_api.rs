@@ -170,11 +170,7 @@ async fn every_directus_type_maps_to_a_column_and_back() {
         ("decimal", json!(12.25), "numeric"),
         ("boolean", json!(true), "boolean"),
         ("json", json!({"a": [1, 2]}), "jsonb"),
-        (
-            "uuid",
-            json!("00000000-0000-0000-0000-000000000001"),
-            "uuid",
-        ),
+        ("uuid", json!("00000000-0000-0000-0000-000000000001"), "uuid"),
         ("date", json!("2024-01-02"), "date"),
         ("time", json!("12:34:56"), "time without time zone"),
         (
@@ -229,12 +225,9 @@ async fn fields_can_be_altered_and_deleted() {
     app.post("/collections", json!({"collection": "posts", "schema": {}}))
         .await
         .data();
-    app.post(
-        "/fields/posts",
-        json!({"field": "views", "type": "integer"}),
-    )
-    .await
-    .data();
+    app.post("/fields/posts", json!({"field": "views", "type": "integer"}))
+        .await
+        .data();
 
     let changed = app
         .patch(
@@ -261,10 +254,7 @@ async fn fields_can_be_altered_and_deleted() {
         .await;
     dup.data();
     let unset = app
-        .patch(
-            "/fields/posts/views",
-            json!({"schema": {"is_unique": false}}),
-        )
+        .patch("/fields/posts/views", json!({"schema": {"is_unique": false}}))
         .await
         .data();
     assert_eq!(unset["schema"]["is_unique"], false);
@@ -281,18 +271,12 @@ async fn fields_can_be_altered_and_deleted() {
 #[actix_web::test]
 async fn many_to_one_relation_creates_a_real_foreign_key() {
     let app = spawn_app().await;
-    app.post(
-        "/collections",
-        json!({"collection": "authors", "schema": {}}),
-    )
-    .await
-    .data();
-    app.post(
-        "/collections",
-        json!({"collection": "articles", "schema": {}}),
-    )
-    .await
-    .data();
+    app.post("/collections", json!({"collection": "authors", "schema": {}}))
+        .await
+        .data();
+    app.post("/collections", json!({"collection": "articles", "schema": {}}))
+        .await
+        .data();
     app.post(
         "/fields/articles",
         json!({"field": "author", "type": "integer", "meta": {"special": ["m2o"]}}),
@@ -317,10 +301,7 @@ async fn many_to_one_relation_creates_a_real_foreign_key() {
     assert_eq!(relation["collection"], "articles");
     assert_eq!(relation["field"], "author");
     assert_eq!(relation["related_collection"], "authors");
-    assert_eq!(
-        relation["schema"]["constraint_name"],
-        "articles_author_foreign"
-    );
+    assert_eq!(relation["schema"]["constraint_name"], "articles_author_foreign");
     assert_eq!(relation["schema"]["foreign_key_table"], "authors");
     assert_eq!(relation["schema"]["foreign_key_column"], "id");
     assert_eq!(relation["schema"]["on_delete"], "SET NULL");
@@ -335,10 +316,7 @@ async fn many_to_one_relation_creates_a_real_foreign_key() {
         .await;
     app.sql("delete from authors where id = 1").await;
 
-    assert_eq!(
-        app.get("/relations").await.data().as_array().unwrap().len(),
-        1
-    );
+    assert_eq!(app.get("/relations").await.data().as_array().unwrap().len(), 1);
     assert_eq!(
         app.get("/relations/articles")
             .await
@@ -377,11 +355,11 @@ async fn many_to_many_through_a_junction_collection() {
     app.post(
         "/collections",
         json!({"collection": "articles_tags", "schema": {}, "meta": {"hidden": true},
-               "fields": [
-                 {"field": "id", "type": "integer", "schema": {"is_primary_key": true, "has_auto_increment": true}},
-                 {"field": "articles_id", "type": "integer"},
-                 {"field": "tags_id", "type": "integer"}
-               ]}),
+        "fields": [
+          {"field": "id", "type": "integer", "schema": {"is_primary_key": true, "has_auto_increment": true}},
+          {"field": "articles_id", "type": "integer"},
+          {"field": "tags_id", "type": "integer"}
+        ]}),
     )
     .await
     .data();
@@ -407,10 +385,7 @@ async fn many_to_many_through_a_junction_collection() {
     .data();
     let relations = app.get("/relations/articles_tags").await.data();
     assert_eq!(relations.as_array().unwrap().len(), 2);
-    assert_eq!(
-        app.get("/fields/articles/tags").await.data()["type"],
-        "alias"
-    );
+    assert_eq!(app.get("/fields/articles/tags").await.data()["type"], "alias");
 
     // Deleting an article cascades through the junction.
     app.sql("insert into articles default values; insert into tags default values; \
@@ -510,9 +485,7 @@ async fn ddl_from_outside_refreshes_the_schema_without_a_restart() {
         app.get("/collections/memos").await.status == 200
     })
     .await;
-    app.get("/collections/notes")
-        .await
-        .assert_error(403, "FORBIDDEN");
+    app.get("/collections/notes").await.assert_error(403, "FORBIDDEN");
 
     app.sql("drop table memos").await;
     app.eventually("the drop", || async {

@@ -74,10 +74,7 @@ impl SchemaActor {
             let skipped: BTreeSet<String> = built.skipped_tables.into_iter().collect();
             if skipped != act.skipped_tables {
                 for table in skipped.difference(&act.skipped_tables) {
-                    tracing::warn!(
-                        table,
-                        "table has no single-column primary key and is not served"
-                    );
+                    tracing::warn!(table, "table has no single-column primary key and is not served");
                 }
                 act.skipped_tables = skipped;
             }

@@ -87,10 +87,7 @@ pub struct Built {
 pub fn build(rows: CatalogRows) -> Built {
     let mut tables: BTreeMap<&str, Vec<&ColumnRow>> = BTreeMap::new();
     for column in &rows.columns {
-        tables
-            .entry(column.table_name.as_str())
-            .or_default()
-            .push(column);
+        tables.entry(column.table_name.as_str()).or_default().push(column);
     }
     let index_of: HashMap<(&str, &str), &IndexRow> = rows
         .indexes
@@ -130,9 +127,7 @@ pub fn build(rows: CatalogRows) -> Built {
         };
         let mut fields = Vec::with_capacity(columns.len());
         for column in &columns {
-            let meta = field_meta
-                .remove(&(table, column.column_name.as_str()))
-                .cloned();
+            let meta = field_meta.remove(&(table, column.column_name.as_str())).cloned();
             let special = meta.as_ref().map(FieldMeta::special).unwrap_or(&[]);
             let field_type = FieldType::from_postgres(&column.udt_name, special);
             let index = index_of.get(&(table, column.column_name.as_str()));
@@ -201,13 +196,7 @@ pub fn build(rows: CatalogRows) -> Built {
     }
     // Metadata without a column: alias fields (or leftovers of a dropped column: `unknown`).
     let mut aliases: Vec<&FieldMeta> = field_meta.into_values().collect();
-    aliases.sort_by_key(|m| {
-        (
-            m.collection.clone(),
-            m.sort.unwrap_or(i32::MAX),
-            m.field.clone(),
-        )
-    });
+    aliases.sort_by_key(|m| (m.collection.clone(), m.sort.unwrap_or(i32::MAX), m.field.clone()));
     for meta in aliases {
         let Some(collection) = collections.get_mut(&meta.collection) else {
             continue;
@@ -250,8 +239,7 @@ fn relations(rows: &CatalogRows, collections: &BTreeMap<String, Collection>) -> 
             Relation {
                 collection: fk.table_name.clone(),
                 field: fk.column_name.clone(),
-                related_collection: (fk.foreign_schema == rows.schema)
-                    .then(|| fk.foreign_table.clone()),
+                related_collection: (fk.foreign_schema == rows.schema).then(|| fk.foreign_table.clone()),
                 schema: Some(RelationSchema {
                     constraint_name: fk.constraint_name.clone(),
                     table: fk.table_name.clone(),
@@ -430,10 +418,7 @@ mod tests {
             Value::Null
         );
         assert_eq!(default_value(None, FieldType::String), Value::Null);
-        assert_eq!(
-            default_value(Some("now()"), FieldType::Timestamp),
-            json!("now()")
-        );
+        assert_eq!(default_value(Some("now()"), FieldType::Timestamp), json!("now()"));
         assert_eq!(
             default_value(Some("nextval('a_id_seq'::regclass)"), FieldType::Integer),
             json!("nextval('a_id_seq'::regclass)")
@@ -493,20 +478,12 @@ mod tests {
         };
         let snap = build(rows).snapshot;
         assert!(snap.collection("folder").unwrap().schema.is_none());
-        assert_eq!(
-            snap.field("articles", "tags").unwrap().field_type,
-            FieldType::Csv
-        );
+        assert_eq!(snap.field("articles", "tags").unwrap().field_type, FieldType::Csv);
         assert_eq!(
             snap.field("authors", "articles").unwrap().field_type,
             FieldType::Alias
         );
-        let author = snap
-            .field("articles", "author")
-            .unwrap()
-            .schema
-            .clone()
-            .unwrap();
+        let author = snap.field("articles", "author").unwrap().schema.clone().unwrap();
         assert_eq!(author.foreign_key_table.as_deref(), Some("authors"));
         let relation = snap.relation("articles", "author").unwrap();
         assert_eq!(relation.related_collection.as_deref(), Some("authors"));

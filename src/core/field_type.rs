@@ -103,11 +103,7 @@ impl FieldType {
     ///
     /// `json` becomes `jsonb` (Directus creates `json`): `jsonb` compares with `=`, which filters
     /// and change-feed diffs rely on, and it round-trips as the same Directus type.
-    pub fn column_type(
-        self,
-        max_length: Option<u32>,
-        precision: Option<(u32, u32)>,
-    ) -> Option<String> {
+    pub fn column_type(self, max_length: Option<u32>, precision: Option<(u32, u32)>) -> Option<String> {
         let sql = match self {
             FieldType::String | FieldType::Hash => {
                 format!("varchar({})", max_length.unwrap_or(DEFAULT_STRING_LENGTH))
@@ -205,20 +201,13 @@ mod tests {
         for &t in CREATABLE.iter().filter(|t| t.has_column()) {
             let sql = t.column_type(None, None).unwrap();
             let special: Vec<String> = t.special().map(String::from).into_iter().collect();
-            assert_eq!(
-                FieldType::from_postgres(typname(&sql), &special),
-                t,
-                "{sql}"
-            );
+            assert_eq!(FieldType::from_postgres(typname(&sql), &special), t, "{sql}");
         }
     }
 
     #[test]
     fn unknown_postgres_types_are_unknown() {
-        assert_eq!(
-            FieldType::from_postgres("tsvector", &[]),
-            FieldType::Unknown
-        );
+        assert_eq!(FieldType::from_postgres("tsvector", &[]), FieldType::Unknown);
         assert_eq!(FieldType::Unknown.column_type(None, None), None);
     }
 }

@@ -95,9 +95,7 @@ mod tests {
     fn system_prefixes_are_reserved() {
         assert_eq!(
             check_collection("directus_users"),
-            Err(NameError::Reserved {
-                prefix: "directus_"
-            })
+            Err(NameError::Reserved { prefix: "directus_" })
         );
         assert!(check_collection("Directrix_x").is_err());
         assert_eq!(check_field("directus_ok_as_a_field"), Ok(()));

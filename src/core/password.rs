@@ -11,9 +11,7 @@ use sha2::{Digest, Sha256};
 
 /// Hashes a password into a PHC string.
 pub fn hash(password: &str) -> Result<String, argon2::password_hash::Error> {
-    Ok(Argon2::default()
-        .hash_password(password.as_bytes())?
-        .to_string())
+    Ok(Argon2::default().hash_password(password.as_bytes())?.to_string())
 }
 
 /// Checks a password against a stored PHC string; a malformed hash never matches.

@@ -40,20 +40,12 @@ impl SchemaSnapshot {
     }
 
     /// Relations stored on one collection.
-    pub fn relations_of<'a>(
-        &'a self,
-        collection: &'a str,
-    ) -> impl Iterator<Item = &'a Relation> + 'a {
-        self.relations
-            .iter()
-            .filter(move |r| r.collection == collection)
+    pub fn relations_of<'a>(&'a self, collection: &'a str) -> impl Iterator<Item = &'a Relation> + 'a {
+        self.relations.iter().filter(move |r| r.collection == collection)
     }
 
     /// Relations that point at one collection or are stored on it.
-    pub fn relations_touching<'a>(
-        &'a self,
-        collection: &'a str,
-    ) -> impl Iterator<Item = &'a Relation> + 'a {
+    pub fn relations_touching<'a>(&'a self, collection: &'a str) -> impl Iterator<Item = &'a Relation> + 'a {
         self.relations.iter().filter(move |r| {
             r.collection == collection || r.related_collection.as_deref() == Some(collection)
         })
@@ -326,8 +318,7 @@ mod tests {
 
     #[test]
     fn unknown_meta_keys_are_rejected() {
-        let err =
-            serde_json::from_value::<FieldMeta>(json!({"collection":"a","field":"b","bogus":1}));
+        let err = serde_json::from_value::<FieldMeta>(json!({"collection":"a","field":"b","bogus":1}));
         assert!(err.is_err());
     }
 }

@@ -207,9 +207,7 @@ pub fn plan_create_collection(
     let collection = name_of(input.collection, "collection")?;
     name::check_collection(&collection)?;
     if snapshot.collection(&collection).is_some() {
-        return Err(invalid(format!(
-            "Collection \"{collection}\" already exists"
-        )));
+        return Err(invalid(format!("Collection \"{collection}\" already exists")));
     }
     let meta = input
         .meta
@@ -217,9 +215,7 @@ pub fn plan_create_collection(
         .transpose()?;
     let Some(schema) = input.schema else {
         if input.fields.as_ref().is_some_and(|f| !f.is_empty()) {
-            return Err(invalid(
-                "Folder collections (\"schema\": null) can't have fields",
-            ));
+            return Err(invalid("Folder collections (\"schema\": null) can't have fields"));
         }
         return Ok(CreateCollection {
             collection,
@@ -237,10 +233,7 @@ pub fn plan_create_collection(
     for raw in input.fields.unwrap_or_default() {
         let field = plan_field(&collection, raw, true)?;
         if fields.iter().any(|f: &NewField| f.field == field.field) {
-            return Err(invalid(format!(
-                "Field \"{}\" is listed twice",
-                field.field
-            )));
+            return Err(invalid(format!("Field \"{}\" is listed twice", field.field)));
         }
         fields.push(field);
     }
@@ -326,9 +319,7 @@ pub fn plan_update_collection(
     collection: &str,
     body: Value,
 ) -> Result<CollectionMeta, SchemaError> {
-    let existing = snapshot
-        .collection(collection)
-        .ok_or(SchemaError::Forbidden)?;
+    let existing = snapshot.collection(collection).ok_or(SchemaError::Forbidden)?;
     let Value::Object(mut body) = body else {
         return Err(invalid("Payload must be an object"));
     };
@@ -405,9 +396,7 @@ pub fn plan_create_field(
     collection: &str,
     body: Value,
 ) -> Result<NewField, SchemaError> {
-    let target = snapshot
-        .collection(collection)
-        .ok_or(SchemaError::Forbidden)?;
+    let target = snapshot.collection(collection).ok_or(SchemaError::Forbidden)?;
     let field = plan_field(collection, body, false)?;
     if target.field(&field.field).is_some() {
         return Err(invalid(format!(
@@ -428,11 +417,7 @@ pub fn plan_create_field(
     Ok(field)
 }
 
-fn plan_field(
-    collection: &str,
-    body: Value,
-    creating_table: bool,
-) -> Result<NewField, SchemaError> {
+fn plan_field(collection: &str, body: Value, creating_table: bool) -> Result<NewField, SchemaError> {
     let input: FieldInput = parse(body, "field")?;
     let field = name_of(input.field, "field")?;
     name::check_field(&field)?;
@@ -440,9 +425,7 @@ fn plan_field(
     let field_type = FieldType::parse(&type_name)
         .ok_or_else(|| invalid(format!("Field type \"{type_name}\" is not supported")))?;
     let meta = match input.meta {
-        Some(patch) => Some(merge_field_meta(
-            collection, &field, None, patch, field_type,
-        )?),
+        Some(patch) => Some(merge_field_meta(collection, &field, None, patch, field_type)?),
         None if field_type.special().is_some() => Some(merge_field_meta(
             collection,
             &field,
@@ -465,15 +448,10 @@ fn plan_field(
             meta,
         });
     }
-    let column: ColumnInput = parse(
-        Value::Object(input.schema.unwrap_or_default()),
-        "field schema",
-    )?;
+    let column: ColumnInput = parse(Value::Object(input.schema.unwrap_or_default()), "field schema")?;
     let primary_key = column.is_primary_key.unwrap_or(false);
     if primary_key && !creating_table {
-        return Err(invalid(
-            "A primary key can only be created with its collection",
-        ));
+        return Err(invalid("A primary key can only be created with its collection"));
     }
     if primary_key
         && !matches!(
@@ -516,9 +494,7 @@ fn plan_field(
             )));
         }
         Some(n) if n > 10_485_760 => {
-            return Err(invalid(format!(
-                "\"max_length\" of \"{field}\" is too large"
-            )));
+            return Err(invalid(format!("\"max_length\" of \"{field}\" is too large")));
         }
         other => other.filter(|_| matches!(field_type, FieldType::String | FieldType::Hash)),
     };
@@ -548,19 +524,13 @@ fn comment_of(field: &str, value: Option<Value>) -> Result<Option<Option<String>
         None => Ok(None),
         Some(Value::Null) => Ok(Some(None)),
         Some(Value::String(s)) if !s.contains('\0') => Ok(Some(Some(s))),
-        Some(_) => Err(invalid(format!(
-            "\"comment\" of \"{field}\" must be a string"
-        ))),
+        Some(_) => Err(invalid(format!("\"comment\" of \"{field}\" must be a string"))),
     }
 }
 
 /// Checks a default against the field type. Postgres checks the literal itself when the column
 /// is created (a bad date fails there, as `INVALID_PAYLOAD`).
-fn default_value(
-    field: &str,
-    field_type: FieldType,
-    value: Value,
-) -> Result<DefaultValue, SchemaError> {
+fn default_value(field: &str, field_type: FieldType, value: Value) -> Result<DefaultValue, SchemaError> {
     let wrong = || {
         invalid(format!(
             "Default value of \"{field}\" does not match type \"{field_type}\""
@@ -586,10 +556,7 @@ fn default_value(
         FieldType::Boolean => value.is_boolean(),
         FieldType::Json => true,
         FieldType::Csv => {
-            value.is_string()
-                || value
-                    .as_array()
-                    .is_some_and(|a| a.iter().all(Value::is_string))
+            value.is_string() || value.as_array().is_some_and(|a| a.iter().all(Value::is_string))
         }
         _ => value.is_string(),
     };
@@ -611,9 +578,7 @@ pub fn plan_update_field(
     field: &str,
     body: Value,
 ) -> Result<UpdateField, SchemaError> {
-    let existing = snapshot
-        .field(collection, field)
-        .ok_or(SchemaError::Forbidden)?;
+    let existing = snapshot.field(collection, field).ok_or(SchemaError::Forbidden)?;
     let input: FieldInput = parse(body, "field")?;
     if let Some(Value::String(renamed)) = &input.field
         && renamed != field
@@ -622,8 +587,9 @@ pub fn plan_update_field(
     }
     let field_type = match input.field_type {
         None | Some(Value::Null) => existing.field_type,
-        Some(Value::String(t)) => FieldType::parse(&t)
-            .ok_or_else(|| invalid(format!("Field type \"{t}\" is not supported")))?,
+        Some(Value::String(t)) => {
+            FieldType::parse(&t).ok_or_else(|| invalid(format!("Field type \"{t}\" is not supported")))?
+        }
         Some(_) => return Err(invalid("\"type\" must be a string")),
     };
     if field_type.has_column() != existing.field_type.has_column()
@@ -641,15 +607,9 @@ pub fn plan_update_field(
             patch,
             field_type,
         )?),
-        None if field_type != existing.field_type && field_type.special().is_some() => {
-            Some(merge_field_meta(
-                collection,
-                field,
-                existing.meta.as_ref(),
-                Map::new(),
-                field_type,
-            )?)
-        }
+        None if field_type != existing.field_type && field_type.special().is_some() => Some(
+            merge_field_meta(collection, field, existing.meta.as_ref(), Map::new(), field_type)?,
+        ),
         None => None,
     };
     let column = column_change(existing, field_type, input.schema)?;
@@ -668,10 +628,7 @@ fn column_change(
 ) -> Result<ColumnChange, SchemaError> {
     let Some(current) = &existing.schema else {
         if schema.is_some() {
-            return Err(invalid(format!(
-                "Field \"{}\" has no column",
-                existing.field
-            )));
+            return Err(invalid(format!("Field \"{}\" has no column", existing.field)));
         }
         return Ok(ColumnChange::default());
     };
@@ -712,9 +669,7 @@ fn column_change(
     }
     if let Some(nullable) = input.is_nullable {
         if current.is_primary_key && nullable {
-            return Err(invalid(format!(
-                "Primary key \"{field}\" can't be nullable"
-            )));
+            return Err(invalid(format!("Primary key \"{field}\" can't be nullable")));
         }
         if nullable != current.is_nullable {
             change.nullable = Some(nullable);
@@ -748,9 +703,7 @@ pub fn check_delete_field(
     collection: &str,
     field: &str,
 ) -> Result<(), SchemaError> {
-    let target = snapshot
-        .collection(collection)
-        .ok_or(SchemaError::Forbidden)?;
+    let target = snapshot.collection(collection).ok_or(SchemaError::Forbidden)?;
     target.field(field).ok_or(SchemaError::Forbidden)?;
     if target.primary_key.as_deref() == Some(field) {
         return Err(invalid(format!("Primary key \"{field}\" can't be deleted")));
@@ -763,9 +716,7 @@ pub fn check_delete_collection<'a>(
     snapshot: &'a SchemaSnapshot,
     collection: &str,
 ) -> Result<&'a Collection, SchemaError> {
-    snapshot
-        .collection(collection)
-        .ok_or(SchemaError::Forbidden)
+    snapshot.collection(collection).ok_or(SchemaError::Forbidden)
 }
 
 #[derive(Debug, Deserialize)]
@@ -782,10 +733,7 @@ struct RelationInput {
 }
 
 /// Plans `POST /relations`.
-pub fn plan_create_relation(
-    snapshot: &SchemaSnapshot,
-    body: Value,
-) -> Result<SaveRelation, SchemaError> {
+pub fn plan_create_relation(snapshot: &SchemaSnapshot, body: Value) -> Result<SaveRelation, SchemaError> {
     let input: RelationInput = parse(body, "relation")?;
     let collection = name_of(input.collection, "collection")?;
     let field = name_of(input.field, "field")?;
@@ -861,9 +809,7 @@ pub fn plan_update_relation(
             .as_deref()
             .and_then(|r| snapshot.collection(r)),
     ) {
-        let many_field = snapshot
-            .field(collection, field)
-            .ok_or(SchemaError::Forbidden)?;
+        let many_field = snapshot.field(collection, field).ok_or(SchemaError::Forbidden)?;
         let (on_delete, on_update) = actions_of(input.schema.as_ref())?;
         let on_delete = if has_key(&input.schema, "on_delete") {
             on_delete
@@ -908,9 +854,7 @@ pub fn check_delete_relation<'a>(
     collection: &str,
     field: &str,
 ) -> Result<&'a super::schema::Relation, SchemaError> {
-    snapshot
-        .relation(collection, field)
-        .ok_or(SchemaError::Forbidden)
+    snapshot.relation(collection, field).ok_or(SchemaError::Forbidden)
 }
 
 fn actions_of(schema: Option<&Value>) -> Result<(&'static str, &'static str), SchemaError> {
@@ -930,24 +874,14 @@ fn actions_of(schema: Option<&Value>) -> Result<(&'static str, &'static str), Sc
 }
 
 fn action(text: &str) -> Result<&'static str, SchemaError> {
-    const ACTIONS: &[&str] = &[
-        "NO ACTION",
-        "RESTRICT",
-        "CASCADE",
-        "SET NULL",
-        "SET DEFAULT",
-    ];
+    const ACTIONS: &[&str] = &["NO ACTION", "RESTRICT", "CASCADE", "SET NULL", "SET DEFAULT"];
     let upper = text.trim().to_ascii_uppercase();
-    ACTIONS
-        .iter()
-        .copied()
-        .find(|a| *a == upper)
-        .ok_or_else(|| {
-            invalid(format!(
-                "\"{text}\" is not a foreign key action (one of {})",
-                ACTIONS.join(", ")
-            ))
-        })
+    ACTIONS.iter().copied().find(|a| *a == upper).ok_or_else(|| {
+        invalid(format!(
+            "\"{text}\" is not a foreign key action (one of {})",
+            ACTIONS.join(", ")
+        ))
+    })
 }
 
 fn foreign_key_for(
@@ -1003,9 +937,7 @@ fn relation_meta(
             let mut map = Map::new();
             map.insert(
                 "one_collection".into(),
-                related
-                    .map(|r| Value::String(r.into()))
-                    .unwrap_or(Value::Null),
+                related.map(|r| Value::String(r.into())).unwrap_or(Value::Null),
             );
             map
         }

@@ -111,13 +111,12 @@ pub async fn bootstrap(
             .bind(admin_email)
             .execute(&mut *tx)
             .await?;
-        let updated =
-            sqlx::query("update directrix.users set token = $1 where lower(email) = lower($2)")
-                .bind(&digest)
-                .bind(admin_email)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+        let updated = sqlx::query("update directrix.users set token = $1 where lower(email) = lower($2)")
+            .bind(&digest)
+            .bind(admin_email)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
         if updated == 0 {
             tracing::warn!(
                 admin_email,

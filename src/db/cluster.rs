@@ -69,10 +69,7 @@ pub enum ClusterError {
     #[error("{step} failed: {detail}")]
     Command { step: &'static str, detail: String },
     #[error("{context}: {source}")]
-    Io {
-        context: String,
-        source: std::io::Error,
-    },
+    Io { context: String, source: std::io::Error },
 }
 
 fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> ClusterError {
@@ -203,8 +200,7 @@ impl ManagedCluster {
                 });
             }
         } else {
-            fs::create_dir(&self.pgdata)
-                .map_err(io(format!("creating {}", self.pgdata.display())))?;
+            fs::create_dir(&self.pgdata).map_err(io(format!("creating {}", self.pgdata.display())))?;
         }
         fs::set_permissions(&self.pgdata, fs::Permissions::from_mode(0o700))
             .map_err(io("restricting the data folder"))?;
@@ -260,16 +256,16 @@ impl ManagedCluster {
              max_connections = 200\n"
         );
         if durability == Durability::Ephemeral {
-            conf.push_str("fsync = off\nsynchronous_commit = off\nfull_page_writes = off\nshared_buffers = 32MB\n");
+            conf.push_str(
+                "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\nshared_buffers = 32MB\n",
+            );
         }
         let path = self.pgdata.join(OUR_CONF);
         fs::write(&path, conf).map_err(io(format!("writing {}", path.display())))?;
         if let Some(user) = self.user {
-            nix::unistd::chown(&path, Some(user.uid), Some(user.gid)).map_err(|errno| {
-                ClusterError::Io {
-                    context: format!("chown {}", path.display()),
-                    source: errno.into(),
-                }
+            nix::unistd::chown(&path, Some(user.uid), Some(user.gid)).map_err(|errno| ClusterError::Io {
+                context: format!("chown {}", path.display()),
+                source: errno.into(),
             })?;
         }
         Ok(())

@@ -12,9 +12,7 @@ use crate::error::Error;
 pub fn classify(err: sqlx::Error) -> Error {
     match err {
         sqlx::Error::Database(db) => match db.try_downcast::<PgDatabaseError>() {
-            Ok(pg) => {
-                classify_pg(&pg).unwrap_or_else(|| Error::internal(sqlx::Error::Database(pg)))
-            }
+            Ok(pg) => classify_pg(&pg).unwrap_or_else(|| Error::internal(sqlx::Error::Database(pg))),
             Err(other) => Error::internal(sqlx::Error::Database(other)),
         },
         sqlx::Error::RowNotFound => Error::Forbidden,
@@ -65,14 +63,10 @@ fn classify_pg(pg: &PgDatabaseError) -> Option<Error> {
             field: field(),
         },
         // The message names the type and the client's own value, never other data.
-        "22P02" | "22007" | "22008" | "22023" | "22004" | "2202E" | "22P05" => {
-            Error::payload(pg.message())
-        }
+        "22P02" | "22007" | "22008" | "22023" | "22004" | "2202E" | "22P05" => Error::payload(pg.message()),
         // DDL the client asked for that Postgres refuses: duplicate names, impossible casts,
         // objects (views) depending on what is being dropped. The message names only objects.
-        "42P07" | "42701" | "42710" | "42804" | "42846" | "2BP01" | "42P16" => {
-            Error::payload(pg.message())
-        }
+        "42P07" | "42701" | "42710" | "42804" | "42846" | "2BP01" | "42P16" => Error::payload(pg.message()),
         "23514" => Error::payload(format!(
             "Value violates check \"{}\"",
             pg.constraint().unwrap_or_default()

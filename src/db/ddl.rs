@@ -28,19 +28,12 @@ async fn begin(pool: &PgPool) -> Result<Transaction<'static, Postgres>, Error> {
 
 async fn exec(conn: &mut PgConnection, sql: String) -> Result<(), sqlx::Error> {
     tracing::debug!(%sql, "ddl");
-    sqlx::raw_sql(AssertSqlSafe(sql))
-        .execute(conn)
-        .await
-        .map(drop)
+    sqlx::raw_sql(AssertSqlSafe(sql)).execute(conn).await.map(drop)
 }
 
 /// `POST /collections`.
 #[instrument(skip_all, fields(collection = %plan.collection))]
-pub async fn create_collection(
-    pool: &PgPool,
-    schema: &str,
-    plan: &CreateCollection,
-) -> Result<(), Error> {
+pub async fn create_collection(pool: &PgPool, schema: &str, plan: &CreateCollection) -> Result<(), Error> {
     let mut tx = begin(pool).await?;
     if let Some(comment) = &plan.table {
         let table = qualified(schema, &plan.collection);
@@ -50,11 +43,7 @@ pub async fn create_collection(
             .filter_map(|f| f.column.as_ref())
             .map(column_definition)
             .collect();
-        exec(
-            &mut tx,
-            format!("create table {table} ({})", columns.join(", ")),
-        )
-        .await?;
+        exec(&mut tx, format!("create table {table} ({})", columns.join(", "))).await?;
         if let Some(comment) = comment {
             exec(
                 &mut tx,
@@ -160,9 +149,7 @@ fn default_sql(default: &DefaultValue, field_type: FieldType) -> Option<String> 
         // serde_json prints numbers and booleans as plain SQL-compatible literals.
         DefaultValue::Literal(Value::Number(n)) => Some(n.to_string()),
         DefaultValue::Literal(Value::Bool(b)) => Some(b.to_string()),
-        DefaultValue::Literal(Value::String(s)) if field_type != FieldType::Json => {
-            Some(literal(s))
-        }
+        DefaultValue::Literal(Value::String(s)) if field_type != FieldType::Json => Some(literal(s)),
         DefaultValue::Literal(value) => Some(format!("{}::jsonb", literal(&value.to_string()))),
     }
 }
@@ -256,11 +243,7 @@ pub async fn update_field(
         retype(&mut tx, &table, &column, sql_type).await?;
     }
     if let Some(nullable) = change.nullable {
-        let action = if nullable {
-            "drop not null"
-        } else {
-            "set not null"
-        };
+        let action = if nullable { "drop not null" } else { "set not null" };
         exec(
             &mut tx,
             format!("alter table {table} alter column {column} {action}"),
@@ -284,15 +267,8 @@ pub async fn update_field(
         exec(&mut tx, sql).await?;
     }
     if let Some(comment) = &change.comment {
-        let value = comment
-            .as_deref()
-            .map(literal)
-            .unwrap_or_else(|| "null".into());
-        exec(
-            &mut tx,
-            format!("comment on column {table}.{column} is {value}"),
-        )
-        .await?;
+        let value = comment.as_deref().map(literal).unwrap_or_else(|| "null".into());
+        exec(&mut tx, format!("comment on column {table}.{column} is {value}")).await?;
     }
     if let Some(meta) = &plan.meta {
         metadata::save_field(&mut tx, meta).await?;
@@ -305,12 +281,7 @@ pub async fn update_field(
 /// too-long string fails with `VALUE_TOO_LONG` instead of being cut, as an explicit cast would
 /// do). Only when no assignment cast exists (`text` → `integer`) is an explicit cast used,
 /// and it fails on any value it cannot convert.
-async fn retype(
-    conn: &mut PgConnection,
-    table: &str,
-    column: &str,
-    sql_type: &str,
-) -> Result<(), Error> {
+async fn retype(conn: &mut PgConnection, table: &str, column: &str, sql_type: &str) -> Result<(), Error> {
     sqlx::query("savepoint directrix_retype")
         .execute(&mut *conn)
         .await?;
@@ -330,8 +301,13 @@ async fn retype(
             sqlx::query("rollback to savepoint directrix_retype")
                 .execute(&mut *conn)
                 .await?;
-            exec(conn, format!("alter table {table} alter column {column} type {sql_type} using {column}::{sql_type}"))
-                .await?;
+            exec(
+                conn,
+                format!(
+                    "alter table {table} alter column {column} type {sql_type} using {column}::{sql_type}"
+                ),
+            )
+            .await?;
             Ok(())
         }
         Err(err) => Err(err.into()),
@@ -414,11 +390,7 @@ pub async fn save_relation(pool: &PgPool, schema: &str, plan: &SaveRelation) -> 
     Ok(())
 }
 
-async fn add_foreign_key(
-    conn: &mut PgConnection,
-    schema: &str,
-    fk: &ForeignKeySpec,
-) -> Result<(), Error> {
+async fn add_foreign_key(conn: &mut PgConnection, schema: &str, fk: &ForeignKeySpec) -> Result<(), Error> {
     let sql = format!(
         "alter table {} add constraint {} foreign key ({}) references {} ({}) on delete {} on update {}",
         qualified(schema, &fk.table),
@@ -447,11 +419,7 @@ async fn add_foreign_key(
 
 /// `DELETE /relations/:collection/:field`: the foreign key and the metadata; the field stays.
 #[instrument(skip_all, fields(collection = %relation.collection, field = %relation.field))]
-pub async fn delete_relation(
-    pool: &PgPool,
-    schema: &str,
-    relation: &Relation,
-) -> Result<(), Error> {
+pub async fn delete_relation(pool: &PgPool, schema: &str, relation: &Relation) -> Result<(), Error> {
     let mut tx = begin(pool).await?;
     if let Some(fk) = &relation.schema {
         drop_constraint(&mut tx, schema, &fk.table, &fk.constraint_name).await?;

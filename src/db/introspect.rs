@@ -72,9 +72,9 @@ order by c.relname, a.attname
 // Metadata rows; `$1` is unused here but keeps one calling convention for all six queries.
 const COLLECTION_META: &str =
     "select c.* from directrix.collections c where $1::text is not null order by c.collection";
-const FIELD_META: &str = "select f.* from directrix.fields f where $1::text is not null order by f.collection, f.sort, f.id";
-const RELATION_META: &str =
-    "select r.* from directrix.relations r where $1::text is not null order by r.id";
+const FIELD_META: &str =
+    "select f.* from directrix.fields f where $1::text is not null order by f.collection, f.sort, f.id";
+const RELATION_META: &str = "select r.* from directrix.relations r where $1::text is not null order by r.id";
 
 /// Reads everything and builds the snapshot.
 #[instrument(skip_all, fields(schema = user_schema))]

@@ -13,10 +13,7 @@ use crate::core::schema::{CollectionMeta, FieldMeta, RelationMeta};
 
 /// Inserts or replaces a collection's `meta`.
 #[instrument(skip_all, fields(collection = %meta.collection))]
-pub async fn save_collection(
-    conn: &mut PgConnection,
-    meta: &CollectionMeta,
-) -> Result<(), sqlx::Error> {
+pub async fn save_collection(conn: &mut PgConnection, meta: &CollectionMeta) -> Result<(), sqlx::Error> {
     sqlx::query("delete from directrix.collections where collection = $1")
         .bind(&meta.collection)
         .execute(&mut *conn)
@@ -30,10 +27,7 @@ pub async fn save_collection(
 
 /// Removes a collection's `meta` and the `meta` of its fields and relations.
 #[instrument(skip_all, fields(collection))]
-pub async fn delete_collection(
-    conn: &mut PgConnection,
-    collection: &str,
-) -> Result<(), sqlx::Error> {
+pub async fn delete_collection(conn: &mut PgConnection, collection: &str) -> Result<(), sqlx::Error> {
     sqlx::query("delete from directrix.collections where collection = $1")
         .bind(collection)
         .execute(&mut *conn)
@@ -42,12 +36,10 @@ pub async fn delete_collection(
         .bind(collection)
         .execute(&mut *conn)
         .await?;
-    sqlx::query(
-        "delete from directrix.relations where many_collection = $1 or one_collection = $1",
-    )
-    .bind(collection)
-    .execute(&mut *conn)
-    .await?;
+    sqlx::query("delete from directrix.relations where many_collection = $1 or one_collection = $1")
+        .bind(collection)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 
@@ -80,11 +72,7 @@ pub async fn save_field(conn: &mut PgConnection, meta: &FieldMeta) -> Result<(),
 
 /// Removes a field's `meta`.
 #[instrument(skip_all, fields(collection, field))]
-pub async fn delete_field(
-    conn: &mut PgConnection,
-    collection: &str,
-    field: &str,
-) -> Result<(), sqlx::Error> {
+pub async fn delete_field(conn: &mut PgConnection, collection: &str, field: &str) -> Result<(), sqlx::Error> {
     sqlx::query("delete from directrix.fields where collection = $1 and field = $2")
         .bind(collection)
         .bind(field)
@@ -95,10 +83,7 @@ pub async fn delete_field(
 
 /// Inserts or replaces a relation's `meta`, keeping its `id`.
 #[instrument(skip_all, fields(collection = %meta.many_collection, field = %meta.many_field))]
-pub async fn save_relation(
-    conn: &mut PgConnection,
-    meta: &RelationMeta,
-) -> Result<(), sqlx::Error> {
+pub async fn save_relation(conn: &mut PgConnection, meta: &RelationMeta) -> Result<(), sqlx::Error> {
     sqlx::query(
         r#"insert into directrix.relations (many_collection, many_field, one_collection, one_field,
                one_collection_field, one_allowed_collections, junction_field, sort_field, one_deselect_action)

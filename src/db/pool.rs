@@ -12,10 +12,7 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 const SLOW_STATEMENT: Duration = Duration::from_millis(500);
 
 /// Opens a pool. One connection is made eagerly so a wrong address fails at startup.
-pub async fn connect(
-    options: PgConnectOptions,
-    max_connections: u32,
-) -> Result<PgPool, sqlx::Error> {
+pub async fn connect(options: PgConnectOptions, max_connections: u32) -> Result<PgPool, sqlx::Error> {
     let options = options
         .application_name("directrix")
         .log_statements(LevelFilter::Trace)
@@ -30,21 +27,15 @@ pub async fn connect(
 
 /// Creates `database` if it does not exist, connecting through `maintenance` (the `postgres`
 /// database of the same server).
-pub async fn ensure_database(
-    maintenance: PgConnectOptions,
-    database: &str,
-) -> Result<(), sqlx::Error> {
+pub async fn ensure_database(maintenance: PgConnectOptions, database: &str) -> Result<(), sqlx::Error> {
     let mut conn = maintenance.connect().await?;
-    let exists: bool =
-        sqlx::query_scalar("select exists (select 1 from pg_database where datname = $1)")
-            .bind(database)
-            .fetch_one(&mut conn)
-            .await?;
+    let exists: bool = sqlx::query_scalar("select exists (select 1 from pg_database where datname = $1)")
+        .bind(database)
+        .fetch_one(&mut conn)
+        .await?;
     if !exists {
         let sql = format!("create database {}", super::sql::ident(database));
-        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-            .execute(&mut conn)
-            .await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await?;
         tracing::info!(database, "created database");
     }
     Ok(())
@@ -83,10 +74,7 @@ pub async fn open(config: &crate::config::Config) -> Result<Database, anyhow::Er
         crate::config::DatabaseConfig::Embedded { data_dir } => {
             let data_dir = data_dir.clone();
             let cluster = tokio::task::spawn_blocking(move || {
-                super::cluster::ManagedCluster::start(
-                    &data_dir,
-                    super::cluster::Durability::Durable,
-                )
+                super::cluster::ManagedCluster::start(&data_dir, super::cluster::Durability::Durable)
             })
             .await??;
             ensure_database(cluster.connect_options("postgres"), EMBEDDED_DATABASE)

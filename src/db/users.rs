@@ -15,10 +15,7 @@ pub struct TokenOwner {
 
 /// Finds the active user whose static token has this digest.
 #[instrument(skip_all)]
-pub async fn by_token_digest(
-    pool: &PgPool,
-    digest: &str,
-) -> Result<Option<TokenOwner>, sqlx::Error> {
+pub async fn by_token_digest(pool: &PgPool, digest: &str) -> Result<Option<TokenOwner>, sqlx::Error> {
     sqlx::query_as(
         r#"select u.id, u.role, coalesce(bool_or(p.admin_access), false) as admin_access
            from directrix.users u

@@ -43,9 +43,8 @@ pub fn token_of(req: &HttpRequest) -> Result<Option<String>, Error> {
         }
         return Ok(Some(token.trim().to_string()));
     }
-    let query =
-        web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
-            .map_err(|_| Error::query("Malformed query string"))?;
+    let query = web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+        .map_err(|_| Error::query("Malformed query string"))?;
     Ok(query.get("access_token").filter(|t| !t.is_empty()).cloned())
 }
 
@@ -60,8 +59,7 @@ impl FromRequest for Accountability {
             let Some(token) = token? else {
                 return Ok(Accountability::PUBLIC);
             };
-            let state =
-                state.ok_or_else(|| Error::internal(anyhow::anyhow!("app state missing")))?;
+            let state = state.ok_or_else(|| Error::internal(anyhow::anyhow!("app state missing")))?;
             let owner = users::by_token_digest(&state.pool, &token_digest(&token)).await?;
             let owner = owner.ok_or(Error::InvalidCredentials)?;
             Ok(Accountability {

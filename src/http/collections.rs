@@ -59,13 +59,7 @@ pub async fn delete(
     let schema = state.schema();
     let collection = schema_change::check_delete_collection(&schema, &path)?;
     let incoming: Vec<_> = schema.relations_touching(&path).collect();
-    ddl::delete_collection(
-        &state.pool,
-        &state.config.user_schema,
-        collection,
-        &incoming,
-    )
-    .await?;
+    ddl::delete_collection(&state.pool, &state.config.user_schema, collection, &incoming).await?;
     state.refresh_schema().await?;
     Ok(HttpResponse::NoContent().finish())
 }

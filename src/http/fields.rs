@@ -93,11 +93,7 @@ pub async fn delete(
     Ok(HttpResponse::NoContent().finish())
 }
 
-async fn respond_with(
-    state: &AppState,
-    collection: &str,
-    field: &str,
-) -> Result<HttpResponse, Error> {
+async fn respond_with(state: &AppState, collection: &str, field: &str) -> Result<HttpResponse, Error> {
     let schema = state.refresh_schema().await?;
     let field = schema.field(collection, field).ok_or(Error::Forbidden)?;
     Ok(HttpResponse::Ok().json(json!({ "data": field })))

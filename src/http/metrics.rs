@@ -2,9 +2,7 @@
 //! path, which would let clients create unbounded label sets), served at `/metrics`.
 
 use actix_web::{HttpResponse, web};
-use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
-};
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
 
 use super::state::AppState;
 use crate::error::Error;
@@ -22,10 +20,7 @@ impl Metrics {
     pub fn new() -> Result<Metrics, prometheus::Error> {
         let registry = Registry::new_custom(Some("directrix".into()), None)?;
         let requests = IntCounterVec::new(
-            Opts::new(
-                "http_requests_total",
-                "HTTP requests by method, route and status",
-            ),
+            Opts::new("http_requests_total", "HTTP requests by method, route and status"),
             &["method", "route", "status"],
         )?;
         let latency = HistogramVec::new(
@@ -52,9 +47,7 @@ impl Metrics {
         self.requests
             .with_label_values(&[method, route, status.to_string().as_str()])
             .inc();
-        self.latency
-            .with_label_values(&[method, route])
-            .observe(seconds);
+        self.latency.with_label_values(&[method, route]).observe(seconds);
     }
 
     fn render(&self) -> Result<String, prometheus::Error> {

@@ -89,9 +89,7 @@ fn json_error(err: JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
         JsonPayloadError::ContentType => Error::UnsupportedMediaType {
             media_type: "unknown".into(),
         },
-        JsonPayloadError::Payload(actix_web::error::PayloadError::Overflow) => {
-            Error::ContentTooLarge
-        }
+        JsonPayloadError::Payload(actix_web::error::PayloadError::Overflow) => Error::ContentTooLarge,
         other => Error::payload(other.to_string()),
     };
     err.into()

@@ -34,9 +34,7 @@ pub async fn read_one(
 ) -> Result<HttpResponse, Error> {
     let (collection, field) = path.into_inner();
     let schema = state.schema();
-    let relation = schema
-        .relation(&collection, &field)
-        .ok_or(Error::Forbidden)?;
+    let relation = schema.relation(&collection, &field).ok_or(Error::Forbidden)?;
     Ok(HttpResponse::Ok().json(json!({ "data": relation })))
 }
 
@@ -59,12 +57,7 @@ pub async fn update(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
     let (collection, field) = path.into_inner();
-    let plan = schema_change::plan_update_relation(
-        &state.schema(),
-        &collection,
-        &field,
-        body.into_inner(),
-    )?;
+    let plan = schema_change::plan_update_relation(&state.schema(), &collection, &field, body.into_inner())?;
     ddl::save_relation(&state.pool, &state.config.user_schema, &plan).await?;
     respond_with(&state, &collection, &field).await
 }
@@ -83,11 +76,7 @@ pub async fn delete(
     Ok(HttpResponse::NoContent().finish())
 }
 
-async fn respond_with(
-    state: &AppState,
-    collection: &str,
-    field: &str,
-) -> Result<HttpResponse, Error> {
+async fn respond_with(state: &AppState, collection: &str, field: &str) -> Result<HttpResponse, Error> {
     let schema = state.refresh_schema().await?;
     let relation = schema.relation(collection, field).ok_or(Error::Forbidden)?;
     Ok(HttpResponse::Ok().json(json!({ "data": relation })))

@@ -24,8 +24,7 @@ pub async fn ping() -> HttpResponse {
 /// the checks. `503` when a check fails.
 pub async fn health(acc: Accountability, state: web::Data<AppState>) -> HttpResponse {
     let started = Instant::now();
-    let probe: Result<i32, sqlx::Error> =
-        sqlx::query_scalar("select 1").fetch_one(&state.pool).await;
+    let probe: Result<i32, sqlx::Error> = sqlx::query_scalar("select 1").fetch_one(&state.pool).await;
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     let db_status = match &probe {
         Err(_) => "error",

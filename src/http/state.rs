@@ -32,9 +32,6 @@ impl AppState {
 
     /// Re-reads the schema after a change this request committed, and returns the new snapshot.
     pub async fn refresh_schema(&self) -> Result<Arc<SchemaSnapshot>, Error> {
-        self.schema_actor
-            .send(Refresh)
-            .await
-            .map_err(Error::internal)?
+        self.schema_actor.send(Refresh).await.map_err(Error::internal)?
     }
 }

@@ -45,8 +45,7 @@ pub fn cluster() -> &'static ManagedCluster {
                 .expect("temp dir")
                 .keep();
             hand_to_postgres(&root);
-            let cluster =
-                ManagedCluster::start(&root, Durability::Ephemeral).expect("start test cluster");
+            let cluster = ManagedCluster::start(&root, Durability::Ephemeral).expect("start test cluster");
             cluster
                 .stop_when_process_exits(std::process::id(), &root)
                 .expect("watcher");
@@ -86,12 +85,10 @@ async fn ensure_template() {
     TEMPLATE_READY
         .get_or_init(|| async {
             let mut conn = maintenance().await;
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                "drop database if exists {TEMPLATE}"
-            )))
-            .execute(&mut conn)
-            .await
-            .unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("drop database if exists {TEMPLATE}")))
+                .execute(&mut conn)
+                .await
+                .unwrap();
             sqlx::raw_sql(sqlx::AssertSqlSafe(format!("create database {TEMPLATE}")))
                 .execute(&mut conn)
                 .await
@@ -241,16 +238,8 @@ impl TestApp {
     }
 
     /// Sends a request with an optional bearer token.
-    pub async fn send(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-        token: Option<&str>,
-    ) -> Reply {
-        let mut req = self
-            .client
-            .request(method, format!("{}{}", self.base, path));
+    pub async fn send(&self, method: Method, path: &str, body: Option<Value>, token: Option<&str>) -> Reply {
+        let mut req = self.client.request(method, format!("{}{}", self.base, path));
         if let Some(token) = token {
             req = req.bearer_auth(token);
         }
@@ -261,12 +250,7 @@ impl TestApp {
     }
 
     /// Sends a raw body with a content type, as the admin.
-    pub async fn send_raw(
-        &self,
-        method: Method,
-        path: &str,
-        body: impl Into<reqwest::Body>,
-    ) -> Reply {
+    pub async fn send_raw(&self, method: Method, path: &str, body: impl Into<reqwest::Body>) -> Reply {
         let req = self
             .client
             .request(method, format!("{}{}", self.base, path))

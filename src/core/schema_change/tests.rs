@@ -48,8 +48,7 @@ fn reason(err: SchemaError) -> String {
 
 #[test]
 fn a_new_collection_without_fields_gets_an_auto_increment_id() {
-    let plan =
-        plan_create_collection(&snapshot(), json!({"collection": "tags", "schema": {}})).unwrap();
+    let plan = plan_create_collection(&snapshot(), json!({"collection": "tags", "schema": {}})).unwrap();
     assert_eq!(plan.fields.len(), 1);
     let id = plan.fields[0].column.as_ref().unwrap();
     assert!(id.primary_key && id.auto_increment);
@@ -69,8 +68,8 @@ fn a_collection_without_schema_is_a_folder() {
 
 #[test]
 fn duplicate_and_hostile_collections_are_refused() {
-    let err = plan_create_collection(&snapshot(), json!({"collection": "authors", "schema": {}}))
-        .unwrap_err();
+    let err =
+        plan_create_collection(&snapshot(), json!({"collection": "authors", "schema": {}})).unwrap_err();
     assert_eq!(reason(err), "Collection \"authors\" already exists");
     assert!(
         plan_create_collection(
@@ -80,11 +79,7 @@ fn duplicate_and_hostile_collections_are_refused() {
         .is_err()
     );
     assert!(
-        plan_create_collection(
-            &snapshot(),
-            json!({"collection": "directus_users", "schema": {}})
-        )
-        .is_err()
+        plan_create_collection(&snapshot(), json!({"collection": "directus_users", "schema": {}})).is_err()
     );
     assert!(plan_create_collection(&snapshot(), json!({"schema": {}})).is_err());
     assert!(plan_create_collection(&snapshot(), json!({"collection": 5})).is_err());
@@ -94,8 +89,7 @@ fn duplicate_and_hostile_collections_are_refused() {
 #[test]
 fn field_types_and_defaults_are_checked() {
     let snap = snapshot();
-    let err =
-        plan_create_field(&snap, "authors", json!({"field": "x", "type": "varchar"})).unwrap_err();
+    let err = plan_create_field(&snap, "authors", json!({"field": "x", "type": "varchar"})).unwrap_err();
     assert_eq!(reason(err), "Field type \"varchar\" is not supported");
     let err = plan_create_field(
         &snap,
@@ -121,11 +115,8 @@ fn field_types_and_defaults_are_checked() {
 fn existing_fields_and_unknown_collections_are_refused() {
     let snap = snapshot();
     assert!(
-        reason(
-            plan_create_field(&snap, "authors", json!({"field": "name", "type": "string"}))
-                .unwrap_err()
-        )
-        .contains("already exists")
+        reason(plan_create_field(&snap, "authors", json!({"field": "name", "type": "string"})).unwrap_err())
+            .contains("already exists")
     );
     assert_eq!(
         plan_create_field(&snap, "nope", json!({"field": "a", "type": "string"})),
@@ -135,22 +126,13 @@ fn existing_fields_and_unknown_collections_are_refused() {
 
 #[test]
 fn csv_and_hash_fields_carry_their_special_flag() {
-    let plan = plan_create_field(
-        &snapshot(),
-        "authors",
-        json!({"field": "tags", "type": "csv"}),
-    )
-    .unwrap();
-    assert_eq!(
-        plan.meta.unwrap().special,
-        Some(vec!["cast-csv".to_string()])
-    );
+    let plan = plan_create_field(&snapshot(), "authors", json!({"field": "tags", "type": "csv"})).unwrap();
+    assert_eq!(plan.meta.unwrap().special, Some(vec!["cast-csv".to_string()]));
 }
 
 #[test]
 fn unknown_meta_keys_are_invalid_payload() {
-    let err = plan_update_collection(&snapshot(), "authors", json!({"meta": {"nonsense": 1}}))
-        .unwrap_err();
+    let err = plan_update_collection(&snapshot(), "authors", json!({"meta": {"nonsense": 1}})).unwrap_err();
     assert!(reason(err).contains("unknown field"));
 }
 
