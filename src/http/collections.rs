@@ -1,9 +1,10 @@
 //! `/collections`: list, read, create, update (`meta`) and delete collections.
 
 use actix_web::{HttpResponse, web};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::auth::Admin;
+use super::envelope;
 use super::state::AppState;
 use crate::core::schema_change;
 use crate::db::ddl;
@@ -13,7 +14,7 @@ use crate::error::Error;
 pub async fn read_all(_: Admin, state: web::Data<AppState>) -> HttpResponse {
     let schema = state.schema();
     let data: Vec<_> = schema.collections.values().collect();
-    HttpResponse::Ok().json(json!({ "data": data }))
+    envelope::ok(data)
 }
 
 /// `GET /collections/:collection`.
@@ -24,7 +25,7 @@ pub async fn read_one(
 ) -> Result<HttpResponse, Error> {
     let schema = state.schema();
     let collection = schema.collection(&path).ok_or(Error::Forbidden)?;
-    Ok(HttpResponse::Ok().json(json!({ "data": collection })))
+    Ok(envelope::ok(collection))
 }
 
 /// `POST /collections`.
@@ -67,5 +68,5 @@ pub async fn delete(
 async fn respond_with(state: &AppState, name: &str) -> Result<HttpResponse, Error> {
     let schema = state.refresh_schema().await?;
     let collection = schema.collection(name).ok_or(Error::Forbidden)?;
-    Ok(HttpResponse::Ok().json(json!({ "data": collection })))
+    Ok(envelope::ok(collection))
 }

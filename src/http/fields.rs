@@ -1,9 +1,10 @@
 //! `/fields`: list, read, create, update and delete fields.
 
 use actix_web::{HttpResponse, web};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::auth::Admin;
+use super::envelope;
 use super::state::AppState;
 use crate::core::schema_change;
 use crate::db::ddl;
@@ -13,7 +14,7 @@ use crate::error::Error;
 pub async fn read_all(_: Admin, state: web::Data<AppState>) -> HttpResponse {
     let schema = state.schema();
     let data: Vec<_> = schema.fields().collect();
-    HttpResponse::Ok().json(json!({ "data": data }))
+    envelope::ok(data)
 }
 
 /// `GET /fields/:collection`.
@@ -24,7 +25,7 @@ pub async fn read_collection(
 ) -> Result<HttpResponse, Error> {
     let schema = state.schema();
     let collection = schema.collection(&path).ok_or(Error::Forbidden)?;
-    Ok(HttpResponse::Ok().json(json!({ "data": collection.fields })))
+    Ok(envelope::ok(&collection.fields))
 }
 
 /// `GET /fields/:collection/:field`.
@@ -36,7 +37,7 @@ pub async fn read_one(
     let (collection, field) = path.into_inner();
     let schema = state.schema();
     let field = schema.field(&collection, &field).ok_or(Error::Forbidden)?;
-    Ok(HttpResponse::Ok().json(json!({ "data": field })))
+    Ok(envelope::ok(field))
 }
 
 /// `POST /fields/:collection`.
@@ -96,5 +97,5 @@ pub async fn delete(
 async fn respond_with(state: &AppState, collection: &str, field: &str) -> Result<HttpResponse, Error> {
     let schema = state.refresh_schema().await?;
     let field = schema.field(collection, field).ok_or(Error::Forbidden)?;
-    Ok(HttpResponse::Ok().json(json!({ "data": field })))
+    Ok(envelope::ok(field))
 }

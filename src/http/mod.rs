@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod collections;
+pub mod envelope;
 pub mod fields;
 pub mod metrics;
 pub mod observe;

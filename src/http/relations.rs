@@ -1,9 +1,10 @@
 //! `/relations`: list, read, create, update and delete relations (foreign keys + metadata).
 
 use actix_web::{HttpResponse, web};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::auth::Admin;
+use super::envelope;
 use super::state::AppState;
 use crate::core::schema_change;
 use crate::db::ddl;
@@ -11,7 +12,7 @@ use crate::error::Error;
 
 /// `GET /relations`.
 pub async fn read_all(_: Admin, state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "data": state.schema().relations }))
+    envelope::ok(&state.schema().relations)
 }
 
 /// `GET /relations/:collection`: the relations stored on that collection.
@@ -23,7 +24,7 @@ pub async fn read_collection(
     let schema = state.schema();
     schema.collection(&path).ok_or(Error::Forbidden)?;
     let data: Vec<_> = schema.relations_of(&path).collect();
-    Ok(HttpResponse::Ok().json(json!({ "data": data })))
+    Ok(envelope::ok(data))
 }
 
 /// `GET /relations/:collection/:field`.
@@ -35,7 +36,7 @@ pub async fn read_one(
     let (collection, field) = path.into_inner();
     let schema = state.schema();
     let relation = schema.relation(&collection, &field).ok_or(Error::Forbidden)?;
-    Ok(HttpResponse::Ok().json(json!({ "data": relation })))
+    Ok(envelope::ok(relation))
 }
 
 /// `POST /relations`.
@@ -79,5 +80,5 @@ pub async fn delete(
 async fn respond_with(state: &AppState, collection: &str, field: &str) -> Result<HttpResponse, Error> {
     let schema = state.refresh_schema().await?;
     let relation = schema.relation(collection, field).ok_or(Error::Forbidden)?;
-    Ok(HttpResponse::Ok().json(json!({ "data": relation })))
+    Ok(envelope::ok(relation))
 }
