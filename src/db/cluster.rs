@@ -373,14 +373,19 @@ fn check_reachable(pgdata: &Path, user: ServiceUser) -> Result<(), ClusterError>
 /// Finds the folder holding `initdb` and `pg_ctl`: on PATH first, then the newest
 /// `/usr/lib/postgresql/<version>/bin` (Debian keeps them off PATH).
 fn find_bin_dir() -> Option<PathBuf> {
-    let has_both = |dir: &Path| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file();
     // PATH is process context, not configuration, so reading it here is the one exception.
-    if let Some(path) = std::env::var_os("PATH")
-        && let Some(dir) = std::env::split_paths(&path).find(|d| has_both(d))
-    {
+    find_bin_dir_in(std::env::var_os("PATH").as_deref(), Path::new(DEBIAN_LIB))
+}
+
+/// Where Debian installs each major version's server programs (`<version>/bin`).
+const DEBIAN_LIB: &str = "/usr/lib/postgresql";
+
+fn find_bin_dir_in(path: Option<&std::ffi::OsStr>, debian_lib: &Path) -> Option<PathBuf> {
+    let has_both = |dir: &Path| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file();
+    if let Some(dir) = path.and_then(|p| std::env::split_paths(p).find(|d| has_both(d))) {
         return Some(dir);
     }
-    let mut versions: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
+    let mut versions: Vec<(u32, PathBuf)> = fs::read_dir(debian_lib)
         .ok()?
         .filter_map(|entry| {
             let entry = entry.ok()?;
@@ -416,5 +421,50 @@ fn command_error(step: &'static str, out: &Output) -> ClusterError {
     ClusterError::Command {
         step,
         detail: format!("{detail} ({})", out.status),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fake_bin(dir: &Path) {
+        fs::create_dir_all(dir).unwrap();
+        fs::write(dir.join("initdb"), "").unwrap();
+        fs::write(dir.join("pg_ctl"), "").unwrap();
+    }
+
+    #[test]
+    fn server_programs_are_found_on_path_first_then_newest_debian_version() {
+        let root = tempfile::tempdir().unwrap();
+        let lib = root.path().join("lib");
+        fake_bin(&lib.join("13/bin"));
+        fake_bin(&lib.join("15/bin"));
+        fs::create_dir_all(lib.join("16/bin")).unwrap(); // incomplete: no programs
+        assert_eq!(find_bin_dir_in(None, &lib), Some(lib.join("15/bin")));
+
+        let on_path = root.path().join("custom");
+        fake_bin(&on_path);
+        let path = std::env::join_paths([root.path().join("empty"), on_path.clone()]).unwrap();
+        assert_eq!(find_bin_dir_in(Some(&path), &lib), Some(on_path));
+    }
+
+    #[test]
+    fn missing_programs_give_the_install_hint() {
+        let root = tempfile::tempdir().unwrap();
+        assert_eq!(find_bin_dir_in(None, &root.path().join("nothing")), None);
+        let message = ClusterError::BinariesMissing.to_string();
+        assert!(message.contains("apt-get install postgresql"), "{message}");
+    }
+
+    #[test]
+    fn a_data_folder_the_service_user_cannot_reach_is_reported() {
+        let Ok(Some(user)) = service_user() else { return }; // only meaningful as root
+        let root = tempfile::tempdir().unwrap();
+        let locked = root.path().join("locked");
+        fs::create_dir_all(locked.join("data")).unwrap();
+        fs::set_permissions(&locked, fs::Permissions::from_mode(0o700)).unwrap();
+        let err = check_reachable(&locked.join("data/postgres"), user).unwrap_err();
+        assert!(err.to_string().contains(&format!("chmod o+x {}", locked.display())), "{err}");
     }
 }
