@@ -47,6 +47,7 @@ fn rows() -> CatalogRows {
             column_name: "id".into(),
             is_primary_key: true,
             is_unique: true,
+            is_indexed: false,
         });
         if t > 0 {
             rows.foreign_keys.push(ForeignKeyRow {

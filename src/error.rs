@@ -16,6 +16,12 @@ pub enum Error {
     /// Directus does.
     #[error("You don't have permission to access this.")]
     Forbidden,
+    /// HTTP 403 from routes scoped to a collection (`/fields/:collection`, `/relations/:collection`)
+    /// when it is not a table that exists (Directus's collection-exists check).
+    #[error(
+        "You don't have permission to access collection \"{collection}\" or it does not exist. Queried in root."
+    )]
+    ForbiddenCollection { collection: String },
     /// HTTP 400. `reason` is safe to show to the client.
     #[error("Invalid payload. {reason}.")]
     InvalidPayload { reason: String },
@@ -26,7 +32,7 @@ pub enum Error {
     #[error("Route {path} doesn't exist.")]
     RouteNotFound { path: String },
     /// HTTP 405 for a known path used with a method it does not serve.
-    #[error("Invalid method \"{current}\" used. Should be one of {}.", allowed.join(", "))]
+    #[error("Invalid method \"{current}\" used. Should be one of {}.", quoted(allowed))]
     MethodNotAllowed { current: String, allowed: Vec<String> },
     /// HTTP 400, SQLSTATE 23505.
     #[error("Value for field \"{field}\" in collection \"{collection}\" has to be unique.")]
@@ -92,7 +98,7 @@ impl Error {
     /// The Directus `extensions.code`.
     pub fn code(&self) -> &'static str {
         match self {
-            Error::Forbidden => "FORBIDDEN",
+            Error::Forbidden | Error::ForbiddenCollection { .. } => "FORBIDDEN",
             Error::InvalidPayload { .. } => "INVALID_PAYLOAD",
             Error::InvalidQuery { .. } => "INVALID_QUERY",
             Error::RouteNotFound { .. } => "ROUTE_NOT_FOUND",
@@ -116,7 +122,9 @@ impl Error {
     /// The HTTP status Directus answers with for this error.
     pub fn status(&self) -> StatusCode {
         match self {
-            Error::Forbidden | Error::InvalidToken => StatusCode::FORBIDDEN,
+            Error::Forbidden | Error::ForbiddenCollection { .. } | Error::InvalidToken => {
+                StatusCode::FORBIDDEN
+            }
             Error::InvalidPayload { .. }
             | Error::InvalidQuery { .. }
             | Error::RecordNotUnique { .. }
@@ -142,6 +150,9 @@ impl Error {
         match self {
             Error::InvalidPayload { reason } | Error::InvalidQuery { reason } => {
                 ext.insert("reason".into(), json!(reason));
+            }
+            Error::ForbiddenCollection { .. } => {
+                ext.insert("reason".into(), json!(self.to_string()));
             }
             Error::RouteNotFound { path } => {
                 ext.insert("path".into(), json!(path));
@@ -182,6 +193,14 @@ impl Error {
     }
 }
 
+fn quoted(items: &[String]) -> String {
+    items
+        .iter()
+        .map(|i| format!("\"{i}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 impl ResponseError for Error {
     fn status_code(&self) -> StatusCode {
         self.status()
@@ -210,6 +229,9 @@ impl From<crate::core::schema_change::SchemaError> for Error {
     fn from(err: crate::core::schema_change::SchemaError) -> Self {
         match err {
             crate::core::schema_change::SchemaError::Forbidden => Error::Forbidden,
+            crate::core::schema_change::SchemaError::NoSuchCollection(collection) => {
+                Error::ForbiddenCollection { collection }
+            }
             crate::core::schema_change::SchemaError::Invalid(reason) => Error::InvalidPayload { reason },
         }
     }

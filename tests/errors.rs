@@ -61,9 +61,27 @@ async fn unknown_routes_methods_and_collections() {
     app.get("/relations/ghost/id")
         .await
         .assert_error(403, "FORBIDDEN");
-    app.patch("/collections/ghost", json!({"meta": {}}))
+    let scoped = app.get("/fields/ghost").await;
+    assert_eq!(
+        scoped.json()["errors"][0]["message"],
+        "You don't have permission to access collection \"ghost\" or it does not exist. Queried in root."
+    );
+    assert_eq!(
+        scoped.json()["errors"][0]["extensions"]["reason"],
+        scoped.json()["errors"][0]["message"]
+    );
+    app.get("/relations/ghost").await.assert_error(403, "FORBIDDEN");
+    app.patch("/relations/ghost/x", json!({}))
         .await
         .assert_error(403, "FORBIDDEN");
+    // A PATCH without meta on an unknown name changes nothing: 204, as Directus answers.
+    assert_eq!(
+        app.patch("/collections/ghost", json!({"schema": {}}))
+            .await
+            .status,
+        204
+    );
+    app.get("/collections/ghost").await.assert_error(403, "FORBIDDEN");
     app.delete("/collections/ghost")
         .await
         .assert_error(403, "FORBIDDEN");
@@ -278,7 +296,24 @@ async fn bad_relations_are_refused() {
     )
     .await
     .assert_error(400, "INVALID_PAYLOAD");
-    // 25. A second relation on the same field.
+    // 25. Relations that do not exist can't be changed or deleted; the reasons name what is missing.
+    let none = app.patch("/relations/a/b_id", json!({"meta": {}})).await;
+    none.assert_error(400, "INVALID_PAYLOAD");
+    assert_eq!(
+        none.json()["errors"][0]["extensions"]["reason"],
+        "Field \"b_id\" in collection \"a\" doesn't have a relationship"
+    );
+    app.delete("/relations/a/nope")
+        .await
+        .assert_error(400, "INVALID_PAYLOAD");
+    // The primary key can't hold a relation.
+    app.post(
+        "/relations",
+        json!({"collection": "a", "field": "id", "related_collection": "b"}),
+    )
+    .await
+    .assert_error(400, "INVALID_PAYLOAD");
+    // 26. A second relation on the same field.
     app.post(
         "/relations",
         json!({"collection": "a", "field": "b_id", "related_collection": "b"}),
@@ -301,7 +336,7 @@ async fn dropping_a_table_a_view_depends_on_is_refused() {
         .await
         .data();
     app.sql("create view base_view as select id from base").await;
-    // 26. The view would silently disappear with CASCADE; we refuse instead.
+    // 27. The view would silently disappear with CASCADE; we refuse instead.
     app.delete("/collections/base")
         .await
         .assert_error(400, "INVALID_PAYLOAD");
@@ -312,15 +347,15 @@ async fn dropping_a_table_a_view_depends_on_is_refused() {
 #[actix_web::test]
 async fn authentication_errors() {
     let app = spawn_app().await;
-    // 27. No token on an admin route.
+    // 28. No token on an admin route.
     app.send(Method::GET, "/collections", None, None)
         .await
         .assert_error(403, "FORBIDDEN");
-    // 28. A token nobody has.
+    // 29. A token nobody has.
     app.send(Method::GET, "/collections", None, Some("not-a-token"))
         .await
         .assert_error(401, "INVALID_CREDENTIALS");
-    // 29. A malformed Authorization header.
+    // 30. A malformed Authorization header.
     let res = app
         .client
         .get(format!("{}/collections", app.base))
@@ -347,7 +382,7 @@ async fn authentication_errors() {
 #[actix_web::test]
 async fn bodies_over_max_payload_size_are_content_too_large() {
     let app = spawn_app().await;
-    // 30. A 2 MB body against the default 1 MB limit.
+    // 31. A 2 MB body against the default 1 MB limit.
     let big = format!(
         "{{\"collection\":\"big\",\"meta\":{{\"note\":\"{}\"}}}}",
         "x".repeat(2 * 1024 * 1024)

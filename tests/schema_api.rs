@@ -111,16 +111,28 @@ async fn a_collection_with_null_schema_is_a_folder() {
         .data();
     assert_eq!(folder["schema"], Value::Null);
     assert_eq!(folder["meta"]["icon"], "folder");
-    // Alias fields are allowed in a folder; real columns are not.
-    app.post(
-        "/fields/content",
-        json!({"field": "divider", "type": "alias", "meta": {"special": ["no-data"]}}),
-    )
-    .await
-    .data();
+    // A folder has no table, so collection-scoped field routes refuse it, as in Directus.
     app.post("/fields/content", json!({"field": "x", "type": "string"}))
         .await
-        .assert_error(400, "INVALID_PAYLOAD");
+        .assert_error(403, "FORBIDDEN");
+    // PATCH with meta on a new name also makes a folder; its meta then updates in place.
+    let made = app
+        .patch("/collections/group2", json!({"meta": {"icon": "folder_open"}}))
+        .await
+        .data();
+    assert_eq!(made["schema"], Value::Null);
+    let changed = app
+        .patch("/collections/group2", json!({"meta": {"note": "n"}}))
+        .await
+        .data();
+    assert_eq!(
+        (changed["meta"]["icon"].clone(), changed["meta"]["note"].clone()),
+        (json!("folder_open"), json!("n"))
+    );
+    assert_eq!(app.delete("/collections/group2").await.status, 204);
+    app.get("/collections/group2")
+        .await
+        .assert_error(403, "FORBIDDEN");
     app.stop().await;
 }
 
@@ -492,5 +504,100 @@ async fn ddl_from_outside_refreshes_the_schema_without_a_restart() {
         app.get("/collections/memos").await.status == 403
     })
     .await;
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn several_collections_are_created_all_or_nothing() {
+    let app = spawn_app().await;
+    let created = app
+        .post(
+            "/collections",
+            json!([{"collection": "one", "schema": {}}, {"collection": "two", "schema": {}}]),
+        )
+        .await
+        .data();
+    assert_eq!(names(&created, "collection"), vec!["one", "two"]);
+
+    // The second item is invalid: neither is created.
+    let res = app
+        .post(
+            "/collections",
+            json!([{"collection": "three", "schema": {}},
+                   {"collection": "four", "schema": {}, "fields": [{"field": "x", "type": "nope"}]}]),
+        )
+        .await;
+    res.assert_error(400, "INVALID_PAYLOAD");
+    // ... also when Postgres is the one refusing, after the first table was made.
+    let res = app
+        .post(
+            "/collections",
+            json!([{"collection": "three", "schema": {}},
+                   {"collection": "four", "schema": {},
+                    "fields": [{"field": "d", "type": "date", "schema": {"default_value": "not a date"}}]}]),
+        )
+        .await;
+    res.assert_error(400, "INVALID_PAYLOAD");
+    app.get("/collections/three").await.assert_error(403, "FORBIDDEN");
+    assert_eq!(
+        names(&app.get("/collections").await.data(), "collection"),
+        vec!["one", "two"]
+    );
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn fields_read_back_as_directus_reports_them() {
+    let app = spawn_app().await;
+    app.post(
+        "/collections",
+        json!({"collection": "docs", "schema": {},
+        "fields": [
+          {"field": "id", "type": "integer", "schema": {"is_primary_key": true, "has_auto_increment": true}},
+          {"field": "a", "type": "string", "meta": {"interface": "input"}},
+          {"field": "b", "type": "string", "meta": {"interface": "input"}}
+        ]}),
+    )
+    .await
+    .data();
+    // Serial keys read back as in Directus.
+    let id = app.get("/fields/docs/id").await.data();
+    assert_eq!(id["schema"]["default_value"], "nextval('docs_id_seq'::regclass)");
+    assert_eq!(
+        (
+            id["schema"]["is_unique"].clone(),
+            id["schema"]["is_indexed"].clone()
+        ),
+        (json!(true), json!(false))
+    );
+    assert!(
+        id["schema"].get("schema").is_none(),
+        "Directus's column object has no `schema` key"
+    );
+    // Field meta gets a sort: array order at creation, then one past the highest.
+    assert_eq!(app.get("/fields/docs/a").await.data()["meta"]["sort"], 2);
+    assert_eq!(app.get("/fields/docs/b").await.data()["meta"]["sort"], 3);
+    let c = app
+        .post("/fields/docs", json!({"field": "c", "type": "text", "meta": {}}))
+        .await
+        .data();
+    assert_eq!(c["meta"]["sort"], 4);
+    // A plain index reads back as `is_indexed`.
+    let indexed = app
+        .post(
+            "/fields/docs",
+            json!({"field": "d", "type": "integer", "schema": {"is_indexed": true}}),
+        )
+        .await
+        .data();
+    assert_eq!(
+        (
+            indexed["schema"]["is_indexed"].clone(),
+            indexed["schema"]["is_unique"].clone()
+        ),
+        (json!(true), json!(false))
+    );
+    // Deleting a field that does not exist is a no-op 204, as in Directus.
+    assert_eq!(app.delete("/fields/docs/never_was").await.status, 204);
     app.stop().await;
 }

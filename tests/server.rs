@@ -60,7 +60,11 @@ async fn info_shows_the_project_and_admin_details() {
     let app = spawn_app().await;
     let public = app.send(Method::GET, "/server/info", None, None).await.data();
     assert_eq!(public["project"]["project_name"], "Directrix");
-    assert!(public.get("version").is_none(), "version is for admins only");
+    assert!(
+        public.get("version").is_none(),
+        "the version is for signed-in users only"
+    );
+    assert_eq!(public["setupCompleted"], true);
     let admin = app.get("/server/info").await.data();
     assert_eq!(admin["version"], env!("CARGO_PKG_VERSION"));
     assert!(

@@ -46,6 +46,8 @@ pub struct IndexRow {
     pub is_primary_key: bool,
     /// A unique index covers exactly this column.
     pub is_unique: bool,
+    /// A non-unique index leads with this column.
+    pub is_indexed: bool,
 }
 
 /// A single-column foreign key.
@@ -145,17 +147,16 @@ pub fn build(rows: CatalogRows) -> Built {
                 schema: Some(Column {
                     name: column.column_name.clone(),
                     table: table.to_string(),
-                    schema: rows.schema.clone(),
                     data_type: column.data_type.clone(),
                     default_value: default_value(column.default_expr.as_deref(), field_type),
+                    generation_expression: column.generation_expression.clone(),
                     max_length: column.max_length,
                     numeric_precision: column.numeric_precision,
                     numeric_scale: column.numeric_scale,
                     is_generated: column.generation_expression.is_some(),
-                    generation_expression: column.generation_expression.clone(),
                     is_nullable: column.is_nullable,
                     is_unique: index.is_some_and(|i| i.is_unique),
-                    is_indexed: index.is_some(),
+                    is_indexed: index.is_some_and(|i| i.is_indexed),
                     is_primary_key: column.column_name == primary_key,
                     has_auto_increment: auto,
                     foreign_key_schema: fk.map(|f| f.foreign_schema.clone()),
@@ -389,6 +390,7 @@ mod tests {
             column_name: name.into(),
             is_primary_key: true,
             is_unique: true,
+            is_indexed: false,
         }
     }
 

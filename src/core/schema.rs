@@ -83,11 +83,11 @@ impl Collection {
     }
 }
 
-/// The `schema` object of a collection.
+/// The `schema` object of a collection (Directus's key order).
 #[derive(Debug, Clone, Serialize)]
 pub struct TableInfo {
-    pub name: String,
     pub schema: String,
+    pub name: String,
     pub comment: Option<String>,
 }
 
@@ -106,22 +106,24 @@ fn serialize_type<S: serde::Serializer>(t: &FieldType, s: S) -> Result<S::Ok, S:
     s.serialize_str(t.as_str())
 }
 
-/// The `schema` object of a field: what the database says about its column.
+/// The `schema` object of a field: what the database says about its column, with Directus's
+/// keys in Directus's order (its Postgres inspector has no `schema` key here).
 #[derive(Debug, Clone, Serialize)]
 pub struct Column {
     pub name: String,
     pub table: String,
-    pub schema: String,
     pub data_type: String,
     /// A literal default as JSON, or the default expression as text when it is not a literal.
     pub default_value: Value,
+    pub generation_expression: Option<String>,
     pub max_length: Option<i32>,
     pub numeric_precision: Option<i32>,
     pub numeric_scale: Option<i32>,
     pub is_generated: bool,
-    pub generation_expression: Option<String>,
     pub is_nullable: bool,
+    /// A primary key or single-column unique constraint/index covers the column.
     pub is_unique: bool,
+    /// A non-unique index leads with the column (unique ones count in `is_unique`).
     pub is_indexed: bool,
     pub is_primary_key: bool,
     pub has_auto_increment: bool,

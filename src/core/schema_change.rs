@@ -19,6 +19,10 @@ pub enum SchemaError {
     /// so existence is not revealed.
     #[error("forbidden")]
     Forbidden,
+    /// A collection-scoped route named a collection that is not a table (Directus's
+    /// collection-exists check), answered as `FORBIDDEN` naming the collection.
+    #[error("no such collection")]
+    NoSuchCollection(String),
     /// The request is malformed; the text is the `reason` of `INVALID_PAYLOAD`.
     #[error("{0}")]
     Invalid(String),
@@ -41,8 +45,10 @@ pub enum DefaultValue {
     None,
     /// A JSON literal, cast to the column type by Postgres.
     Literal(Value),
-    /// The current date/time/timestamp (`$now`, `CURRENT_TIMESTAMP`, `now()`).
+    /// The current date/time/timestamp (`CURRENT_TIMESTAMP` or `now()`, any case).
     Now,
+    /// `gen_random_uuid()`, the one database function Directus allows as a default.
+    RandomUuid,
 }
 
 /// A column to create.
@@ -198,7 +204,31 @@ fn name_of(value: Option<Value>, key: &str) -> Result<String, SchemaError> {
     }
 }
 
-/// Plans `POST /collections`.
+/// Plans `POST /collections` with one collection (an object) or several (an array; Directus
+/// answers with an array then). Names must be unique within the batch too.
+pub fn plan_create_collections(
+    snapshot: &SchemaSnapshot,
+    body: Value,
+) -> Result<Vec<CreateCollection>, SchemaError> {
+    let bodies = match body {
+        Value::Array(items) => items,
+        single => vec![single],
+    };
+    let mut plans: Vec<CreateCollection> = Vec::with_capacity(bodies.len());
+    for body in bodies {
+        let plan = plan_create_collection(snapshot, body)?;
+        if plans.iter().any(|p| p.collection == plan.collection) {
+            return Err(invalid(format!(
+                "Collection \"{}\" already exists",
+                plan.collection
+            )));
+        }
+        plans.push(plan);
+    }
+    Ok(plans)
+}
+
+/// Plans `POST /collections` for one collection.
 pub fn plan_create_collection(
     snapshot: &SchemaSnapshot,
     body: Value,
@@ -230,8 +260,11 @@ pub fn plan_create_collection(
         Some(_) => return Err(invalid("\"schema.comment\" must be a string")),
     };
     let mut fields = Vec::new();
-    for raw in input.fields.unwrap_or_default() {
-        let field = plan_field(&collection, raw, true)?;
+    for (i, raw) in input.fields.unwrap_or_default().into_iter().enumerate() {
+        let mut field = plan_field(&collection, raw, true)?;
+        if let Some(meta) = field.meta.as_mut() {
+            meta.sort.get_or_insert(i as i32 + 1);
+        }
         if fields.iter().any(|f: &NewField| f.field == field.field) {
             return Err(invalid(format!("Field \"{}\" is listed twice", field.field)));
         }
@@ -313,22 +346,26 @@ fn empty_field_meta(collection: &str, field: &str) -> FieldMeta {
     }
 }
 
-/// Plans `PATCH /collections/:name`: only `meta` changes (created if the table had none).
+/// Plans `PATCH /collections/:name`: only `meta` is applied, as in Directus. Meta for a name
+/// that is neither a table nor a folder creates a folder. `None`: nothing to write.
 pub fn plan_update_collection(
     snapshot: &SchemaSnapshot,
     collection: &str,
     body: Value,
-) -> Result<CollectionMeta, SchemaError> {
-    let existing = snapshot.collection(collection).ok_or(SchemaError::Forbidden)?;
+) -> Result<Option<CollectionMeta>, SchemaError> {
+    let existing = snapshot.collection(collection);
     let Value::Object(mut body) = body else {
         return Err(invalid("Payload must be an object"));
     };
     let meta = match body.remove("meta") {
         Some(Value::Object(meta)) => meta,
-        Some(Value::Null) | None => Map::new(),
+        Some(Value::Null) | None => return Ok(None),
         Some(_) => return Err(invalid("\"meta\" must be an object")),
     };
-    collection_meta(collection, existing.meta.as_ref(), meta)
+    if existing.is_none() {
+        name::check_collection(collection)?;
+    }
+    collection_meta(collection, existing.and_then(|c| c.meta.as_ref()), meta).map(Some)
 }
 
 /// Merges a client's `meta` keys over the existing meta (or the defaults) and type-checks
@@ -390,24 +427,47 @@ fn to_map<T: serde::Serialize>(value: &T) -> Map<String, Value> {
     }
 }
 
+/// The error Directus gives for an unknown `type`.
+fn unsupported_type() -> SchemaError {
+    let names: Vec<&str> = super::field_type::CREATABLE.iter().map(|t| t.as_str()).collect();
+    invalid(format!("\"type\" must be one of [{}]", names.join(", ")))
+}
+
+/// A collection that is a table, as collection-scoped routes require.
+pub fn table_collection<'a>(snapshot: &'a SchemaSnapshot, name: &str) -> Result<&'a Collection, SchemaError> {
+    snapshot
+        .collection(name)
+        .filter(|c| c.schema.is_some())
+        .ok_or_else(|| SchemaError::NoSuchCollection(name.to_string()))
+}
+
+/// The `sort` a new field gets: one past the collection's highest (Directus).
+fn next_sort(collection: &Collection) -> i32 {
+    collection
+        .fields
+        .iter()
+        .filter_map(|f| f.meta.as_ref()?.sort)
+        .max()
+        .unwrap_or(0)
+        + 1
+}
+
 /// Plans `POST /fields/:collection`.
 pub fn plan_create_field(
     snapshot: &SchemaSnapshot,
     collection: &str,
     body: Value,
 ) -> Result<NewField, SchemaError> {
-    let target = snapshot.collection(collection).ok_or(SchemaError::Forbidden)?;
-    let field = plan_field(collection, body, false)?;
+    let target = table_collection(snapshot, collection)?;
+    let mut field = plan_field(collection, body, false)?;
     if target.field(&field.field).is_some() {
         return Err(invalid(format!(
             "Field \"{}\" already exists in collection \"{collection}\"",
             field.field
         )));
     }
-    if field.column.is_some() && target.schema.is_none() {
-        return Err(invalid(format!(
-            "Collection \"{collection}\" is a folder and can only hold alias fields"
-        )));
+    if let Some(meta) = field.meta.as_mut() {
+        meta.sort.get_or_insert(next_sort(target));
     }
     if field.column.as_ref().is_some_and(|c| c.primary_key) {
         return Err(invalid(format!(
@@ -422,8 +482,7 @@ fn plan_field(collection: &str, body: Value, creating_table: bool) -> Result<New
     let field = name_of(input.field, "field")?;
     name::check_field(&field)?;
     let type_name = name_of(input.field_type, "type")?;
-    let field_type = FieldType::parse(&type_name)
-        .ok_or_else(|| invalid(format!("Field type \"{type_name}\" is not supported")))?;
+    let field_type = FieldType::parse(&type_name).ok_or_else(unsupported_type)?;
     let meta = match input.meta {
         Some(patch) => Some(merge_field_meta(collection, &field, None, patch, field_type)?),
         None if field_type.special().is_some() => Some(merge_field_meta(
@@ -540,7 +599,14 @@ fn default_value(field: &str, field_type: FieldType, value: Value) -> Result<Def
         if s.contains('\0') {
             return Err(wrong());
         }
-        let is_now = matches!(s.as_str(), "$now" | "CURRENT_TIMESTAMP" | "now()");
+        if s.eq_ignore_ascii_case("gen_random_uuid()") {
+            return if field_type == FieldType::Uuid {
+                Ok(DefaultValue::RandomUuid)
+            } else {
+                Err(wrong())
+            };
+        }
+        let is_now = s.eq_ignore_ascii_case("CURRENT_TIMESTAMP") || s.eq_ignore_ascii_case("now()");
         if is_now {
             return match field_type {
                 FieldType::Date | FieldType::Time | FieldType::DateTime | FieldType::Timestamp => {
@@ -578,7 +644,9 @@ pub fn plan_update_field(
     field: &str,
     body: Value,
 ) -> Result<UpdateField, SchemaError> {
-    let existing = snapshot.field(collection, field).ok_or(SchemaError::Forbidden)?;
+    let existing = table_collection(snapshot, collection)?
+        .field(field)
+        .ok_or(SchemaError::Forbidden)?;
     let input: FieldInput = parse(body, "field")?;
     if let Some(Value::String(renamed)) = &input.field
         && renamed != field
@@ -587,17 +655,13 @@ pub fn plan_update_field(
     }
     let field_type = match input.field_type {
         None | Some(Value::Null) => existing.field_type,
-        Some(Value::String(t)) => {
-            FieldType::parse(&t).ok_or_else(|| invalid(format!("Field type \"{t}\" is not supported")))?
-        }
+        Some(Value::String(t)) => FieldType::parse(&t).ok_or_else(unsupported_type)?,
         Some(_) => return Err(invalid("\"type\" must be a string")),
     };
     if field_type.has_column() != existing.field_type.has_column()
         && existing.field_type != FieldType::Unknown
     {
-        return Err(invalid(format!(
-            "Field \"{field}\" can't change between alias and non-alias types"
-        )));
+        return Err(invalid("Alias type cannot be changed"));
     }
     let meta = match input.meta {
         Some(patch) => Some(merge_field_meta(
@@ -669,7 +733,7 @@ fn column_change(
     }
     if let Some(nullable) = input.is_nullable {
         if current.is_primary_key && nullable {
-            return Err(invalid(format!("Primary key \"{field}\" can't be nullable")));
+            return Err(invalid("Primary key cannot be null"));
         }
         if nullable != current.is_nullable {
             change.nullable = Some(nullable);
@@ -697,18 +761,18 @@ fn column_change(
     Ok(change)
 }
 
-/// Checks `DELETE /fields/:collection/:field`.
-pub fn check_delete_field(
-    snapshot: &SchemaSnapshot,
+/// Checks `DELETE /fields/:collection/:field`; returns the field, or `None` when it does not
+/// exist (Directus answers 204 all the same).
+pub fn check_delete_field<'a>(
+    snapshot: &'a SchemaSnapshot,
     collection: &str,
     field: &str,
-) -> Result<(), SchemaError> {
-    let target = snapshot.collection(collection).ok_or(SchemaError::Forbidden)?;
-    target.field(field).ok_or(SchemaError::Forbidden)?;
+) -> Result<Option<&'a Field>, SchemaError> {
+    let target = table_collection(snapshot, collection)?;
     if target.primary_key.as_deref() == Some(field) {
         return Err(invalid(format!("Primary key \"{field}\" can't be deleted")));
     }
-    Ok(())
+    Ok(target.field(field))
 }
 
 /// Checks `DELETE /collections/:name`.
@@ -745,6 +809,11 @@ pub fn plan_create_relation(snapshot: &SchemaSnapshot, body: Value) -> Result<Sa
             "Field \"{field}\" doesn't exist in collection \"{collection}\""
         ))
     })?;
+    if many.primary_key.as_deref() == Some(field.as_str()) {
+        return Err(invalid(format!(
+            "Field \"{field}\" in collection \"{collection}\" is a primary key"
+        )));
+    }
     if snapshot.relation(&collection, &field).is_some() {
         return Err(invalid(format!(
             "Field \"{field}\" in collection \"{collection}\" already has an associated relationship"
@@ -767,12 +836,13 @@ pub fn plan_create_relation(snapshot: &SchemaSnapshot, body: Value) -> Result<Sa
             Some(foreign_key_for(&collection, many_field, related, actions)?)
         }
     };
+    // Directus always stores a meta row for a new relation.
     let meta = relation_meta(
         &collection,
         &field,
         related.map(|r| r.collection.as_str()),
         None,
-        input.meta,
+        Some(input.meta.unwrap_or_default()),
     )?;
     Ok(SaveRelation {
         collection,
@@ -790,9 +860,7 @@ pub fn plan_update_relation(
     field: &str,
     body: Value,
 ) -> Result<SaveRelation, SchemaError> {
-    let existing = snapshot
-        .relation(collection, field)
-        .ok_or(SchemaError::Forbidden)?;
+    let existing = existing_relation(snapshot, collection, field)?;
     let input: RelationInput = parse(body, "relation")?;
     let mut plan = SaveRelation {
         collection: collection.into(),
@@ -854,7 +922,27 @@ pub fn check_delete_relation<'a>(
     collection: &str,
     field: &str,
 ) -> Result<&'a super::schema::Relation, SchemaError> {
-    snapshot.relation(collection, field).ok_or(SchemaError::Forbidden)
+    existing_relation(snapshot, collection, field)
+}
+
+/// The relation that `PATCH`/`DELETE /relations/:collection/:field` address, with Directus's
+/// errors when the collection, the field or the relation is missing.
+fn existing_relation<'a>(
+    snapshot: &'a SchemaSnapshot,
+    collection: &str,
+    field: &str,
+) -> Result<&'a super::schema::Relation, SchemaError> {
+    let target = table_collection(snapshot, collection)?;
+    if target.field(field).is_none() {
+        return Err(invalid(format!(
+            "Field \"{field}\" doesn't exist in collection \"{collection}\""
+        )));
+    }
+    snapshot.relation(collection, field).ok_or_else(|| {
+        invalid(format!(
+            "Field \"{field}\" in collection \"{collection}\" doesn't have a relationship"
+        ))
+    })
 }
 
 fn actions_of(schema: Option<&Value>) -> Result<(&'static str, &'static str), SchemaError> {
@@ -916,7 +1004,9 @@ fn foreign_key_for(
 /// Directus (knex) names foreign keys `<table>_<column>_foreign`; Postgres truncates names to
 /// 63 bytes, so we do it ourselves on a character boundary.
 pub fn constraint_name(table: &str, column: &str) -> String {
-    let mut name = format!("{table}_{column}_foreign");
+    let mut name = format!("{table}_{column}_foreign")
+        .to_lowercase()
+        .replace(['.', '-'], "_");
     while name.len() > name::MAX_NAME_BYTES {
         name.pop();
     }

@@ -465,6 +465,10 @@ mod tests {
         fs::create_dir_all(locked.join("data")).unwrap();
         fs::set_permissions(&locked, fs::Permissions::from_mode(0o700)).unwrap();
         let err = check_reachable(&locked.join("data/postgres"), user).unwrap_err();
-        assert!(err.to_string().contains(&format!("chmod o+x {}", locked.display())), "{err}");
+        assert!(
+            err.to_string()
+                .contains(&format!("chmod o+x {}", locked.display())),
+            "{err}"
+        );
     }
 }

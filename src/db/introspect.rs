@@ -40,7 +40,8 @@ const INDEXES: &str = r#"
 select c.relname::text as table_name,
        a.attname::text as column_name,
        bool_or(i.indisprimary and i.indnkeyatts = 1) as is_primary_key,
-       bool_or(i.indisunique and i.indnkeyatts = 1 and i.indpred is null) as is_unique
+       bool_or(i.indisunique and i.indnkeyatts = 1 and i.indpred is null) as is_unique,
+       bool_or(not i.indisunique) as is_indexed
 from pg_index i
 join pg_class c on c.oid = i.indrelid
 join pg_namespace n on n.oid = c.relnamespace

@@ -28,27 +28,44 @@ pub async fn read_one(
     Ok(envelope::ok(collection))
 }
 
-/// `POST /collections`.
+/// `POST /collections`: an object creates one collection, an array several (all or none).
 pub async fn create(
     _: Admin,
     body: web::Json<Value>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
-    let plan = schema_change::plan_create_collection(&state.schema(), body.into_inner())?;
-    ddl::create_collection(&state.pool, &state.config.user_schema, &plan).await?;
-    respond_with(&state, &plan.collection).await
+    let body = body.into_inner();
+    let many = body.is_array();
+    let plans = schema_change::plan_create_collections(&state.schema(), body)?;
+    ddl::create_collections(&state.pool, &state.config.user_schema, &plans).await?;
+    let schema = state.refresh_schema().await?;
+    let created = plans
+        .iter()
+        .map(|p| schema.collection(&p.collection).ok_or(Error::Forbidden));
+    if many {
+        Ok(envelope::ok(created.collect::<Result<Vec<_>, _>>()?))
+    } else {
+        let first = created.into_iter().next().ok_or(Error::Forbidden)??;
+        Ok(envelope::ok(first))
+    }
 }
 
-/// `PATCH /collections/:collection`.
+/// `PATCH /collections/:collection`: applies `meta` only; meta for an unknown name creates a
+/// folder, and a body without `meta` changes nothing (204 when there is nothing to show).
 pub async fn update(
     _: Admin,
     path: web::Path<String>,
     body: web::Json<Value>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
-    let meta = schema_change::plan_update_collection(&state.schema(), &path, body.into_inner())?;
-    ddl::save_collection_meta(&state.pool, &meta).await?;
-    respond_with(&state, &path).await
+    if let Some(meta) = schema_change::plan_update_collection(&state.schema(), &path, body.into_inner())? {
+        ddl::save_collection_meta(&state.pool, &meta).await?;
+    }
+    let schema = state.refresh_schema().await?;
+    Ok(match schema.collection(&path) {
+        Some(collection) => envelope::ok(collection),
+        None => HttpResponse::NoContent().finish(),
+    })
 }
 
 /// `DELETE /collections/:collection`.
@@ -63,10 +80,4 @@ pub async fn delete(
     ddl::delete_collection(&state.pool, &state.config.user_schema, collection, &incoming).await?;
     state.refresh_schema().await?;
     Ok(HttpResponse::NoContent().finish())
-}
-
-async fn respond_with(state: &AppState, name: &str) -> Result<HttpResponse, Error> {
-    let schema = state.refresh_schema().await?;
-    let collection = schema.collection(name).ok_or(Error::Forbidden)?;
-    Ok(envelope::ok(collection))
 }

@@ -24,7 +24,7 @@ pub async fn read_collection(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
     let schema = state.schema();
-    let collection = schema.collection(&path).ok_or(Error::Forbidden)?;
+    let collection = schema_change::table_collection(&schema, &path)?;
     Ok(envelope::ok(&collection.fields))
 }
 
@@ -36,7 +36,9 @@ pub async fn read_one(
 ) -> Result<HttpResponse, Error> {
     let (collection, field) = path.into_inner();
     let schema = state.schema();
-    let field = schema.field(&collection, &field).ok_or(Error::Forbidden)?;
+    let field = schema_change::table_collection(&schema, &collection)?
+        .field(&field)
+        .ok_or(Error::Forbidden)?;
     Ok(envelope::ok(field))
 }
 
@@ -78,19 +80,19 @@ pub async fn delete(
 ) -> Result<HttpResponse, Error> {
     let (collection, field) = path.into_inner();
     let schema = state.schema();
-    schema_change::check_delete_field(&schema, &collection, &field)?;
-    let has_column = schema
-        .field(&collection, &field)
-        .is_some_and(|f| f.schema.is_some());
-    ddl::delete_field(
-        &state.pool,
-        &state.config.user_schema,
-        &collection,
-        &field,
-        has_column,
-    )
-    .await?;
-    state.refresh_schema().await?;
+    // A field that does not exist is deleted already: 204, as Directus answers.
+    if let Some(existing) = schema_change::check_delete_field(&schema, &collection, &field)? {
+        let has_column = existing.schema.is_some();
+        ddl::delete_field(
+            &state.pool,
+            &state.config.user_schema,
+            &collection,
+            &field,
+            has_column,
+        )
+        .await?;
+        state.refresh_schema().await?;
+    }
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -22,7 +22,7 @@ pub async fn read_collection(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
     let schema = state.schema();
-    schema.collection(&path).ok_or(Error::Forbidden)?;
+    schema_change::table_collection(&schema, &path)?;
     let data: Vec<_> = schema.relations_of(&path).collect();
     Ok(envelope::ok(data))
 }
@@ -35,6 +35,7 @@ pub async fn read_one(
 ) -> Result<HttpResponse, Error> {
     let (collection, field) = path.into_inner();
     let schema = state.schema();
+    schema_change::table_collection(&schema, &collection)?;
     let relation = schema.relation(&collection, &field).ok_or(Error::Forbidden)?;
     Ok(envelope::ok(relation))
 }

@@ -38,20 +38,20 @@ pub async fn health(acc: Accountability, state: web::Data<AppState>) -> HttpResp
     let idle = state.pool.num_idle() as u32;
     let mut body = json!({ "status": db_status });
     if acc.admin {
-        let max = state.config.db_pool_max;
+        let mut response_time = json!({
+            "status": db_status, "componentType": "datastore", "observedUnit": "ms",
+            "observedValue": (elapsed_ms * 1000.0).round() / 1000.0, "threshold": DB_RESPONSE_THRESHOLD_MS,
+        });
+        if probe.is_err() {
+            response_time["output"] = json!("Can't connect to the database.");
+        }
         body["releaseId"] = json!(env!("CARGO_PKG_VERSION"));
         body["serviceId"] = json!(state.config.key);
+        // Directus reports the pool's free and busy connections, always as "ok".
         body["checks"] = json!({
-            "pg:responseTime": [{
-                "status": db_status, "componentType": "datastore", "observedUnit": "ms",
-                "observedValue": (elapsed_ms * 1000.0).round() / 1000.0, "threshold": DB_RESPONSE_THRESHOLD_MS,
-            }],
-            "pg:connectionsAvailable": [{
-                "status": db_status, "componentType": "datastore", "observedValue": max.saturating_sub(size - idle),
-            }],
-            "pg:connectionsUsed": [{
-                "status": db_status, "componentType": "datastore", "observedValue": size - idle,
-            }],
+            "pg:responseTime": [response_time],
+            "pg:connectionsAvailable": [{ "status": "ok", "componentType": "datastore", "observedValue": idle }],
+            "pg:connectionsUsed": [{ "status": "ok", "componentType": "datastore", "observedValue": size.saturating_sub(idle) }],
         });
     }
     let mut res = if db_status == "error" {
@@ -64,7 +64,8 @@ pub async fn health(acc: Accountability, state: web::Data<AppState>) -> HttpResp
         .body(body.to_string())
 }
 
-/// `GET /server/info`: the project for everyone; limits and versions for admins.
+/// `GET /server/info`: the project for everyone; limits and the version for signed-in users;
+/// Directrix's own details (uptime, database version) for admins.
 pub async fn info(acc: Accountability, state: web::Data<AppState>) -> Result<HttpResponse, Error> {
     let mut data = json!({
         "project": {
@@ -87,18 +88,22 @@ pub async fn info(acc: Accountability, state: web::Data<AppState>) -> Result<Htt
             "public_registration_verify_email": true,
         }
     });
+    data["mcp_enabled"] = json!(false);
+    data["setupCompleted"] = json!(true);
     if acc.user.is_some() {
         data["rateLimit"] = json!(false);
         data["rateLimitGlobal"] = json!(false);
+        data["extensions"] = json!({ "limit": null });
         data["queryLimit"] = json!({ "default": 100, "max": -1 });
         data["websocket"] = json!(false);
+        data["uploads"] = json!({ "tus": false, "maxParallel": 5 });
+        data["version"] = json!(env!("CARGO_PKG_VERSION"));
     }
     if acc.admin {
         let database: Value = match pool::server_version(&state.pool).await {
             Ok(version) => json!({ "client": "pg", "version": version }),
             Err(_) => Value::Null,
         };
-        data["version"] = json!(env!("CARGO_PKG_VERSION"));
         data["directrix"] = json!({
             "version": env!("CARGO_PKG_VERSION"),
             "uptime": state.started.elapsed().as_secs(),
