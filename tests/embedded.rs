@@ -91,6 +91,29 @@ impl Drop for Server {
     }
 }
 
+/// Runs one statement with psql over the embedded cluster's socket; returns its trimmed output.
+fn psql(socket: &Path, sql: &str) -> String {
+    let out = Command::new("psql")
+        .args([
+            "-h",
+            socket.to_str().unwrap(),
+            "-U",
+            "postgres",
+            "-d",
+            "directrix",
+            "-tAc",
+            sql,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 fn postmaster_running(data_dir: &Path) -> bool {
     data_dir.join("postgres/postmaster.pid").exists()
 }
@@ -117,20 +140,7 @@ async fn serve_manages_its_cluster_across_restarts_and_keeps_data() {
         .unwrap();
     assert_eq!(res.status(), 200);
     let socket = data_dir.join("postgres");
-    let out = Command::new("psql")
-        .args([
-            "-h",
-            socket.to_str().unwrap(),
-            "-U",
-            "postgres",
-            "-d",
-            "directrix",
-            "-c",
-            "insert into kept default values",
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    psql(&socket, "insert into kept default values");
 
     // SIGTERM stops the server and the cluster with it.
     server.stop(Signal::SIGTERM);
@@ -154,34 +164,8 @@ async fn serve_manages_its_cluster_across_restarts_and_keeps_data() {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    let out = Command::new("psql")
-        .args([
-            "-h",
-            socket.to_str().unwrap(),
-            "-U",
-            "postgres",
-            "-d",
-            "directrix",
-            "-tAc",
-            "select count(*) from kept",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1");
-    let wal_level = Command::new("psql")
-        .args([
-            "-h",
-            socket.to_str().unwrap(),
-            "-U",
-            "postgres",
-            "-d",
-            "directrix",
-            "-tAc",
-            "show wal_level",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&wal_level.stdout).trim(), "logical");
+    assert_eq!(psql(&socket, "select count(*) from kept"), "1");
+    assert_eq!(psql(&socket, "show wal_level"), "logical");
 
     // SIGINT (Ctrl-C) is a clean stop too.
     server.stop(Signal::SIGINT);

@@ -119,6 +119,8 @@ impl ColumnChange {
 pub struct UpdateField {
     pub collection: String,
     pub field: String,
+    /// The type after the change (defaults are rendered for it).
+    pub field_type: FieldType,
     pub column: ColumnChange,
     pub meta: Option<FieldMeta>,
 }
@@ -680,6 +682,7 @@ pub fn plan_update_field(
     Ok(UpdateField {
         collection: collection.into(),
         field: field.into(),
+        field_type,
         column,
         meta,
     })

@@ -237,12 +237,7 @@ pub async fn create_field(
 
 /// `PATCH /fields/:collection/:field`.
 #[instrument(skip_all, fields(collection = %plan.collection, field = %plan.field))]
-pub async fn update_field(
-    pool: &PgPool,
-    schema: &str,
-    plan: &UpdateField,
-    field_type: FieldType,
-) -> Result<(), Error> {
+pub async fn update_field(pool: &PgPool, schema: &str, plan: &UpdateField) -> Result<(), Error> {
     let mut tx = begin(pool).await?;
     let table = qualified(schema, &plan.collection);
     let column = ident(&plan.field);
@@ -265,7 +260,7 @@ pub async fn update_field(
         .await?;
     }
     if let Some(default) = &change.default {
-        let sql = match default_sql(default, field_type) {
+        let sql = match default_sql(default, plan.field_type) {
             Some(value) => format!("alter table {table} alter column {column} set default {value}"),
             None => format!("alter table {table} alter column {column} drop default"),
         };

@@ -64,11 +64,7 @@ pub async fn update(
     let (collection, field) = path.into_inner();
     let schema = state.schema();
     let plan = schema_change::plan_update_field(&schema, &collection, &field, body.into_inner())?;
-    let field_type = schema
-        .field(&collection, &field)
-        .map(|f| f.field_type)
-        .ok_or(Error::Forbidden)?;
-    ddl::update_field(&state.pool, &state.config.user_schema, &plan, field_type).await?;
+    ddl::update_field(&state.pool, &state.config.user_schema, &plan).await?;
     respond_with(&state, &collection, &field).await
 }
 
