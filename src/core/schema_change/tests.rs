@@ -178,3 +178,78 @@ fn constraint_names_fit_postgres() {
     let name = constraint_name(&"a".repeat(60), &"b".repeat(60));
     assert_eq!(name.len(), 63);
 }
+
+/// Arbitrary JSON, biased towards the keys the planners read, so generated bodies reach deep
+/// into the parsing instead of failing at the first lookup.
+fn arbitrary_json() -> impl proptest::strategy::Strategy<Value = Value> {
+    use proptest::prelude::*;
+    let key = prop_oneof![
+        Just("collection".to_string()),
+        Just("field".to_string()),
+        Just("type".to_string()),
+        Just("schema".to_string()),
+        Just("meta".to_string()),
+        Just("fields".to_string()),
+        Just("default_value".to_string()),
+        Just("max_length".to_string()),
+        Just("is_primary_key".to_string()),
+        Just("has_auto_increment".to_string()),
+        Just("related_collection".to_string()),
+        Just("on_delete".to_string()),
+        Just("special".to_string()),
+        "[a-z_]{1,8}",
+    ];
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>().prop_map(|f| serde_json::Number::from_f64(f)
+            .map(Value::Number)
+            .unwrap_or(Value::Null)),
+        prop_oneof![
+            Just("integer".to_string()),
+            Just("string".to_string()),
+            Just("uuid".to_string()),
+            Just("authors".to_string()),
+            Just("id".to_string()),
+            Just("now()".to_string()),
+            ".{0,12}"
+        ]
+        .prop_map(Value::String),
+    ];
+    leaf.prop_recursive(4, 48, 6, move |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            proptest::collection::btree_map(key.clone(), inner, 0..6)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+proptest::proptest! {
+    #[test]
+    fn planners_never_panic_on_arbitrary_bodies(body in arbitrary_json()) {
+        let snap = snapshot();
+        let _ = plan_create_collections(&snap, body.clone());
+        let _ = plan_update_collection(&snap, "authors", body.clone());
+        let _ = plan_create_field(&snap, "authors", body.clone());
+        let _ = plan_update_field(&snap, "authors", "name", body.clone());
+        let _ = plan_create_relation(&snap, body.clone());
+    }
+
+    #[test]
+    fn accepted_new_collections_have_safe_names_and_one_primary_key(body in arbitrary_json()) {
+        if let Ok(plans) = plan_create_collections(&snapshot(), body) {
+            for plan in plans {
+                proptest::prop_assert!(crate::core::name::check_collection(&plan.collection).is_ok());
+                if plan.table.is_some() {
+                    let keys = plan.fields.iter().filter(|f| f.column.as_ref().is_some_and(|c| c.primary_key)).count();
+                    proptest::prop_assert_eq!(keys, 1);
+                }
+                for field in &plan.fields {
+                    proptest::prop_assert!(crate::core::name::check_field(&field.field).is_ok());
+                }
+            }
+        }
+    }
+}
