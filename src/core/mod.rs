@@ -6,7 +6,9 @@
 
 pub mod catalog;
 pub mod field_type;
+pub mod filter;
 pub mod name;
 pub mod password;
+pub mod query;
 pub mod schema;
 pub mod schema_change;

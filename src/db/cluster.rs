@@ -214,7 +214,9 @@ impl ManagedCluster {
         }
         tracing::info!(pgdata = %self.pgdata.display(), "creating postgres cluster");
         let pgdata = path_str(&self.pgdata)?;
-        // Trust is safe: the only way in is the socket inside this 0700 folder.
+        // Trust is safe: the only way in is the socket inside this 0700 folder. C.UTF-8 orders
+        // text by code point and folds case for all of Unicode, which is exactly what the
+        // in-memory filter evaluator does (`core::filter::eval`), so REST and realtime agree.
         let mut args = vec![
             "-D",
             pgdata,
@@ -224,7 +226,7 @@ impl ManagedCluster {
             "trust",
             "-E",
             "UTF8",
-            "--locale=C",
+            "--locale=C.UTF-8",
         ];
         if durability == Durability::Ephemeral {
             args.push("--no-sync");

@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod constraint;
 pub mod ddl;
 pub mod introspect;
+pub mod items;
 pub mod metadata;
 pub mod pool;
 pub mod sql;

@@ -13,8 +13,11 @@ const SLOW_STATEMENT: Duration = Duration::from_millis(500);
 
 /// Opens a pool. One connection is made eagerly so a wrong address fails at startup.
 pub async fn connect(options: PgConnectOptions, max_connections: u32) -> Result<PgPool, sqlx::Error> {
+    // UTC sessions: `extract()` on timestamptz and timestamp rendering must not depend on the
+    // server's time zone (the in-memory evaluator works in UTC).
     let options = options
         .application_name("directrix")
+        .options([("TimeZone", "UTC")])
         .log_statements(LevelFilter::Trace)
         .log_slow_statements(LevelFilter::Warn, SLOW_STATEMENT);
     PgPoolOptions::new()

@@ -1,0 +1,190 @@
+//! Directus filter trees: parsed from JSON, validated against the schema snapshot into a typed
+//! [`Filter`], then either compiled to SQL (`db::items::compile`) or evaluated against a JSON
+//! row in memory ([`eval`]). Both must give the same answer on the same data; a property test
+//! runs them side by side on Postgres.
+//!
+//! Values are coerced to the field's type here (an integer field compares with `5`, not "5"), so
+//! neither back end guesses. Operators are checked against the field type. Limits bound the tree
+//! (nodes, depth, list size, pattern length) so a request cannot make parsing or SQL expensive.
+
+pub mod eval;
+mod parse;
+mod value;
+
+pub use parse::{Limits, parse};
+pub use value::Scalar;
+
+/// A validated filter.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Filter {
+    /// Every child matches (`_and`, and sibling keys of one object).
+    And(Vec<Filter>),
+    /// Some child matches (`_or`).
+    Or(Vec<Filter>),
+    /// One condition on a field of this collection.
+    Condition(Condition),
+    /// A condition through a relation (M2O, or O2M/M2M with `_some`/`_none`).
+    Relation(Box<RelationFilter>),
+}
+
+/// `field op value`, optionally on a function of the field (`year(date)`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Condition {
+    pub field: String,
+    pub function: Option<Function>,
+    pub op: Operator,
+    pub operand: Operand,
+}
+
+/// A filter evaluated on related rows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RelationFilter {
+    /// The field on this collection (the foreign key for M2O, the alias for O2M).
+    pub field: String,
+    pub kind: RelationKind,
+    /// The filter on the related collection.
+    pub filter: Filter,
+}
+
+/// How rows of the two collections join.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RelationKind {
+    /// `this.field` references `related.primary_key`.
+    ManyToOne { related: String, related_key: String },
+    /// Rows of `related` whose `related_field` references `this.primary_key`; `quantifier`
+    /// says whether some or none of them must match.
+    OneToMany {
+        related: String,
+        related_field: String,
+        primary_key: String,
+        quantifier: Quantifier,
+    },
+}
+
+/// `_some` (the default) or `_none`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quantifier {
+    Some,
+    None,
+}
+
+/// The value side of a condition, typed for its field.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Operand {
+    /// `_eq`, `_neq`, `_lt`, `_lte`, `_gt`, `_gte`.
+    Scalar(Scalar),
+    /// `_in`, `_nin`.
+    List(Vec<Scalar>),
+    /// `_between`, `_nbetween` (inclusive).
+    Range(Scalar, Scalar),
+    /// `_null`, `_nnull`, `_empty`, `_nempty`.
+    Flag(bool),
+    /// The string operators and `_regex`.
+    Text(String),
+}
+
+macro_rules! operators {
+    ($($variant:ident => $name:literal),* $(,)?) => {
+        /// A filter operator (the geometry ones are not supported).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Operator { $($variant),* }
+
+        impl Operator {
+            /// Every operator, for generators and docs.
+            pub const ALL: &'static [Operator] = &[$(Operator::$variant),*];
+
+            /// Parses `_eq` etc.
+            pub fn parse(name: &str) -> Option<Operator> {
+                match name { $($name => Some(Operator::$variant),)* _ => None }
+            }
+
+            /// The Directus spelling.
+            pub fn as_str(self) -> &'static str {
+                match self { $(Operator::$variant => $name),* }
+            }
+        }
+    };
+}
+
+operators! {
+    Eq => "_eq", Neq => "_neq", Lt => "_lt", Lte => "_lte", Gt => "_gt", Gte => "_gte",
+    In => "_in", Nin => "_nin", Null => "_null", Nnull => "_nnull",
+    Contains => "_contains", Ncontains => "_ncontains", Icontains => "_icontains", Nicontains => "_nicontains",
+    StartsWith => "_starts_with", IstartsWith => "_istarts_with",
+    NstartsWith => "_nstarts_with", NistartsWith => "_nistarts_with",
+    EndsWith => "_ends_with", IendsWith => "_iends_with", NendsWith => "_nends_with", NiendsWith => "_niends_with",
+    Between => "_between", Nbetween => "_nbetween", Empty => "_empty", Nempty => "_nempty", Regex => "_regex",
+}
+
+/// Which textual test a string operator makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextTest {
+    Contains,
+    StartsWith,
+    EndsWith,
+}
+
+impl Operator {
+    /// For the string operators: the test, whether it ignores case, whether it is negated.
+    pub fn text_test(self) -> Option<(TextTest, bool, bool)> {
+        use Operator as O;
+        use TextTest as T;
+        Some(match self {
+            O::Contains => (T::Contains, false, false),
+            O::Ncontains => (T::Contains, false, true),
+            O::Icontains => (T::Contains, true, false),
+            O::Nicontains => (T::Contains, true, true),
+            O::StartsWith => (T::StartsWith, false, false),
+            O::NstartsWith => (T::StartsWith, false, true),
+            O::IstartsWith => (T::StartsWith, true, false),
+            O::NistartsWith => (T::StartsWith, true, true),
+            O::EndsWith => (T::EndsWith, false, false),
+            O::NendsWith => (T::EndsWith, false, true),
+            O::IendsWith => (T::EndsWith, true, false),
+            O::NiendsWith => (T::EndsWith, true, true),
+            _ => return None,
+        })
+    }
+}
+
+/// A function applied to a field before comparing (`year(date_created)`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Function {
+    Year,
+    Month,
+    Week,
+    Day,
+    Weekday,
+    Hour,
+    Minute,
+    Second,
+}
+
+impl Function {
+    /// Parses `year` etc.
+    pub fn parse(name: &str) -> Option<Function> {
+        Some(match name {
+            "year" => Function::Year,
+            "month" => Function::Month,
+            "week" => Function::Week,
+            "day" => Function::Day,
+            "weekday" => Function::Weekday,
+            "hour" => Function::Hour,
+            "minute" => Function::Minute,
+            "second" => Function::Second,
+            _ => return None,
+        })
+    }
+}
+
+/// Why a filter is refused. Unknown fields are [`FilterError::Field`], which the HTTP layer
+/// answers with `FORBIDDEN` so existence is not revealed; everything else is `INVALID_QUERY`.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FilterError {
+    #[error(
+        "You don't have permission to access field \"{field}\" in collection \"{collection}\" or it does not exist."
+    )]
+    Field { collection: String, field: String },
+    #[error("{0}")]
+    Invalid(String),
+}

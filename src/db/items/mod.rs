@@ -1,0 +1,20 @@
+//! Items SQL: compiled from `core`'s query AST (see [`compile`]) and run here.
+
+pub mod compile;
+
+use sqlx::postgres::PgArguments;
+use sqlx::{AssertSqlSafe, Postgres};
+
+use compile::{Bind, Sql};
+
+/// A ready-to-run query for compiled SQL; every bind is text or a text array, cast in the SQL.
+pub fn query(sql: &Sql) -> sqlx::query::Query<'static, Postgres, PgArguments> {
+    let mut query = sqlx::query(AssertSqlSafe(sql.text.clone()));
+    for bind in &sql.binds {
+        query = match bind {
+            Bind::Text(text) => query.bind(text.clone()),
+            Bind::TextArray(items) => query.bind(items.clone()),
+        };
+    }
+    query
+}
