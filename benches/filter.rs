@@ -2,6 +2,7 @@
 //! filter (issue target: < 20 µs), and evaluate it in memory against one row.
 //!
 //! `cargo bench --bench filter`
+#![allow(clippy::unwrap_used)] // a bench setup that fails should stop loudly
 
 use std::hint::black_box;
 
@@ -82,10 +83,13 @@ fn twenty_nodes() -> Value {
 fn bench(c: &mut Criterion) {
     let snapshot = snapshot();
     let raw = twenty_nodes();
-    let now = DateTime::parse_from_rfc3339("2024-06-01T00:00:00Z").unwrap().with_timezone(&Utc);
+    let now = DateTime::parse_from_rfc3339("2024-06-01T00:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc);
     c.bench_function("filter_parse_compile_20_nodes", |b| {
         b.iter(|| {
-            let parsed = filter::parse(black_box(&raw), &snapshot, "articles", now, Limits::default()).unwrap();
+            let parsed =
+                filter::parse(black_box(&raw), &snapshot, "articles", now, Limits::default()).unwrap();
             let mut sql = compile::Sql::default();
             compile::filter(&mut sql, &parsed, &snapshot, "public", "articles", "t").unwrap();
             sql
@@ -93,7 +97,10 @@ fn bench(c: &mut Criterion) {
     });
     let parsed = filter::parse(&raw, &snapshot, "articles", now, Limits::default()).unwrap();
     let Value::Object(row): Value = json!({"id": 3, "title": "How to Rust", "status": "published", "views": 42,
-        "published": true, "created": "2024-05-01T10:00:00Z"}) else { unreachable!() };
+        "published": true, "created": "2024-05-01T10:00:00Z"})
+    else {
+        unreachable!()
+    };
     let row: Map<String, Value> = row;
     c.bench_function("filter_eval_20_nodes_one_row", |b| {
         b.iter(|| filter::eval::matches(black_box(&parsed), black_box(&row), &snapshot, "articles"))
