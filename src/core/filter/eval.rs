@@ -13,6 +13,72 @@ use serde_json::{Map, Value};
 use super::value::{Scalar, coerce};
 use super::{Condition, Filter, Function, Operand, Operator, Quantifier, RelationKind, TextTest};
 use crate::core::field_type::FieldType;
+
+/// The LIKE pattern SQL uses for a string operator (one definition for both back ends). As in
+/// Directus, `%` and `_` in the value stay wildcards; case-insensitive forms compare
+/// lower-cased text with a lower-cased value.
+pub fn like_pattern(test: TextTest, value: &str, insensitive: bool) -> String {
+    let value = if insensitive {
+        value.to_lowercase()
+    } else {
+        value.to_string()
+    };
+    match test {
+        TextTest::Contains => format!("%{value}%"),
+        TextTest::StartsWith => format!("{value}%"),
+        TextTest::EndsWith => format!("%{value}"),
+    }
+}
+
+/// SQL `LIKE` with Postgres's default escape `\`: `%` any run, `_` one character.
+pub fn like(text: &str, pattern: &str) -> bool {
+    let text: Vec<char> = text.chars().collect();
+    let mut tokens = Vec::new();
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        tokens.push(match c {
+            '%' => Like::Any,
+            '_' => Like::One,
+            '\\' => Like::Char(chars.next().unwrap_or('\\')),
+            c => Like::Char(c),
+        });
+    }
+    // Wildcard matching with one backtrack point: linear in practice, O(n·m) at worst.
+    let (mut t, mut p) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        match tokens.get(p) {
+            Some(Like::Any) => {
+                star = Some((p, t));
+                p += 1;
+            }
+            Some(Like::One) => {
+                t += 1;
+                p += 1;
+            }
+            Some(Like::Char(c)) if *c == text[t] => {
+                t += 1;
+                p += 1;
+            }
+            _ => match star {
+                Some((sp, st)) => {
+                    p = sp + 1;
+                    t = st + 1;
+                    star = Some((sp, st + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    tokens[p..].iter().all(|t| *t == Like::Any)
+}
+
+#[derive(Debug, PartialEq)]
+enum Like {
+    Any,
+    One,
+    Char(char),
+}
 use crate::core::schema::SchemaSnapshot;
 
 /// Whether `row` of `collection` matches `filter`.
@@ -162,16 +228,12 @@ fn condition_holds(condition: &Condition, value: &Scalar) -> Option<bool> {
         (Operand::Text(pattern), op) => {
             let Scalar::Text(text) = value else { return None };
             let (test, insensitive, negated) = op.text_test()?;
-            let (text, pattern) = if insensitive {
-                (text.to_lowercase(), pattern.to_lowercase())
+            let text = if insensitive {
+                text.to_lowercase()
             } else {
-                (text.clone(), pattern.clone())
+                text.clone()
             };
-            let hit = match test {
-                TextTest::Contains => text.contains(&pattern),
-                TextTest::StartsWith => text.starts_with(&pattern),
-                TextTest::EndsWith => text.ends_with(&pattern),
-            };
+            let hit = like(&text, &like_pattern(test, pattern, insensitive));
             Some(hit != negated)
         }
     }
@@ -244,4 +306,30 @@ fn apply(function: Function, value: &Scalar) -> Scalar {
 /// The field type the row value of `field` has (for callers compiling or evaluating).
 pub fn field_type(snapshot: &SchemaSnapshot, collection: &str, field: &str) -> Option<FieldType> {
     snapshot.field(collection, field).map(|f| f.field_type)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_follows_postgres() {
+        assert!(like("50% off", "%50%%"));
+        assert!(like("abc", "a_c"));
+        assert!(!like("abbc", "a_c"));
+        assert!(like("abc", "%"));
+        assert!(like("", "%"));
+        assert!(!like("", "_"));
+        assert!(like("a%c", "a\\%c"));
+        assert!(!like("abc", "a\\%c"));
+        assert!(like("mississippi", "%iss%pi"));
+        assert!(!like("mississippi", "%iss%px"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn like_never_panics(text in ".{0,20}", pattern in "[a%_\\\\b]{0,10}") {
+            let _ = like(&text, &pattern);
+        }
+    }
 }

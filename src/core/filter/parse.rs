@@ -159,8 +159,13 @@ impl<'a> Parser<'a> {
         }
         let compared_type = match function {
             None => field.field_type,
-            Some(_) if is_temporal(field.field_type) => FieldType::Integer,
-            Some(_) => return Err(invalid(format!("Function \"{key}\" needs a date or time field"))),
+            Some(f) if function_applies(f, field.field_type) => FieldType::Integer,
+            Some(_) => {
+                return Err(invalid(format!(
+                    "Invalid filter key \"{key}\" on \"{}\"",
+                    collection.collection
+                )));
+            }
         };
         let mut conditions = Vec::with_capacity(ops.len());
         for (op_name, operand) in ops {
@@ -168,8 +173,12 @@ impl<'a> Parser<'a> {
                 self.count(depth)?;
             }
             let op = Operator::parse(op_name)
-                .ok_or_else(|| invalid(format!("\"{op_name}\" is not a valid filter operator")))?;
-            check_operator(op, compared_type, key)?;
+                .filter(|op| allowed(*op, compared_type))
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "\"{compared_type}\" field type does not contain the \"{op_name}\" filter operator"
+                    ))
+                })?;
             let operand = self.operand(op, operand, compared_type, key)?;
             conditions.push(Filter::Condition(Condition {
                 field: name.to_string(),
@@ -289,70 +298,85 @@ impl<'a> Parser<'a> {
         key: &str,
     ) -> Result<Operand, FilterError> {
         use Operator::*;
-        let scalar = |v: &Value| coerce(v, field_type, self.now, key).map_err(FilterError::Invalid);
+        let name = op.as_str();
+        let value = normalize(value);
+        let scalar = |v: &Value| -> Result<Scalar, FilterError> {
+            match v {
+                Value::String(s) if s.is_empty() => Err(invalid(format!(
+                    "You can't filter for an empty string in \"{name}\". Use \"_empty\" or \"_nempty\" instead"
+                ))),
+                Value::Object(_) | Value::Array(_) => Err(invalid(format!(
+                    "The filter value for \"{name}\" has to be a string, number, or boolean"
+                ))),
+                v => coerce(v, field_type, self.now, key).map_err(FilterError::Invalid),
+            }
+        };
         Ok(match op {
-            Eq | Neq => Operand::Scalar(scalar(value)?),
-            Lt | Lte | Gt | Gte => match scalar(value)? {
+            Eq | Neq => Operand::Scalar(scalar(&value)?),
+            Lt | Lte | Gt | Gte => match scalar(&value)? {
                 Scalar::Null => {
                     return Err(invalid(format!(
-                        "\"{}\" needs a value for \"{key}\"",
-                        op.as_str()
+                        "The filter value for \"{name}\" has to be a string, number, or boolean"
                     )));
                 }
                 s => Operand::Scalar(s),
             },
-            In | Nin => {
-                let items = list(value);
+            In | Nin | Between | Nbetween => {
+                let items = list(&value)
+                    .ok_or_else(|| invalid(format!("\"{name}\" has to be an array of values")))?;
                 if items.len() > self.limits.max_list {
                     return Err(invalid(format!(
-                        "\"{}\" takes at most {} values",
-                        op.as_str(),
+                        "\"{name}\" takes at most {} values",
                         self.limits.max_list
                     )));
                 }
-                Operand::List(items.iter().map(scalar).collect::<Result<_, _>>()?)
-            }
-            Between | Nbetween => {
-                let items = list(value);
-                let [low, high] = items.as_slice() else {
-                    return Err(invalid(format!(
-                        "\"{}\" needs exactly two values for \"{key}\"",
-                        op.as_str()
-                    )));
-                };
-                match (scalar(low)?, scalar(high)?) {
-                    (Scalar::Null, _) | (_, Scalar::Null) => {
-                        return Err(invalid(format!("\"{}\" can't compare with null", op.as_str())));
+                let items = items
+                    .iter()
+                    .map(|v| scalar(&normalize(v)))
+                    .collect::<Result<Vec<_>, _>>()?;
+                if matches!(op, In | Nin) {
+                    Operand::List(items)
+                } else {
+                    match <[Scalar; 2]>::try_from(items) {
+                        Ok([low, high]) if low != Scalar::Null && high != Scalar::Null => {
+                            Operand::Range(low, high)
+                        }
+                        // Directus silently drops such a condition; a clear error is safer.
+                        _ => return Err(invalid(format!("\"{name}\" has to be an array of two values"))),
                     }
-                    (low, high) => Operand::Range(low, high),
                 }
             }
-            Null | Nnull | Empty | Nempty => {
-                Operand::Flag(flag(value).ok_or_else(|| {
-                    invalid(format!("\"{}\" takes true or false for \"{key}\"", op.as_str()))
-                })?)
-            }
+            Null | Nnull | Empty | Nempty => Operand::Flag(match value {
+                Value::Bool(b) => b,
+                // Directus treats anything but an explicit `false` as true.
+                Value::Null => true,
+                Value::String(s) if s.is_empty() => true,
+                _ => return Err(invalid(format!("\"{name}\" has to be a boolean"))),
+            }),
             _ => {
                 let text = match value {
-                    Value::String(s) => s.clone(),
+                    Value::String(s) if !s.is_empty() => s,
                     Value::Number(n) => n.to_string(),
                     Value::Bool(b) => b.to_string(),
+                    Value::String(_) => {
+                        return Err(invalid(format!(
+                            "You can't filter for an empty string in \"{name}\". Use \"_empty\" or \"_nempty\" instead"
+                        )));
+                    }
                     _ => {
                         return Err(invalid(format!(
-                            "\"{}\" takes a string for \"{key}\"",
-                            op.as_str()
+                            "The filter value for \"{name}\" has to be a string, number, or boolean"
                         )));
                     }
                 };
                 if text.len() > self.limits.max_pattern || text.contains('\0') {
-                    return Err(invalid(format!(
-                        "Value of \"{}\" is too long for \"{key}\"",
-                        op.as_str()
-                    )));
+                    return Err(invalid(format!("The filter value for \"{name}\" is too long")));
                 }
                 if op == Regex {
-                    regex::Regex::new(&text)
-                        .map_err(|_| invalid(format!("Invalid regular expression for \"{key}\"")))?;
+                    regex::RegexBuilder::new(&text)
+                        .size_limit(1 << 20)
+                        .build()
+                        .map_err(|_| invalid(format!("Invalid regular expression in \"{key}\"")))?;
                 }
                 Operand::Text(text)
             }
@@ -373,57 +397,201 @@ fn split_function(key: &str) -> Result<(Option<Function>, &str), FilterError> {
     Ok((Some(function), inner))
 }
 
-fn is_temporal(t: FieldType) -> bool {
-    matches!(
-        t,
-        FieldType::Date | FieldType::Time | FieldType::DateTime | FieldType::Timestamp
-    )
+/// Which date parts each temporal type has (Directus's `helpers/fn`).
+fn function_applies(function: Function, t: FieldType) -> bool {
+    use Function::*;
+    match t {
+        FieldType::DateTime | FieldType::Timestamp => true,
+        FieldType::Date => matches!(function, Year | Month | Week | Day | Weekday),
+        FieldType::Time => matches!(function, Hour | Minute | Second),
+        _ => false,
+    }
 }
 
-fn is_textual(t: FieldType) -> bool {
-    matches!(
-        t,
-        FieldType::String | FieldType::Text | FieldType::Csv | FieldType::Hash | FieldType::Unknown
-    )
-}
-
-/// Which operators make sense on which types.
-fn check_operator(op: Operator, t: FieldType, key: &str) -> Result<(), FilterError> {
+/// The operators Directus allows per field type (`get-filter-operators-for-type.ts`), plus
+/// `_nicontains` and `_regex` on strings, which Directus implements but does not list.
+fn allowed(op: Operator, t: FieldType) -> bool {
     use Operator::*;
-    let ok = match op {
-        Eq | Neq | In | Nin | Null | Nnull => true,
-        Lt | Lte | Gt | Gte | Between | Nbetween => {
-            !matches!(t, FieldType::Json | FieldType::Boolean | FieldType::Alias)
+    let basic = matches!(op, Eq | Neq | Null | Nnull | In | Nin);
+    let ordered = basic || matches!(op, Lt | Lte | Gt | Gte | Between | Nbetween);
+    match t {
+        FieldType::String | FieldType::Text | FieldType::Csv => {
+            basic || matches!(op, Empty | Nempty | Regex) || op.text_test().is_some()
         }
-        Empty | Nempty | Regex => is_textual(t),
-        _ => is_textual(t),
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(invalid(format!(
-            "\"{}\" can't be used on \"{key}\" (type {t})",
-            op.as_str()
-        )))
+        FieldType::Uuid => basic,
+        FieldType::Boolean => matches!(op, Eq | Neq | Null | Nnull),
+        FieldType::Integer
+        | FieldType::BigInteger
+        | FieldType::Float
+        | FieldType::Decimal
+        | FieldType::Date
+        | FieldType::DateTime
+        | FieldType::Time => ordered,
+        FieldType::Json => matches!(op, Null | Nnull),
+        FieldType::Hash => matches!(op, Empty | Nempty | Null | Nnull),
+        // Directus's default list (it applies to `timestamp` too).
+        FieldType::Timestamp | FieldType::Unknown | FieldType::Alias => {
+            ordered || matches!(op, Contains | Ncontains | Empty | Nempty)
+        }
     }
 }
 
-/// An array, or a comma-separated string, as Directus accepts for `_in` and `_between`.
-fn list(value: &Value) -> Vec<Value> {
+/// Directus rewrites these strings everywhere in a filter (`parse-filter.ts`).
+fn normalize(value: &Value) -> Value {
     match value {
+        Value::String(s) if s == "true" => Value::Bool(true),
+        Value::String(s) if s == "false" => Value::Bool(false),
+        Value::String(s) if s == "null" || s == "NULL" => Value::Null,
+        other => other.clone(),
+    }
+}
+
+/// An array, or a comma-separated string, as Directus accepts for `_in` and `_between`; an
+/// empty list is refused, as in Directus.
+fn list(value: &Value) -> Option<Vec<Value>> {
+    let items = match value {
         Value::Array(items) => items.clone(),
-        Value::String(s) if s.is_empty() => Vec::new(),
         Value::String(s) => s.split(',').map(|p| Value::String(p.to_string())).collect(),
-        other => vec![other.clone()],
-    }
+        Value::Number(_) | Value::Bool(_) => vec![value.clone()],
+        _ => return None,
+    };
+    (!items.is_empty()).then_some(items)
 }
 
-fn flag(value: &Value) -> Option<bool> {
-    match value {
-        Value::Bool(b) => Some(*b),
-        Value::String(s) if s == "true" || s == "1" => Some(true),
-        Value::String(s) if s == "false" || s == "0" => Some(false),
-        Value::Number(n) => n.as_i64().map(|i| i != 0),
-        _ => None,
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::catalog::{self, CatalogRows, ColumnRow, IndexRow};
+    use serde_json::json;
+
+    fn snapshot() -> SchemaSnapshot {
+        let column = |name: &str, udt: &str| ColumnRow {
+            table_name: "articles".into(),
+            column_name: name.into(),
+            udt_name: udt.into(),
+            data_type: udt.into(),
+            is_nullable: true,
+            default_expr: None,
+            generation_expression: None,
+            is_identity: false,
+            max_length: None,
+            numeric_precision: None,
+            numeric_scale: None,
+            comment: None,
+            table_comment: None,
+        };
+        catalog::build(CatalogRows {
+            schema: "public".into(),
+            columns: vec![
+                column("id", "int4"),
+                column("title", "varchar"),
+                column("created", "date"),
+            ],
+            indexes: vec![IndexRow {
+                table_name: "articles".into(),
+                column_name: "id".into(),
+                is_primary_key: true,
+                is_unique: true,
+                is_indexed: false,
+            }],
+            ..CatalogRows::default()
+        })
+        .snapshot
+    }
+
+    fn reason(value: Value) -> String {
+        match parse(
+            &value,
+            &snapshot(),
+            "articles",
+            chrono::DateTime::UNIX_EPOCH,
+            Limits::default(),
+        ) {
+            Err(FilterError::Invalid(reason)) => reason,
+            other => format!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn errors_read_as_directus_writes_them() {
+        assert_eq!(
+            reason(json!({"title": {"_foo": 1}})),
+            "\"string\" field type does not contain the \"_foo\" filter operator"
+        );
+        assert_eq!(
+            reason(json!({"title": {"_lt": "a"}})),
+            "\"string\" field type does not contain the \"_lt\" filter operator"
+        );
+        assert_eq!(
+            reason(json!({"id": {"_in": []}})),
+            "\"_in\" has to be an array of values"
+        );
+        assert_eq!(
+            reason(json!({"id": {"_null": 5}})),
+            "\"_null\" has to be a boolean"
+        );
+        assert_eq!(
+            reason(json!({"title": {"_eq": ""}})),
+            "You can't filter for an empty string in \"_eq\". Use \"_empty\" or \"_nempty\" instead"
+        );
+        assert_eq!(
+            reason(json!({"title": {"_eq": {"a": 1}}})),
+            "The filter value for \"_eq\" has to be a string, number, or boolean"
+        );
+        assert_eq!(reason(json!({"id": {"_gt": "abc"}})), "Invalid numeric value");
+        assert_eq!(
+            reason(json!({"year(title)": {"_eq": 1}})),
+            "Invalid filter key \"year(title)\" on \"articles\""
+        );
+        assert_eq!(
+            reason(json!({"hour(created)": {"_eq": 1}})),
+            "Invalid filter key \"hour(created)\" on \"articles\""
+        );
+        assert!(matches!(
+            parse(
+                &json!({"nope": {"_eq": 1}}),
+                &snapshot(),
+                "articles",
+                chrono::DateTime::UNIX_EPOCH,
+                Limits::default()
+            ),
+            Err(FilterError::Field { .. })
+        ));
+    }
+
+    #[test]
+    fn strings_true_false_and_null_are_rewritten_as_in_directus() {
+        let parsed = parse(
+            &json!({"title": {"_eq": "null"}}),
+            &snapshot(),
+            "articles",
+            chrono::DateTime::UNIX_EPOCH,
+            Limits::default(),
+        )
+        .unwrap();
+        let Filter::Condition(condition) = parsed else {
+            panic!()
+        };
+        assert_eq!(condition.operand, Operand::Scalar(Scalar::Null));
+    }
+
+    #[test]
+    fn limits_bound_the_tree() {
+        let wide: Vec<Value> = (0..1001).map(|i| json!({"id": {"_eq": i}})).collect();
+        assert!(reason(json!({"_or": wide})).contains("more than 1000"));
+        let mut deep = json!({"id": {"_eq": 1}});
+        for _ in 0..11 {
+            deep = json!({"_and": [deep]});
+        }
+        assert!(reason(deep).contains("deeper than 10"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parsing_arbitrary_json_never_panics(text in ".{0,200}") {
+            if let Ok(value) = serde_json::from_str::<Value>(&text) {
+                let _ = parse(&value, &snapshot(), "articles", chrono::DateTime::UNIX_EPOCH, Limits::default());
+            }
+        }
     }
 }

@@ -47,11 +47,15 @@ pub fn coerce(
     now: DateTime<Utc>,
     what: &str,
 ) -> Result<Scalar, String> {
-    let wrong = || {
-        format!(
+    // Directus's wording for numbers; a clearer one for the types it would answer with a 500.
+    let wrong = || match field_type {
+        FieldType::Integer | FieldType::BigInteger | FieldType::Float | FieldType::Decimal => {
+            "Invalid numeric value".to_string()
+        }
+        _ => format!(
             "Invalid value {} for field \"{what}\" of type {field_type}",
             short(value)
-        )
+        ),
     };
     if value.is_null() {
         return Ok(Scalar::Null);
@@ -170,7 +174,9 @@ fn parse_timestamp(s: &str) -> Option<DateTime<Utc>> {
         .or_else(|| parse_datetime(s).map(|d| d.and_utc()))
 }
 
-/// `$NOW`, `$NOW(-1 year)`, `$NOW(+2 hours)`: `Ok(None)` when `text` is not one.
+/// `$NOW`, `$NOW(-1 year)`, `$NOW(+2d)`, `$NOW(-90 minutes)`: `Ok(None)` when `text` is not one.
+/// Directus's grammar (`adjust-date.ts`): an optional sign, a number, an optional unit (default
+/// days) from its list of spellings.
 fn dynamic_now(text: &str, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, String> {
     let Some(rest) = text.strip_prefix("$NOW") else {
         return Ok(None);
@@ -184,19 +190,24 @@ fn dynamic_now(text: &str, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, 
         .and_then(|r| r.strip_suffix(')'))
         .ok_or_else(bad)?
         .trim();
-    let (sign, body) = match inner.as_bytes().first() {
-        Some(b'-') => (-1i64, &inner[1..]),
-        Some(b'+') => (1, &inner[1..]),
-        _ => (1, inner),
+    let (negative, body) = match inner.as_bytes().first() {
+        Some(b'-') => (true, &inner[1..]),
+        Some(b'+') => (false, &inner[1..]),
+        _ => (false, inner),
     };
-    let mut parts = body.split_whitespace();
-    let amount: i64 = parts.next().and_then(|n| n.parse().ok()).ok_or_else(bad)?;
-    let unit = parts.next().ok_or_else(bad)?.trim_end_matches('s');
-    if parts.next().is_some() || amount.abs() > 100_000 {
+    let split = body
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-'))
+        .unwrap_or(body.len());
+    let (number, unit) = body.split_at(split);
+    let amount: f64 = number.parse().map_err(|_| bad())?;
+    let amount = if negative { -amount } else { amount };
+    if !amount.is_finite() || amount.abs() > 1e7 {
         return Err(bad());
     }
-    let amount = sign * amount;
-    let months = |m: i64| -> Option<DateTime<Utc>> {
+    let unit = unit.trim().to_ascii_lowercase();
+    let millis = |per: f64| now.checked_add_signed(Duration::milliseconds((amount * per) as i64));
+    let months = |m: f64| -> Option<DateTime<Utc>> {
+        let m = m.trunc() as i64;
         let m32 = u32::try_from(m.unsigned_abs()).ok()?;
         if m >= 0 {
             now.checked_add_months(Months::new(m32))
@@ -204,14 +215,15 @@ fn dynamic_now(text: &str, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, 
             now.checked_sub_months(Months::new(m32))
         }
     };
-    let moved = match unit {
-        "year" => months(amount * 12),
-        "month" => months(amount),
-        "week" => now.checked_add_signed(Duration::weeks(amount)),
-        "day" => now.checked_add_signed(Duration::days(amount)),
-        "hour" => now.checked_add_signed(Duration::hours(amount)),
-        "minute" => now.checked_add_signed(Duration::minutes(amount)),
-        "second" => now.checked_add_signed(Duration::seconds(amount)),
+    let moved = match unit.as_str() {
+        "ms" | "msec" | "msecs" | "millisecond" | "milliseconds" => millis(1.0),
+        "s" | "sec" | "secs" | "second" | "seconds" => millis(1_000.0),
+        "m" | "min" | "mins" | "minute" | "minutes" => millis(60_000.0),
+        "h" | "hr" | "hrs" | "hour" | "hours" => millis(3_600_000.0),
+        "" | "d" | "day" | "days" => millis(86_400_000.0),
+        "w" | "week" | "weeks" => millis(604_800_000.0),
+        "mo" | "mth" | "mths" | "month" | "months" => months(amount),
+        "y" | "yr" | "yrs" | "year" | "years" => months(amount * 12.0),
         _ => None,
     };
     moved.map(Some).ok_or_else(bad)
@@ -264,6 +276,15 @@ mod tests {
             ts("$NOW(-1 month)").to_sql_text().unwrap(),
             "2024-02-29T12:00:00+00:00"
         );
+        assert_eq!(
+            ts("$NOW(+2d)").to_sql_text().unwrap(),
+            "2024-04-02T12:00:00+00:00"
+        );
+        assert_eq!(
+            ts("$NOW(-90 minutes)").to_sql_text().unwrap(),
+            "2024-03-31T10:30:00+00:00"
+        );
+        assert_eq!(ts("$NOW(1)").to_sql_text().unwrap(), "2024-04-01T12:00:00+00:00");
         assert!(coerce(&json!("$NOW(soon)"), FieldType::Timestamp, now(), "t").is_err());
         assert!(coerce(&json!("$NOW"), FieldType::Integer, now(), "n").is_err());
     }

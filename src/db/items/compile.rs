@@ -6,9 +6,8 @@
 //! exactly as it would a literal for that column. Semantics match `core::filter::eval`.
 
 use crate::core::field_type::FieldType;
-use crate::core::filter::{
-    Condition, Filter, Function, Operand, Operator, Quantifier, RelationKind, Scalar, TextTest,
-};
+use crate::core::filter::eval::like_pattern;
+use crate::core::filter::{Condition, Filter, Function, Operand, Operator, Quantifier, RelationKind, Scalar};
 use crate::core::schema::SchemaSnapshot;
 use crate::db::sql::{ident, qualified};
 
@@ -236,21 +235,14 @@ fn compile_condition(
             let Some((test, insensitive, negated)) = op.text_test() else {
                 return;
             };
-            let escaped = escape_like(pattern);
-            let like = match test {
-                TextTest::Contains => format!("%{escaped}%"),
-                TextTest::StartsWith => format!("{escaped}%"),
-                TextTest::EndsWith => format!("%{escaped}"),
-            };
-            if negated {
-                sql.push("not ");
-            }
-            sql.push("(").push(&expr).push(if insensitive {
-                "::text ilike "
+            sql.push(if negated { "not (" } else { "(" });
+            if insensitive {
+                sql.push("lower(").push(&expr).push("::text) like ");
             } else {
-                "::text like "
-            });
-            sql.bind(Bind::Text(Some(like))).push(")");
+                sql.push(&expr).push("::text like ");
+            }
+            sql.bind(Bind::Text(Some(like_pattern(test, pattern, insensitive))))
+                .push(")");
         }
     }
 }
@@ -270,25 +262,15 @@ fn extract(function: Function, column: &str) -> String {
     format!("floor(extract({part} from {column}))::bigint")
 }
 
-/// Makes `%`, `_` and `\` literal in a LIKE pattern (Postgres's default escape is `\`).
-pub fn escape_like(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::filter::TextTest;
 
     #[test]
-    fn like_patterns_escape_wildcards() {
-        assert_eq!(escape_like("50%_off\\"), "50\\%\\_off\\\\");
+    fn like_patterns_keep_wildcards_as_directus_does() {
+        assert_eq!(like_pattern(TextTest::Contains, "50%", false), "%50%%");
+        assert_eq!(like_pattern(TextTest::StartsWith, "ÄB", true), "äb%");
     }
 
     #[test]
