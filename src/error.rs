@@ -22,6 +22,17 @@ pub enum Error {
         "You don't have permission to access collection \"{collection}\" or it does not exist. Queried in root."
     )]
     ForbiddenCollection { collection: String },
+    /// HTTP 403 for a field that does not exist or may not be read, named with the relational
+    /// path it was queried under, so existence is not revealed.
+    #[error(
+        "You don't have permission to access field \"{field}\" in collection \"{collection}\" or it does not exist. Queried in {}.",
+        path.as_deref().map(|p| format!("\"{p}\"")).unwrap_or_else(|| "root".into())
+    )]
+    ForbiddenField {
+        collection: String,
+        field: String,
+        path: Option<String>,
+    },
     /// HTTP 400. `reason` is safe to show to the client.
     #[error("Invalid payload. {reason}.")]
     InvalidPayload { reason: String },
@@ -98,7 +109,9 @@ impl Error {
     /// The Directus `extensions.code`.
     pub fn code(&self) -> &'static str {
         match self {
-            Error::Forbidden | Error::ForbiddenCollection { .. } => "FORBIDDEN",
+            Error::Forbidden | Error::ForbiddenCollection { .. } | Error::ForbiddenField { .. } => {
+                "FORBIDDEN"
+            }
             Error::InvalidPayload { .. } => "INVALID_PAYLOAD",
             Error::InvalidQuery { .. } => "INVALID_QUERY",
             Error::RouteNotFound { .. } => "ROUTE_NOT_FOUND",
@@ -122,9 +135,10 @@ impl Error {
     /// The HTTP status Directus answers with for this error.
     pub fn status(&self) -> StatusCode {
         match self {
-            Error::Forbidden | Error::ForbiddenCollection { .. } | Error::InvalidToken => {
-                StatusCode::FORBIDDEN
-            }
+            Error::Forbidden
+            | Error::ForbiddenCollection { .. }
+            | Error::ForbiddenField { .. }
+            | Error::InvalidToken => StatusCode::FORBIDDEN,
             Error::InvalidPayload { .. }
             | Error::InvalidQuery { .. }
             | Error::RecordNotUnique { .. }
@@ -151,7 +165,7 @@ impl Error {
             Error::InvalidPayload { reason } | Error::InvalidQuery { reason } => {
                 ext.insert("reason".into(), json!(reason));
             }
-            Error::ForbiddenCollection { .. } => {
+            Error::ForbiddenCollection { .. } | Error::ForbiddenField { .. } => {
                 ext.insert("reason".into(), json!(self.to_string()));
             }
             Error::RouteNotFound { path } => {
@@ -233,6 +247,34 @@ impl From<crate::core::schema_change::SchemaError> for Error {
                 Error::ForbiddenCollection { collection }
             }
             crate::core::schema_change::SchemaError::Invalid(reason) => Error::InvalidPayload { reason },
+        }
+    }
+}
+
+impl From<crate::core::query::QueryError> for Error {
+    fn from(err: crate::core::query::QueryError) -> Self {
+        match err {
+            crate::core::query::QueryError::Invalid(reason) => Error::InvalidQuery { reason },
+            crate::core::query::QueryError::Field {
+                collection,
+                field,
+                path,
+            } => Error::ForbiddenField {
+                collection,
+                field,
+                path,
+            },
+        }
+    }
+}
+
+impl From<crate::db::items::compile::StaleSchema> for Error {
+    fn from(err: crate::db::items::compile::StaleSchema) -> Self {
+        // The snapshot changed between parsing and compiling; the field is gone now.
+        Error::ForbiddenField {
+            collection: err.collection,
+            field: err.field,
+            path: None,
         }
     }
 }

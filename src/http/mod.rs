@@ -5,6 +5,7 @@ pub mod auth;
 pub mod collections;
 pub mod envelope;
 pub mod fields;
+pub mod items;
 pub mod metrics;
 pub mod observe;
 pub mod relations;
@@ -66,7 +67,19 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_payload_size: usize) {
             .route(web::patch().to(relations::update))
             .route(web::delete().to(relations::delete)),
     )
+    .service(
+        resource("/items/{collection}")
+            .route(web::get().to(items::read_many))
+            .route(web::method(search_method()).to(items::search)),
+    )
+    .service(resource("/items/{collection}/{id}").route(web::get().to(items::read_one)))
     .default_service(web::to(route_not_found));
+}
+
+/// The `SEARCH` HTTP method Directus accepts for reads with the query in the body.
+fn search_method() -> actix_web::http::Method {
+    // unwrap-free: the name is a valid token, so this never falls back.
+    actix_web::http::Method::from_bytes(b"SEARCH").unwrap_or(actix_web::http::Method::GET)
 }
 
 /// A resource whose unserved methods answer like unknown paths, as Directus (Express) does.

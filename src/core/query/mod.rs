@@ -1,7 +1,325 @@
 //! The Directus query language: parameters → a typed, schema-validated [`Query`].
 //!
-//! `params` decodes query strings; `filter` parses and evaluates filter trees. The SQL compiler
-//! lives in `db::items` and the in-memory evaluator in `filter::eval`; both consume the same AST,
-//! so REST reads, realtime subscriptions and permission rules agree on what matches.
+//! [`params`] decodes query strings; [`fields`] builds the selection tree; filters are
+//! `core::filter`. The SQL compiler lives in `db::items` and the in-memory evaluator in
+//! `core::filter::eval`; both consume the same AST, so REST reads, realtime subscriptions and
+//! permission rules agree on what matches. Rules and messages follow Directus's
+//! `sanitize-query.ts` and `validate-query.ts`.
 
+pub mod fields;
 pub mod params;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+
+use crate::core::filter::{self, Filter, FilterError, Limits};
+use crate::core::schema::SchemaSnapshot;
+use fields::{FieldsError, Selection};
+
+/// A validated read query on one collection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Query {
+    pub fields: Vec<Selection>,
+    pub filter: Option<Filter>,
+    pub search: Option<String>,
+    pub sort: Vec<Sort>,
+    /// `None`: no limit (`limit=-1`).
+    pub limit: Option<i64>,
+    pub offset: i64,
+    pub meta: Meta,
+}
+
+/// One `sort` key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sort {
+    pub field: String,
+    pub descending: bool,
+}
+
+/// Which counts `meta` asks for.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Meta {
+    pub total_count: bool,
+    pub filter_count: bool,
+}
+
+/// Server-side settings the query rules depend on.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// `QUERY_LIMIT_DEFAULT`, 100.
+    pub default_limit: i64,
+    /// `QUERY_LIMIT_MAX`; `None` is unlimited.
+    pub max_limit: Option<i64>,
+    /// `MAX_RELATIONAL_DEPTH`, 10.
+    pub max_relational_depth: usize,
+    pub filter_limits: Limits,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            default_limit: 100,
+            max_limit: None,
+            max_relational_depth: 10,
+            filter_limits: Limits::default(),
+        }
+    }
+}
+
+/// Why a query is refused.
+#[derive(Debug, Clone, PartialEq)]
+pub enum QueryError {
+    /// `INVALID_QUERY` with this reason.
+    Invalid(String),
+    /// `FORBIDDEN`: a field that does not exist (or may not be read), named with its path.
+    Field {
+        collection: String,
+        field: String,
+        path: Option<String>,
+    },
+}
+
+impl From<FilterError> for QueryError {
+    fn from(err: FilterError) -> Self {
+        match err {
+            FilterError::Invalid(reason) => QueryError::Invalid(reason),
+            FilterError::Field { collection, field } => QueryError::Field {
+                collection,
+                field,
+                path: None,
+            },
+        }
+    }
+}
+
+impl From<FieldsError> for QueryError {
+    fn from(err: FieldsError) -> Self {
+        match err {
+            FieldsError::Invalid(reason) => QueryError::Invalid(reason),
+            FieldsError::Field {
+                collection,
+                field,
+                path,
+            } => QueryError::Field {
+                collection,
+                field,
+                path,
+            },
+        }
+    }
+}
+
+fn invalid(reason: impl Into<String>) -> QueryError {
+    QueryError::Invalid(reason.into())
+}
+
+/// Parses decoded parameters (from [`params::decode`] or a `SEARCH` body's `query`).
+pub fn parse(
+    params: &Map<String, Value>,
+    snapshot: &SchemaSnapshot,
+    collection: &str,
+    now: DateTime<Utc>,
+    settings: Settings,
+) -> Result<Query, QueryError> {
+    let target = snapshot.collection(collection).ok_or_else(|| QueryError::Field {
+        collection: collection.into(),
+        field: "*".into(),
+        path: None,
+    })?;
+    // Directus checks the filter first, then the rest.
+    let filter = match params.get("filter") {
+        None => None,
+        Some(Value::String(s)) if s.is_empty() => None,
+        Some(Value::String(s)) => {
+            let value: Value =
+                serde_json::from_str(s).map_err(|_| invalid("Invalid JSON for filter object"))?;
+            non_empty_filter(&value, snapshot, collection, now, settings)?
+        }
+        Some(value @ Value::Object(_)) => non_empty_filter(value, snapshot, collection, now, settings)?,
+        Some(_) => return Err(invalid("Invalid filter object")),
+    };
+    let field_paths = match params.get("fields") {
+        None => vec!["*".to_string()],
+        Some(Value::String(s)) => fields::split(s),
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .flat_map(fields::split)
+            .collect(),
+        Some(_) => return Err(invalid("\"fields\" must be a string or array")),
+    };
+    let selection = fields::build(snapshot, collection, &field_paths, settings.max_relational_depth)?;
+    let sort = match params.get("sort") {
+        None => Vec::new(),
+        Some(Value::String(s)) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .map(|s| s.trim().to_string())
+            .collect(),
+        Some(_) => return Err(invalid("\"sort\" must be a string or array")),
+    };
+    let sort = sort
+        .into_iter()
+        .map(|key| {
+            let (descending, field) = match key.strip_prefix('-') {
+                Some(rest) => (true, rest.to_string()),
+                None => (false, key),
+            };
+            let exists = target.field(&field).is_some_and(|f| f.schema.is_some());
+            if exists {
+                Ok(Sort { field, descending })
+            } else {
+                Err(QueryError::Field {
+                    collection: collection.into(),
+                    field,
+                    path: None,
+                })
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let sort = if sort.is_empty() {
+        let default = target
+            .meta
+            .as_ref()
+            .and_then(|m| m.sort_field.clone())
+            .filter(|f| target.field(f).is_some())
+            .or_else(|| target.primary_key.clone());
+        default
+            .map(|field| {
+                vec![Sort {
+                    field,
+                    descending: false,
+                }]
+            })
+            .unwrap_or_default()
+    } else {
+        sort
+    };
+    let limit = match params.get("limit") {
+        None => None,
+        Some(value) => Some(integer(value, "limit")?),
+    };
+    if let Some(limit) = limit {
+        if limit < -1 {
+            return Err(invalid("\"limit\" must be greater than or equal to -1"));
+        }
+        if let Some(max) = settings.max_limit
+            && limit > max
+        {
+            return Err(invalid(format!("\"limit\" must be less than or equal to {max}")));
+        }
+    }
+    let limit = match (limit, settings.max_limit) {
+        (Some(-1), max) => max,
+        (Some(n), _) => Some(n),
+        (None, Some(max)) => Some(settings.default_limit.min(max)),
+        (None, None) => Some(settings.default_limit),
+    };
+    let mut offset = match params.get("offset") {
+        None => 0,
+        Some(value) => integer(value, "offset")?,
+    };
+    if offset < 0 {
+        return Err(invalid("\"offset\" must be greater than or equal to 0"));
+    }
+    if let Some(value) = params.get("page") {
+        let page = integer(value, "page")?;
+        if page < 0 {
+            return Err(invalid("\"page\" must be greater than or equal to 0"));
+        }
+        // Directus: page overrides offset, and means nothing without a limit.
+        if page > 0
+            && let Some(limit) = limit
+        {
+            offset = limit.saturating_mul(page - 1);
+        }
+    }
+    let search = match params.get("search") {
+        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+        _ => None,
+    };
+    let meta = match params.get("meta") {
+        None => Meta::default(),
+        Some(value) => meta(value)?,
+    };
+    Ok(Query {
+        fields: selection,
+        filter,
+        search,
+        sort,
+        limit,
+        offset,
+        meta,
+    })
+}
+
+fn non_empty_filter(
+    value: &Value,
+    snapshot: &SchemaSnapshot,
+    collection: &str,
+    now: DateTime<Utc>,
+    settings: Settings,
+) -> Result<Option<Filter>, QueryError> {
+    match value {
+        Value::Object(map) if map.is_empty() => Ok(None),
+        Value::Object(_) => Ok(Some(filter::parse(
+            value,
+            snapshot,
+            collection,
+            now,
+            settings.filter_limits,
+        )?)),
+        _ => Err(invalid("Invalid filter object")),
+    }
+}
+
+/// Directus reads numbers with `Number(v)` and then asks Joi for an integer.
+fn integer(value: &Value, name: &str) -> Result<i64, QueryError> {
+    let number = match value {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) if s.trim().is_empty() => Some(0.0),
+        Value::String(s) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    };
+    let number = number
+        .filter(|n| n.is_finite())
+        .ok_or_else(|| invalid(format!("\"{name}\" must be a number")))?;
+    if number.fract() != 0.0 {
+        return Err(invalid(format!("\"{name}\" must be an integer")));
+    }
+    if number.abs() > 9_007_199_254_740_991.0 {
+        return Err(invalid(format!("\"{name}\" must be a safe number")));
+    }
+    Ok(number as i64)
+}
+
+fn meta(value: &Value) -> Result<Meta, QueryError> {
+    let names: Vec<String> = match value {
+        Value::String(s) => s.split(',').map(|p| p.trim().to_string()).collect(),
+        Value::Array(items) => items.iter().filter_map(Value::as_str).map(String::from).collect(),
+        _ => return Err(invalid("\"meta\" must be a string or array")),
+    };
+    let mut meta = Meta::default();
+    for (i, name) in names.iter().enumerate() {
+        match name.as_str() {
+            "*" => {
+                meta.total_count = true;
+                meta.filter_count = true;
+            }
+            "total_count" => meta.total_count = true,
+            "filter_count" => meta.filter_count = true,
+            _ => {
+                return Err(invalid(format!(
+                    "\"meta[{i}]\" must be one of [total_count, filter_count]"
+                )));
+            }
+        }
+    }
+    Ok(meta)
+}

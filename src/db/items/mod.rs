@@ -1,6 +1,7 @@
 //! Items SQL: compiled from `core`'s query AST (see [`compile`]) and run here.
 
 pub mod compile;
+pub mod read;
 
 use sqlx::postgres::PgArguments;
 use sqlx::{AssertSqlSafe, Postgres};

@@ -1,0 +1,151 @@
+//! `/items/:collection` reads: `GET` (list, or the singleton's object), `SEARCH` (the query in
+//! the body) and `GET /items/:collection/:id`. Rows come back from Postgres as JSON text and are
+//! written out as they are.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde_json::{Map, Value};
+
+use super::auth::Admin;
+use super::state::AppState;
+use crate::core::query::{self, Query, Settings, params};
+use crate::core::schema::{Collection, SchemaSnapshot};
+use crate::db::items::read::{self, Target};
+use crate::error::Error;
+
+/// The collection an `/items` route names: a table, and not a Directus system collection.
+fn collection<'a>(schema: &'a SchemaSnapshot, name: &str) -> Result<&'a Collection, Error> {
+    let collection = crate::core::schema_change::table_collection(schema, name)?;
+    if name.starts_with("directus_") {
+        return Err(Error::Forbidden);
+    }
+    Ok(collection)
+}
+
+fn parse_query(params: &Map<String, Value>, schema: &SchemaSnapshot, name: &str) -> Result<Query, Error> {
+    Ok(query::parse(
+        params,
+        schema,
+        name,
+        chrono::Utc::now(),
+        Settings::default(),
+    )?)
+}
+
+fn url_params(req: &HttpRequest) -> Result<Map<String, Value>, Error> {
+    params::decode(req.query_string()).map_err(|e| Error::query(e.to_string()))
+}
+
+/// `GET /items/:collection`.
+pub async fn read_many(
+    _: Admin,
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Error> {
+    let params = url_params(&req)?;
+    respond_many(&state, &path, &params).await
+}
+
+/// `SEARCH /items/:collection`: `{"query": {...}}` in the body replaces the URL query.
+pub async fn search(
+    _: Admin,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Json<Value>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Error> {
+    let params = match body.into_inner() {
+        Value::Object(mut body) => match body.remove("query") {
+            Some(Value::Object(query)) => query,
+            Some(_) => return Err(Error::payload("\"query\" must be of type object")),
+            None => url_params(&req)?,
+        },
+        _ => return Err(Error::payload("\"value\" must be of type object")),
+    };
+    respond_many(&state, &path, &params).await
+}
+
+async fn respond_many(
+    state: &AppState,
+    name: &str,
+    params: &Map<String, Value>,
+) -> Result<HttpResponse, Error> {
+    let schema = state.schema();
+    let collection = collection(&schema, name)?;
+    let mut query = parse_query(params, &schema, name)?;
+    let target = Target {
+        snapshot: &schema,
+        schema: &state.config.user_schema,
+        collection,
+    };
+    if collection.is_singleton() {
+        query.limit = Some(1);
+        query.offset = 0;
+        let rows = read::rows(&state.pool, &read::select(&target, &query, None)?, name).await?;
+        let data = match rows.into_iter().next() {
+            Some(row) => row,
+            None => singleton_defaults(collection).to_string(),
+        };
+        return Ok(json_body(format!("{{\"data\":{data}}}")));
+    }
+    let rows = read::rows(&state.pool, &read::select(&target, &query, None)?, name).await?;
+    let mut body = String::from("{");
+    if query.meta.total_count || query.meta.filter_count {
+        let mut meta = Vec::new();
+        if query.meta.total_count {
+            let total = read::number(&state.pool, &read::count(&target, None)?).await?;
+            meta.push(format!("\"total_count\":{total}"));
+        }
+        if query.meta.filter_count {
+            let filtered = read::number(&state.pool, &read::count(&target, Some(&query))?).await?;
+            meta.push(format!("\"filter_count\":{filtered}"));
+        }
+        body.push_str(&format!("\"meta\":{{{}}},", meta.join(",")));
+    }
+    body.push_str("\"data\":");
+    body.push_str(&read::array(&rows));
+    body.push('}');
+    Ok(json_body(body))
+}
+
+/// `GET /items/:collection/:id`.
+pub async fn read_one(
+    _: Admin,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Error> {
+    let (name, key) = path.into_inner();
+    let schema = state.schema();
+    let collection = collection(&schema, &name)?;
+    read::check_key(collection, &key)?;
+    let query = parse_query(&url_params(&req)?, &schema, &name)?;
+    let target = Target {
+        snapshot: &schema,
+        schema: &state.config.user_schema,
+        collection,
+    };
+    let rows = read::rows(&state.pool, &read::select(&target, &query, Some(&key))?, &name).await?;
+    let row = rows.into_iter().next().ok_or(Error::Forbidden)?;
+    Ok(json_body(format!("{{\"data\":{row}}}")))
+}
+
+/// An empty singleton reads as its defaults: the key `null`, plus fields with a default.
+fn singleton_defaults(collection: &Collection) -> Value {
+    let mut object = Map::new();
+    for field in &collection.fields {
+        let Some(column) = &field.schema else { continue };
+        if column.is_primary_key {
+            object.insert(field.field.clone(), Value::Null);
+        } else if !column.default_value.is_null() && !column.has_auto_increment {
+            object.insert(field.field.clone(), column.default_value.clone());
+        }
+    }
+    Value::Object(object)
+}
+
+fn json_body(body: String) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json; charset=utf-8")
+        .body(body)
+}
