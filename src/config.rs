@@ -55,6 +55,8 @@ struct RawEnv {
     max_payload_size: String,
     /// `PROJECT_NAME`, shown in `/server/info`.
     project_name: String,
+    /// `MAX_BATCH_MUTATION`: most items one write may touch; unset is unlimited.
+    max_batch_mutation: Option<usize>,
 }
 
 impl Default for RawEnv {
@@ -82,6 +84,7 @@ impl Default for RawEnv {
             log_style: "pretty".into(),
             max_payload_size: "1mb".into(),
             project_name: "Directrix".into(),
+            max_batch_mutation: None,
         }
     }
 }
@@ -109,6 +112,7 @@ const ENV_NAMES: &[&str] = &[
     "LOG_STYLE",
     "MAX_PAYLOAD_SIZE",
     "PROJECT_NAME",
+    "MAX_BATCH_MUTATION",
 ];
 
 /// Where the data lives.
@@ -162,6 +166,8 @@ pub struct Config {
     pub project_name: String,
     /// HTTP worker threads; `None` is one per physical core. Not an env setting: tests use 1.
     pub workers: Option<usize>,
+    /// `MAX_BATCH_MUTATION`, unlimited by default.
+    pub max_batch_mutation: Option<usize>,
 }
 
 /// A configuration value that cannot be used.
@@ -243,6 +249,7 @@ impl Config {
             max_payload_size,
             project_name: raw.project_name,
             workers: None,
+            max_batch_mutation: raw.max_batch_mutation,
         })
     }
 }

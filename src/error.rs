@@ -45,6 +45,11 @@ pub enum Error {
     /// HTTP 405 for a known path used with a method it does not serve.
     #[error("Invalid method \"{current}\" used. Should be one of {}.", quoted(allowed))]
     MethodNotAllowed { current: String, allowed: Vec<String> },
+    /// HTTP 400: one or more fields failed validation; each is its own entry in `errors`.
+    #[error("Validation failed.")]
+    FailedValidation {
+        failures: Vec<crate::core::payload::Failure>,
+    },
     /// HTTP 400, SQLSTATE 23505.
     #[error("Value for field \"{field}\" in collection \"{collection}\" has to be unique.")]
     RecordNotUnique { collection: String, field: String },
@@ -113,6 +118,7 @@ impl Error {
                 "FORBIDDEN"
             }
             Error::InvalidPayload { .. } => "INVALID_PAYLOAD",
+            Error::FailedValidation { .. } => "FAILED_VALIDATION",
             Error::InvalidQuery { .. } => "INVALID_QUERY",
             Error::RouteNotFound { .. } => "ROUTE_NOT_FOUND",
             Error::MethodNotAllowed { .. } => "METHOD_NOT_ALLOWED",
@@ -140,6 +146,7 @@ impl Error {
             | Error::ForbiddenField { .. }
             | Error::InvalidToken => StatusCode::FORBIDDEN,
             Error::InvalidPayload { .. }
+            | Error::FailedValidation { .. }
             | Error::InvalidQuery { .. }
             | Error::RecordNotUnique { .. }
             | Error::InvalidForeignKey { .. }
@@ -192,6 +199,7 @@ impl Error {
                 ext.insert("reason".into(), json!(reason));
             }
             Error::Forbidden
+            | Error::FailedValidation { .. }
             | Error::InvalidCredentials
             | Error::TokenExpired
             | Error::InvalidToken
@@ -203,6 +211,16 @@ impl Error {
 
     /// The Directus REST error envelope for this error.
     pub fn envelope(&self) -> Value {
+        if let Error::FailedValidation { failures } = self {
+            let errors: Vec<Value> = failures
+                .iter()
+                .map(|f| {
+                    json!({"message": f.message(), "extensions":
+                        {"field": f.field, "path": [], "type": f.kind, "code": "FAILED_VALIDATION"}})
+                })
+                .collect();
+            return json!({ "errors": errors });
+        }
         json!({ "errors": [ { "message": self.to_string(), "extensions": self.extensions() } ] })
     }
 }
@@ -275,6 +293,15 @@ impl From<crate::db::items::compile::StaleSchema> for Error {
             collection: err.collection,
             field: err.field,
             path: None,
+        }
+    }
+}
+
+impl From<crate::core::payload::PayloadError> for Error {
+    fn from(err: crate::core::payload::PayloadError) -> Self {
+        match err {
+            crate::core::payload::PayloadError::Invalid(reason) => Error::InvalidPayload { reason },
+            crate::core::payload::PayloadError::Validation(failures) => Error::FailedValidation { failures },
         }
     }
 }

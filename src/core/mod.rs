@@ -9,6 +9,7 @@ pub mod field_type;
 pub mod filter;
 pub mod name;
 pub mod password;
+pub mod payload;
 pub mod query;
 pub mod schema;
 pub mod schema_change;

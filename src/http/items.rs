@@ -13,7 +13,7 @@ use crate::db::items::read::{self, Target};
 use crate::error::Error;
 
 /// The collection an `/items` route names: a table, and not a Directus system collection.
-fn collection<'a>(schema: &'a SchemaSnapshot, name: &str) -> Result<&'a Collection, Error> {
+pub(super) fn collection<'a>(schema: &'a SchemaSnapshot, name: &str) -> Result<&'a Collection, Error> {
     let collection = crate::core::schema_change::table_collection(schema, name)?;
     if name.starts_with("directus_") {
         return Err(Error::Forbidden);

@@ -6,6 +6,7 @@ pub mod collections;
 pub mod envelope;
 pub mod fields;
 pub mod items;
+pub mod items_write;
 pub mod metrics;
 pub mod observe;
 pub mod relations;
@@ -70,9 +71,17 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_payload_size: usize) {
     .service(
         resource("/items/{collection}")
             .route(web::get().to(items::read_many))
-            .route(web::method(search_method()).to(items::search)),
+            .route(web::method(search_method()).to(items::search))
+            .route(web::post().to(items_write::create))
+            .route(web::patch().to(items_write::update_many))
+            .route(web::delete().to(items_write::delete_many)),
     )
-    .service(resource("/items/{collection}/{id}").route(web::get().to(items::read_one)))
+    .service(
+        resource("/items/{collection}/{id}")
+            .route(web::get().to(items::read_one))
+            .route(web::patch().to(items_write::update_one))
+            .route(web::delete().to(items_write::delete_one)),
+    )
     .default_service(web::to(route_not_found));
 }
 

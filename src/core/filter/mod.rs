@@ -188,3 +188,30 @@ pub enum FilterError {
     #[error("{0}")]
     Invalid(String),
 }
+
+/// `field _in keys`, with the keys (as text) coerced to the field's type: how writes re-read
+/// the items they touched.
+pub fn keys_in(
+    field: &str,
+    field_type: crate::core::field_type::FieldType,
+    keys: &[String],
+) -> Result<Filter, FilterError> {
+    let items = keys
+        .iter()
+        .map(|k| {
+            value::coerce(
+                &serde_json::Value::String(k.clone()),
+                field_type,
+                chrono::DateTime::UNIX_EPOCH,
+                field,
+            )
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(FilterError::Invalid)?;
+    Ok(Filter::Condition(Condition {
+        field: field.into(),
+        function: None,
+        op: Operator::In,
+        operand: Operand::List(items),
+    }))
+}

@@ -2,6 +2,7 @@
 
 pub mod compile;
 pub mod read;
+pub mod write;
 
 use sqlx::postgres::PgArguments;
 use sqlx::{AssertSqlSafe, Postgres};

@@ -1,0 +1,194 @@
+//! Item payloads → column values to write, as Directus's payload service prepares them:
+//! unknown keys dropped (an admin's payload), specials applied (`uuid`, `date-created`,
+//! `date-updated`, `hash`, `cast-csv`), JSON values serialized, and required fields checked
+//! (`FAILED_VALIDATION` with `type: required`, or `nnull` for an explicit null).
+//!
+//! Pure: the clock, the hasher and the uuid source are passed in. Type checking of values is
+//! left to Postgres (each value is cast to its column type), whose errors map to
+//! `INVALID_PAYLOAD`.
+
+use serde_json::{Map, Value};
+
+use crate::core::field_type::FieldType;
+use crate::core::schema::Collection;
+
+/// A value to bind, as Postgres input text (`None` is SQL NULL).
+pub type ColumnValue = Option<String>;
+
+/// One failed validation, reported as Directus reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub field: String,
+    /// `required` or `nnull`.
+    pub kind: &'static str,
+}
+
+impl Failure {
+    /// Directus's message for the failure.
+    pub fn message(&self) -> String {
+        let detail = match self.kind {
+            "required" => "Value is required.",
+            _ => "Value can't be null.",
+        };
+        format!("Validation failed for field \"{}\". {detail}", self.field)
+    }
+}
+
+/// Why a payload cannot be written.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PayloadError {
+    /// `INVALID_PAYLOAD` with this reason.
+    Invalid(String),
+    /// `FAILED_VALIDATION`, every failure at once.
+    Validation(Vec<Failure>),
+}
+
+/// What a write needs from the outside world.
+pub struct Context<'a> {
+    /// `now` as an RFC 3339 timestamp, for `date-created` / `date-updated`.
+    pub now: &'a str,
+    /// The user writing, for `user-created` / `user-updated`.
+    pub user: Option<&'a str>,
+    /// Hashes a value for `hash` fields.
+    pub hash: &'a dyn Fn(&str) -> Result<String, String>,
+    /// A new uuid for `uuid` fields left empty.
+    pub new_uuid: &'a dyn Fn() -> String,
+}
+
+/// Whether the write creates or updates the item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Create,
+    Update,
+}
+
+/// Prepares one item; returns `(column, value)` pairs in the collection's field order.
+pub fn prepare(
+    collection: &Collection,
+    item: &Value,
+    mode: Mode,
+    ctx: &Context<'_>,
+) -> Result<Vec<(String, ColumnValue)>, PayloadError> {
+    let Value::Object(item) = item else {
+        return Err(PayloadError::Invalid("Item must be an object".into()));
+    };
+    let mut out = Vec::new();
+    let mut failures = Vec::new();
+    for field in &collection.fields {
+        let Some(column) = &field.schema else {
+            if item.contains_key(&field.field) && field.field_type == FieldType::Alias {
+                return Err(PayloadError::Invalid(format!(
+                    "Nested writes through \"{}\" are not supported yet; write the related items directly",
+                    field.field
+                )));
+            }
+            continue;
+        };
+        let special = field.meta.as_ref().map(|m| m.special()).unwrap_or(&[]);
+        let has = |flag: &str| special.iter().any(|s| s == flag);
+        let given = item.get(&field.field);
+        // Specials that override the client's value, as Directus does.
+        let forced = match mode {
+            Mode::Create if has("date-created") => Some(Some(ctx.now.to_string())),
+            Mode::Update if has("date-updated") => Some(Some(ctx.now.to_string())),
+            Mode::Create if has("user-created") => Some(ctx.user.map(String::from)),
+            Mode::Update if has("user-updated") => Some(ctx.user.map(String::from)),
+            _ => None,
+        };
+        if let Some(value) = forced {
+            out.push((field.field.clone(), value));
+            continue;
+        }
+        match given {
+            None => {
+                if mode == Mode::Create && has("uuid") {
+                    out.push((field.field.clone(), Some((ctx.new_uuid)())));
+                    continue;
+                }
+                let required = mode == Mode::Create
+                    && !column.is_nullable
+                    && column.default_value.is_null()
+                    && !column.has_auto_increment
+                    && !column.is_generated;
+                if required {
+                    failures.push(Failure {
+                        field: field.field.clone(),
+                        kind: "required",
+                    });
+                }
+            }
+            Some(Value::Null) => {
+                // An auto-increment key sent as null on create is left to its sequence.
+                let auto_key = column.has_auto_increment && mode == Mode::Create;
+                if mode == Mode::Create && has("uuid") {
+                    out.push((field.field.clone(), Some((ctx.new_uuid)())));
+                } else if auto_key {
+                } else if !column.is_nullable {
+                    failures.push(Failure {
+                        field: field.field.clone(),
+                        kind: "nnull",
+                    });
+                } else {
+                    out.push((field.field.clone(), None));
+                }
+            }
+            Some(value) => {
+                if column.is_generated {
+                    continue;
+                }
+                let text = to_text(value, field.field_type, has("hash"), ctx).map_err(|reason| {
+                    PayloadError::Invalid(format!("{reason} in field \"{}\"", field.field))
+                })?;
+                out.push((field.field.clone(), text));
+            }
+        }
+    }
+    if !failures.is_empty() {
+        return Err(PayloadError::Validation(failures));
+    }
+    Ok(out)
+}
+
+/// One JSON value as Postgres input text for a column of `field_type`.
+fn to_text(
+    value: &Value,
+    field_type: FieldType,
+    hash: bool,
+    ctx: &Context<'_>,
+) -> Result<ColumnValue, String> {
+    let text = match value {
+        Value::Null => return Ok(None),
+        Value::String(s) => s.clone(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::Array(items) if field_type == FieldType::Csv => items
+            .iter()
+            .map(|v| v.as_str().map(String::from).unwrap_or_else(|| v.to_string()))
+            .collect::<Vec<_>>()
+            .join(","),
+        other => other.to_string(),
+    };
+    if text.contains('\0') && field_type != FieldType::Json {
+        return Err("Text can't contain NUL characters".into());
+    }
+    // A JSON column takes the value's JSON text, strings included.
+    let text = if field_type == FieldType::Json && value.is_string() {
+        value.to_string()
+    } else {
+        text
+    };
+    if hash {
+        return (ctx.hash)(&text).map(Some);
+    }
+    Ok(Some(text))
+}
+
+/// The primary key of an item in a batch update, as text.
+pub fn key_of(collection: &Collection, item: &Map<String, Value>) -> Option<String> {
+    let pk = collection.primary_key.as_deref()?;
+    match item.get(pk)? {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}

@@ -1,0 +1,159 @@
+//! Item writes: insert, update and delete inside a caller's transaction, so a batch is all or
+//! nothing. Values are bound as text and cast to each column's type; keys come back as text.
+
+use sqlx::{PgConnection, Row};
+use tracing::instrument;
+
+use crate::core::payload::ColumnValue;
+use crate::core::schema::Collection;
+use crate::db::sql::{ident, qualified};
+use crate::error::Error;
+
+fn column_type(collection: &Collection, field: &str) -> Result<String, Error> {
+    collection
+        .field(field)
+        .and_then(|f| f.schema.as_ref())
+        .map(|c| c.data_type.clone())
+        .ok_or_else(|| Error::ForbiddenField {
+            collection: collection.collection.clone(),
+            field: field.into(),
+            path: None,
+        })
+}
+
+fn primary_key(collection: &Collection) -> Result<(&str, String), Error> {
+    let pk = collection.primary_key.as_deref().ok_or(Error::Forbidden)?;
+    Ok((pk, column_type(collection, pk)?))
+}
+
+/// Inserts one item; returns its primary key as text.
+#[instrument(skip_all, fields(collection = %collection.collection))]
+pub async fn insert(
+    conn: &mut PgConnection,
+    schema: &str,
+    collection: &Collection,
+    values: &[(String, ColumnValue)],
+) -> Result<String, Error> {
+    let (pk, _) = primary_key(collection)?;
+    let table = qualified(schema, &collection.collection);
+    let mut sql = format!("insert into {table} ");
+    if values.is_empty() {
+        sql.push_str("default values");
+    } else {
+        let columns: Vec<String> = values.iter().map(|(c, _)| ident(c)).collect();
+        let mut placeholders = Vec::with_capacity(values.len());
+        for (i, (column, _)) in values.iter().enumerate() {
+            placeholders.push(format!(
+                "cast(${} as {})",
+                i + 1,
+                column_type(collection, column)?
+            ));
+        }
+        sql.push_str(&format!(
+            "({}) values ({})",
+            columns.join(", "),
+            placeholders.join(", ")
+        ));
+    }
+    sql.push_str(&format!(" returning {}::text", ident(pk)));
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for (_, value) in values {
+        query = query.bind(value.clone());
+    }
+    let row = query
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| in_collection(e, collection))?;
+    Ok(row.try_get::<String, _>(0)?)
+}
+
+/// Updates the items with these keys; returns how many rows changed.
+#[instrument(skip_all, fields(collection = %collection.collection, keys = keys.len()))]
+pub async fn update(
+    conn: &mut PgConnection,
+    schema: &str,
+    collection: &Collection,
+    keys: &[String],
+    values: &[(String, ColumnValue)],
+) -> Result<u64, Error> {
+    let (pk, pk_type) = primary_key(collection)?;
+    if values.is_empty() || keys.is_empty() {
+        return Ok(0);
+    }
+    let mut sets = Vec::with_capacity(values.len());
+    for (i, (column, _)) in values.iter().enumerate() {
+        sets.push(format!(
+            "{} = cast(${} as {})",
+            ident(column),
+            i + 1,
+            column_type(collection, column)?
+        ));
+    }
+    let sql = format!(
+        "update {} set {} where {} = any(cast(${} as {pk_type}[]))",
+        qualified(schema, &collection.collection),
+        sets.join(", "),
+        ident(pk),
+        values.len() + 1
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for (_, value) in values {
+        query = query.bind(value.clone());
+    }
+    let done = query
+        .bind(keys.to_vec())
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| in_collection(e, collection))?;
+    Ok(done.rows_affected())
+}
+
+/// Deletes the items with these keys; returns how many rows went.
+#[instrument(skip_all, fields(collection = %collection.collection, keys = keys.len()))]
+pub async fn delete(
+    conn: &mut PgConnection,
+    schema: &str,
+    collection: &Collection,
+    keys: &[String],
+) -> Result<u64, Error> {
+    let (pk, pk_type) = primary_key(collection)?;
+    let sql = format!(
+        "delete from {} where {} = any(cast($1 as {pk_type}[]))",
+        qualified(schema, &collection.collection),
+        ident(pk)
+    );
+    let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(keys.to_vec())
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| in_collection(e, collection))?;
+    Ok(done.rows_affected())
+}
+
+/// The first row's key, for singletons.
+pub async fn first_key(
+    conn: &mut PgConnection,
+    schema: &str,
+    collection: &Collection,
+) -> Result<Option<String>, Error> {
+    let (pk, _) = primary_key(collection)?;
+    let sql = format!(
+        "select {}::text from {} limit 1",
+        ident(pk),
+        qualified(schema, &collection.collection)
+    );
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .fetch_optional(&mut *conn)
+        .await?;
+    Ok(row.map(|r| r.try_get::<String, _>(0)).transpose()?)
+}
+
+/// Constraint errors name the table; a cast error does not, so it gets the collection here.
+fn in_collection(err: sqlx::Error, collection: &Collection) -> Error {
+    match Error::from(err) {
+        Error::Forbidden => Error::ForbiddenCollection {
+            collection: collection.collection.clone(),
+        },
+        other => other,
+    }
+}

@@ -1,0 +1,383 @@
+//! `/items/:collection` writes: `POST` (one or many), `PATCH` (one, a batch of items with keys,
+//! `{keys, data}`, `{query, data}`, or a singleton's object) and `DELETE` (one, keys, `{keys}`,
+//! `{query}`). Every request is one transaction; written items are re-read with the URL's query.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde_json::{Map, Value};
+
+use super::auth::Admin;
+use super::items::collection;
+use super::state::AppState;
+use crate::core::payload::{self, Context, Mode};
+use crate::core::query::{self, Settings, params};
+use crate::core::schema::{Collection, SchemaSnapshot};
+use crate::db::items::read::{self, Target};
+use crate::db::items::write;
+use crate::error::Error;
+
+/// Directus reads at most this many items to find the keys of `{query}` writes without a limit.
+const QUERY_WRITE_DEFAULT_LIMIT: i64 = 100;
+
+fn context<'a>(now: &'a str, user: Option<&'a str>) -> Context<'a> {
+    Context {
+        now,
+        user,
+        hash: &|text| crate::core::password::hash(text).map_err(|e| e.to_string()),
+        new_uuid: &|| uuid::Uuid::new_v4().to_string(),
+    }
+}
+
+fn check_batch(state: &AppState, count: usize) -> Result<(), Error> {
+    match state.config.max_batch_mutation {
+        Some(max) if count > max => Err(Error::payload(format!(
+            "Exceeded max batch mutation limit of {max}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// `POST /items/:collection`.
+pub async fn create(
+    admin: Admin,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Json<Value>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Error> {
+    let schema = state.schema();
+    let collection = collection(&schema, &path)?;
+    if collection.is_singleton() {
+        return Err(Error::RouteNotFound {
+            path: req.path().to_string(),
+        });
+    }
+    let body = body.into_inner();
+    let many = body.is_array();
+    let items = match body {
+        Value::Array(items) => items,
+        item => vec![item],
+    };
+    check_batch(&state, items.len())?;
+    let now = chrono::Utc::now().to_rfc3339();
+    let user = admin.0.user.map(|u| u.to_string());
+    let ctx = context(&now, user.as_deref());
+    let prepared = items
+        .iter()
+        .map(|item| payload::prepare(collection, item, Mode::Create, &ctx))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut tx = state.pool.begin().await?;
+    let mut keys = Vec::with_capacity(prepared.len());
+    for values in &prepared {
+        keys.push(write::insert(&mut tx, &state.config.user_schema, collection, values).await?);
+    }
+    tx.commit().await?;
+    read_back(&state, &req, &schema, collection, &keys, !many).await
+}
+
+/// `PATCH /items/:collection/:id`.
+pub async fn update_one(
+    admin: Admin,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: web::Json<Value>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Error> {
+    let (name, key) = path.into_inner();
+    let schema = state.schema();
+    let collection = collection(&schema, &name)?;
+    if collection.is_singleton() {
+        return Err(Error::RouteNotFound {
+            path: req.path().to_string(),
+        });
+    }
+    read::check_key(collection, &key)?;
+    let now = chrono::Utc::now().to_rfc3339();
+    let user = admin.0.user.map(|u| u.to_string());
+    let values = payload::prepare(collection, &body, Mode::Update, &context(&now, user.as_deref()))?;
+    let mut tx = state.pool.begin().await?;
+    write::update(
+        &mut tx,
+        &state.config.user_schema,
+        collection,
+        std::slice::from_ref(&key),
+        &values,
+    )
+    .await?;
+    tx.commit().await?;
+    read_back(&state, &req, &schema, collection, &[key], true).await
+}
+
+/// `PATCH /items/:collection`: a batch, `{keys, data}`, `{query, data}`, or a singleton.
+pub async fn update_many(
+    admin: Admin,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Json<Value>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Error> {
+    let schema = state.schema();
+    let collection = collection(&schema, &path)?;
+    let now = chrono::Utc::now().to_rfc3339();
+    let user = admin.0.user.map(|u| u.to_string());
+    let ctx = context(&now, user.as_deref());
+    let body = body.into_inner();
+    let mut tx = state.pool.begin().await?;
+    let keys = if collection.is_singleton() {
+        let values = payload::prepare(collection, &body, Mode::Update, &ctx)?;
+        let key = match write::first_key(&mut tx, &state.config.user_schema, collection).await? {
+            Some(key) => {
+                write::update(
+                    &mut tx,
+                    &state.config.user_schema,
+                    collection,
+                    std::slice::from_ref(&key),
+                    &values,
+                )
+                .await?;
+                key
+            }
+            None => {
+                let values = payload::prepare(collection, &body, Mode::Create, &ctx)?;
+                write::insert(&mut tx, &state.config.user_schema, collection, &values).await?
+            }
+        };
+        vec![key]
+    } else if let Value::Array(items) = &body {
+        check_batch(&state, items.len())?;
+        let mut keys = Vec::with_capacity(items.len());
+        for item in items {
+            let key = item
+                .as_object()
+                .and_then(|o| payload::key_of(collection, o))
+                .ok_or_else(|| Error::payload("Item in update misses primary key"))?;
+            let values = payload::prepare(collection, item, Mode::Update, &ctx)?;
+            write::update(
+                &mut tx,
+                &state.config.user_schema,
+                collection,
+                std::slice::from_ref(&key),
+                &values,
+            )
+            .await?;
+            keys.push(key);
+        }
+        keys
+    } else {
+        let (selector, data) = batch_body(body, true)?;
+        let keys = keys_for(&state, &schema, collection, selector).await?;
+        check_batch(&state, keys.len())?;
+        let values = payload::prepare(collection, &data, Mode::Update, &ctx)?;
+        write::update(&mut tx, &state.config.user_schema, collection, &keys, &values).await?;
+        keys
+    };
+    tx.commit().await?;
+    read_back(
+        &state,
+        &req,
+        &schema,
+        collection,
+        &keys,
+        collection.is_singleton(),
+    )
+    .await
+}
+
+/// `DELETE /items/:collection/:id`: 204, also when there was nothing to delete.
+pub async fn delete_one(
+    _: Admin,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Error> {
+    let (name, key) = path.into_inner();
+    let schema = state.schema();
+    let collection = collection(&schema, &name)?;
+    if collection.is_singleton() {
+        return Err(Error::RouteNotFound {
+            path: req.path().to_string(),
+        });
+    }
+    read::check_key(collection, &key)?;
+    let mut conn = state.pool.acquire().await?;
+    write::delete(&mut conn, &state.config.user_schema, collection, &[key]).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// `DELETE /items/:collection`: an array of keys, `{keys}` or `{query}`; one transaction.
+pub async fn delete_many(
+    _: Admin,
+    path: web::Path<String>,
+    body: Option<web::Json<Value>>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Error> {
+    let schema = state.schema();
+    let collection = collection(&schema, &path)?;
+    let body = body.map(|b| b.into_inner()).unwrap_or(Value::Object(Map::new()));
+    let keys = match body {
+        Value::Array(keys) => keys.iter().map(key_text).collect::<Result<Vec<_>, _>>()?,
+        other => {
+            let (selector, _) = batch_body(other, false)?;
+            keys_for(&state, &schema, collection, selector).await?
+        }
+    };
+    check_batch(&state, keys.len())?;
+    for key in &keys {
+        read::check_key(collection, key)
+            .map_err(|_| Error::payload(format!("Invalid primary key \"{key}\"")))?;
+    }
+    let mut tx = state.pool.begin().await?;
+    write::delete(&mut tx, &state.config.user_schema, collection, &keys).await?;
+    tx.commit().await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// How a batch body names its items.
+enum Selector {
+    Keys(Vec<String>),
+    Query(Map<String, Value>),
+}
+
+/// Validates `{keys|query, data?}` with Directus's (Joi's) messages.
+fn batch_body(body: Value, needs_data: bool) -> Result<(Selector, Value), Error> {
+    let Value::Object(mut body) = body else {
+        return Err(Error::payload("\"value\" must be of type object"));
+    };
+    if let Some(extra) = body
+        .keys()
+        .find(|k| !matches!(k.as_str(), "keys" | "query" | "data"))
+    {
+        return Err(Error::payload(format!("\"{extra}\" is not allowed")));
+    }
+    let data = body.remove("data");
+    let data = match (needs_data, data) {
+        (true, None) => return Err(Error::payload("\"data\" is required")),
+        (true, Some(data)) => data,
+        (false, Some(_)) => return Err(Error::payload("\"data\" is not allowed")),
+        (false, None) => Value::Null,
+    };
+    let selector = match (body.remove("keys"), body.remove("query")) {
+        (Some(_), Some(_)) => {
+            return Err(Error::payload(
+                "\"value\" contains a conflict between exclusive peers [query, keys]",
+            ));
+        }
+        (Some(Value::Array(keys)), None) => {
+            Selector::Keys(keys.iter().map(key_text).collect::<Result<_, _>>()?)
+        }
+        (Some(_), None) => return Err(Error::payload("\"keys\" must be an array")),
+        (None, Some(Value::Object(query))) => Selector::Query(query),
+        (None, Some(_)) => return Err(Error::payload("\"query\" must be of type object")),
+        (None, None) => {
+            return Err(Error::payload(
+                "\"value\" must contain at least one of [query, keys]",
+            ));
+        }
+    };
+    Ok((selector, data))
+}
+
+fn key_text(key: &Value) -> Result<String, Error> {
+    match key {
+        Value::String(s) => Ok(s.clone()),
+        Value::Number(n) => Ok(n.to_string()),
+        _ => Err(Error::payload("\"keys\" items must be strings or numbers")),
+    }
+}
+
+/// The keys a `{keys}` or `{query}` selector names (a query reads at most 100 unless it says).
+async fn keys_for(
+    state: &AppState,
+    schema: &SchemaSnapshot,
+    collection: &Collection,
+    selector: Selector,
+) -> Result<Vec<String>, Error> {
+    let mut params = match selector {
+        Selector::Keys(keys) => return Ok(keys),
+        Selector::Query(params) => params,
+    };
+    let pk = collection.primary_key.clone().ok_or(Error::Forbidden)?;
+    params.insert("fields".into(), Value::String(pk.clone()));
+    let settings = Settings {
+        default_limit: QUERY_WRITE_DEFAULT_LIMIT,
+        ..Settings::default()
+    };
+    let query = query::parse(
+        &params,
+        schema,
+        &collection.collection,
+        chrono::Utc::now(),
+        settings,
+    )?;
+    let target = Target {
+        snapshot: schema,
+        schema: &state.config.user_schema,
+        collection,
+    };
+    let rows = read::rows(
+        &state.pool,
+        &read::select(&target, &query, None)?,
+        &collection.collection,
+    )
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let value: Value = serde_json::from_str(row).map_err(Error::internal)?;
+            key_text(&value[&pk])
+        })
+        .collect()
+}
+
+/// Re-reads written items with the URL's query: one object, or an array in the query's order.
+async fn read_back(
+    state: &AppState,
+    req: &HttpRequest,
+    schema: &SchemaSnapshot,
+    collection: &Collection,
+    keys: &[String],
+    single: bool,
+) -> Result<HttpResponse, Error> {
+    let params = params::decode(req.query_string()).map_err(|e| Error::query(e.to_string()))?;
+    let mut query = query::parse(
+        &params,
+        schema,
+        &collection.collection,
+        chrono::Utc::now(),
+        Settings::default(),
+    )?;
+    let pk = collection.primary_key.as_deref().ok_or(Error::Forbidden)?;
+    let pk_type = collection
+        .field(pk)
+        .map(|f| f.field_type)
+        .ok_or(Error::Forbidden)?;
+    let by_key = crate::core::filter::keys_in(pk, pk_type, keys)
+        .map_err(|e| Error::internal(anyhow::anyhow!("{e}")))?;
+    query.filter = Some(match query.filter.take() {
+        Some(filter) => crate::core::filter::Filter::And(vec![by_key, filter]),
+        None => by_key,
+    });
+    query.limit = None;
+    query.offset = 0;
+    let target = Target {
+        snapshot: schema,
+        schema: &state.config.user_schema,
+        collection,
+    };
+    let rows = read::rows(
+        &state.pool,
+        &read::select(&target, &query, None)?,
+        &collection.collection,
+    )
+    .await?;
+    let body = if single {
+        match rows.into_iter().next() {
+            Some(row) => format!("{{\"data\":{row}}}"),
+            // Nothing to show (an update of a key that does not exist): 204, as Directus.
+            None => return Ok(HttpResponse::NoContent().finish()),
+        }
+    } else {
+        format!("{{\"data\":{}}}", read::array(&rows))
+    };
+    Ok(HttpResponse::Ok()
+        .content_type("application/json; charset=utf-8")
+        .body(body))
+}

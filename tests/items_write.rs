@@ -1,0 +1,262 @@
+//! Item writes over HTTP: create (one and many), update (one, batch, `{keys,data}`,
+//! `{query,data}`), delete, singletons; all-or-nothing batches; Directus's validation errors.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{TestApp, spawn_app};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const DATA: &str = r#"
+create table authors (id serial primary key, name varchar(50) not null unique);
+create table articles (
+    id serial primary key, title varchar(20) not null, status varchar(20) not null default 'draft',
+    views integer, tags text, secret varchar(255), created timestamptz, meta jsonb,
+    author integer references authors (id)
+);
+create table settings (id serial primary key, site varchar(50) default 'My site', theme varchar(10));
+create table notes (id uuid primary key, body text);
+insert into directrix.fields (collection, field, special) values
+    ('articles', 'tags', '{cast-csv}'), ('articles', 'secret', '{hash}'), ('articles', 'created', '{date-created}'),
+    ('notes', 'id', '{uuid}');
+insert into directrix.collections (collection, singleton) values ('settings', true);
+insert into authors (name) values ('Ann'), ('Bob');
+"#;
+
+async fn app() -> TestApp {
+    let app = spawn_app().await;
+    app.sql(DATA).await;
+    app.eventually("schema", || async {
+        app.get("/collections/notes").await.status == 200
+    })
+    .await;
+    app.eventually("meta", || async {
+        app.get("/fields/notes/id").await.data()["meta"]["special"] == json!(["uuid"])
+    })
+    .await;
+    app
+}
+
+#[actix_web::test]
+async fn create_one_and_many_returns_the_items_read_back() {
+    let app = app().await;
+    let one = app
+        .post(
+            "/items/articles",
+            json!({"title": "Hi", "views": 3, "tags": ["a", "b"], "secret": "pw",
+                                        "meta": {"x": [1]}, "author": 1, "unknown": "dropped"}),
+        )
+        .await
+        .data();
+    assert_eq!(one["id"], 1);
+    assert_eq!(one["status"], "draft", "the column default applies");
+    assert_eq!(one["tags"], json!(["a", "b"]));
+    assert_eq!(one["secret"], "**********");
+    assert_eq!(one["meta"], json!({"x": [1]}));
+    assert!(
+        one["created"].as_str().unwrap().ends_with('Z'),
+        "date-created is set"
+    );
+    assert!(one.get("unknown").is_none());
+    let many = app
+        .post(
+            "/items/articles?fields=id,title",
+            json!([{"title": "A"}, {"title": "B", "status": "published"}]),
+        )
+        .await
+        .data();
+    assert_eq!(many, json!([{"id": 2, "title": "A"}, {"id": 3, "title": "B"}]));
+    let note = app.post("/items/notes", json!({"body": "x"})).await.data();
+    assert_eq!(
+        note["id"].as_str().unwrap().len(),
+        36,
+        "uuid special generates the key"
+    );
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn a_failing_item_rolls_back_the_whole_batch() {
+    let app = app().await;
+    let res = app
+        .post(
+            "/items/articles",
+            json!([{"title": "ok"}, {"title": "this title is far too long"}]),
+        )
+        .await;
+    res.assert_error(400, "VALUE_TOO_LONG");
+    let res = app
+        .post(
+            "/items/articles",
+            json!([{"title": "ok"}, {"title": "x", "author": 99}]),
+        )
+        .await;
+    res.assert_error(400, "INVALID_FOREIGN_KEY");
+    let res = app
+        .post("/items/authors", json!([{"name": "Cy"}, {"name": "Ann"}]))
+        .await;
+    res.assert_error(400, "RECORD_NOT_UNIQUE");
+    assert_eq!(res.json()["errors"][0]["extensions"]["field"], "name");
+    assert_eq!(
+        app.get("/items/articles").await.data(),
+        json!([]),
+        "nothing was written"
+    );
+    assert_eq!(
+        app.get("/items/authors?meta=total_count").await.json()["meta"]["total_count"],
+        2
+    );
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn missing_required_fields_fail_validation() {
+    let app = app().await;
+    let res = app.post("/items/articles", json!({"views": 1})).await;
+    res.assert_error(400, "FAILED_VALIDATION");
+    let error = &res.json()["errors"][0];
+    assert_eq!(
+        error["message"],
+        "Validation failed for field \"title\". Value is required."
+    );
+    assert_eq!(
+        error["extensions"],
+        json!({"field": "title", "path": [], "type": "required", "code": "FAILED_VALIDATION"})
+    );
+    let null = app.post("/items/articles", json!({"title": null})).await;
+    assert_eq!(null.json()["errors"][0]["extensions"]["type"], "nnull");
+    app.post("/items/articles", json!({"title": "x", "views": "many"}))
+        .await
+        .assert_error(400, "INVALID_PAYLOAD");
+    app.post("/items/articles", json!("not an object"))
+        .await
+        .assert_error(400, "INVALID_PAYLOAD");
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn updates_by_id_batch_keys_and_query() {
+    let app = app().await;
+    app.post(
+        "/items/articles",
+        json!([{"title": "a"}, {"title": "b"}, {"title": "c"}]),
+    )
+    .await
+    .data();
+    let one = app.patch("/items/articles/1", json!({"views": 10})).await.data();
+    assert_eq!((one["id"].clone(), one["views"].clone()), (json!(1), json!(10)));
+    let batch = app
+        .patch(
+            "/items/articles?fields=id,title",
+            json!([{"id": 2, "title": "B"}, {"id": 3, "title": "C"}]),
+        )
+        .await
+        .data();
+    assert_eq!(batch, json!([{"id": 2, "title": "B"}, {"id": 3, "title": "C"}]));
+    let keys = app
+        .patch(
+            "/items/articles?fields=id,status",
+            json!({"keys": [1, 2], "data": {"status": "published"}}),
+        )
+        .await
+        .data();
+    assert_eq!(
+        keys,
+        json!([{"id": 1, "status": "published"}, {"id": 2, "status": "published"}])
+    );
+    let by_query = app
+        .patch(
+            "/items/articles?fields=id,views",
+            json!({"query": {"filter": {"status": {"_eq": "draft"}}}, "data": {"views": 7}}),
+        )
+        .await
+        .data();
+    assert_eq!(by_query, json!([{"id": 3, "views": 7}]));
+    // A batch item without its key, and malformed batch bodies.
+    app.patch("/items/articles", json!([{"title": "x"}]))
+        .await
+        .assert_error(400, "INVALID_PAYLOAD");
+    let res = app.patch("/items/articles", json!({"keys": [1]})).await;
+    assert_eq!(
+        res.json()["errors"][0]["message"],
+        "Invalid payload. \"data\" is required."
+    );
+    let res = app.patch("/items/articles", json!({"data": {}})).await;
+    assert_eq!(
+        res.json()["errors"][0]["extensions"]["reason"],
+        "\"value\" must contain at least one of [query, keys]"
+    );
+    // Updating a key that does not exist: 204, as Directus answers an admin.
+    assert_eq!(
+        app.patch("/items/articles/999", json!({"views": 1})).await.status,
+        204
+    );
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn deletes_by_id_keys_and_query() {
+    let app = app().await;
+    app.post(
+        "/items/articles",
+        json!([{"title": "a"}, {"title": "b"}, {"title": "c"}, {"title": "d"}]),
+    )
+    .await
+    .data();
+    assert_eq!(app.delete("/items/articles/1").await.status, 204);
+    assert_eq!(
+        app.request(Method::DELETE, "/items/articles", Some(json!([2])))
+            .await
+            .status,
+        204
+    );
+    assert_eq!(
+        app.request(Method::DELETE, "/items/articles", Some(json!({"keys": [3]})))
+            .await
+            .status,
+        204
+    );
+    let by_query = app
+        .request(
+            Method::DELETE,
+            "/items/articles",
+            Some(json!({"query": {"filter": {"title": {"_eq": "d"}}}})),
+        )
+        .await;
+    assert_eq!(by_query.status, 204);
+    assert_eq!(app.get("/items/articles").await.data(), json!([]));
+    app.request(Method::DELETE, "/items/articles", Some(json!({})))
+        .await
+        .assert_error(400, "INVALID_PAYLOAD");
+    app.delete("/items/articles/abc")
+        .await
+        .assert_error(403, "FORBIDDEN");
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn singletons_read_and_upsert_one_object() {
+    let app = app().await;
+    let empty = app.get("/items/settings").await.data();
+    assert_eq!(empty, json!({"id": null, "site": "My site"}));
+    let saved = app
+        .patch("/items/settings", json!({"theme": "dark"}))
+        .await
+        .data();
+    assert_eq!(
+        (saved["site"].clone(), saved["theme"].clone()),
+        (json!("My site"), json!("dark"))
+    );
+    let again = app
+        .patch("/items/settings", json!({"site": "Other"}))
+        .await
+        .data();
+    assert_eq!(again["id"], saved["id"], "the same row is updated");
+    assert_eq!(app.get("/items/settings").await.data()["site"], "Other");
+    app.post("/items/settings", json!({}))
+        .await
+        .assert_error(404, "ROUTE_NOT_FOUND");
+    let _: Value = app.get("/items/settings").await.data();
+    app.stop().await;
+}
