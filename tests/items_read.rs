@@ -239,3 +239,46 @@ async fn bad_queries_get_directus_errors() {
         .assert_error(403, "FORBIDDEN");
     app.stop().await;
 }
+
+#[actix_web::test]
+async fn aggregate_and_group_by_follow_directus_shapes() {
+    let app = app().await;
+    let count = app.get("/items/articles?aggregate[count]=*").await.data();
+    assert_eq!(
+        count,
+        json!([{"count": "4"}]),
+        "counts are strings on Postgres, as node-pg returns bigint"
+    );
+    let by_status = app
+        .get("/items/articles?aggregate[count]=id&aggregate[sum]=views&groupBy[]=status")
+        .await
+        .data();
+    assert_eq!(
+        by_status,
+        json!([
+            {"status": "archived", "count": {"id": "1"}, "sum": {"views": null}},
+            {"status": "draft", "count": {"id": "1"}, "sum": {"views": "5"}},
+            {"status": "published", "count": {"id": "2"}, "sum": {"views": "110"}}
+        ])
+    );
+    let filtered = app
+        .get("/items/articles?aggregate=%7B%22max%22%3A%22views%22%2C%22avg%22%3A%22views%22%7D&filter[status][_eq]=published")
+        .await
+        .data();
+    assert_eq!(filtered[0]["max"]["views"], 100);
+    assert_eq!(filtered[0]["avg"]["views"], "55.0000000000000000");
+    let by_year = app
+        .get(
+            "/items/articles?aggregate[count]=*&groupBy=year(published_at)&filter[published_at][_nnull]=true",
+        )
+        .await
+        .data();
+    assert_eq!(by_year, json!([{"published_at_year": "2024", "count": "2"}]));
+    app.get("/items/articles?aggregate[sum]=nope")
+        .await
+        .assert_error(403, "FORBIDDEN");
+    app.get("/items/articles?aggregate=[1]")
+        .await
+        .assert_error(400, "INVALID_QUERY");
+    app.stop().await;
+}

@@ -6,6 +6,7 @@
 //! permission rules agree on what matches. Rules and messages follow Directus's
 //! `sanitize-query.ts` and `validate-query.ts`.
 
+pub mod aggregate;
 pub mod fields;
 pub mod params;
 
@@ -27,6 +28,9 @@ pub struct Query {
     pub limit: Option<i64>,
     pub offset: i64,
     pub meta: Meta,
+    /// `aggregate`: when present, rows are aggregates (grouped by `group_by`), not items.
+    pub aggregate: Vec<aggregate::Aggregate>,
+    pub group_by: Vec<aggregate::GroupKey>,
 }
 
 /// One `sort` key.
@@ -248,6 +252,26 @@ pub fn parse(
         None => Meta::default(),
         Some(value) => meta(value)?,
     };
+    let aggregate = match params.get("aggregate") {
+        None => Vec::new(),
+        Some(value) => aggregate::parse_aggregate(value, target)?,
+    };
+    let group_by = match params.get("groupBy") {
+        None => Vec::new(),
+        Some(value) => aggregate::parse_group_by(value, target)?,
+    };
+    // Grouped rows sort by the first group key; plain aggregates have no order.
+    let sort = if !aggregate.is_empty() && params.get("sort").is_none() {
+        match group_by.first() {
+            Some(key) if key.function.is_none() => vec![Sort {
+                field: key.field.clone(),
+                descending: false,
+            }],
+            _ => Vec::new(),
+        }
+    } else {
+        sort
+    };
     Ok(Query {
         fields: selection,
         filter,
@@ -256,6 +280,8 @@ pub fn parse(
         limit,
         offset,
         meta,
+        aggregate,
+        group_by,
     })
 }
 

@@ -247,9 +247,9 @@ fn compile_condition(
     }
 }
 
-/// `extract()` as `core::filter::eval` mirrors it.
-fn extract(function: Function, column: &str) -> String {
-    let part = match function {
+/// The `extract()` field of a date function (`weekday` is Postgres's `dow`).
+pub fn date_part(function: Function) -> &'static str {
+    match function {
         Function::Year => "year",
         Function::Month => "month",
         Function::Week => "week",
@@ -258,8 +258,12 @@ fn extract(function: Function, column: &str) -> String {
         Function::Hour => "hour",
         Function::Minute => "minute",
         Function::Second => "second",
-    };
-    format!("floor(extract({part} from {column}))::bigint")
+    }
+}
+
+/// `extract()` as `core::filter::eval` mirrors it: whole numbers, fractions of seconds dropped.
+pub fn extract(function: Function, column: &str) -> String {
+    format!("floor(extract({} from {column}))::bigint", date_part(function))
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use tracing::instrument;
 use super::compile::{self, Bind, Sql, StaleSchema};
 use crate::core::field_type::FieldType;
 use crate::core::filter::Function;
+use crate::core::query::aggregate::AggregateFn;
 use crate::core::query::fields::Selection;
 use crate::core::query::{Query, Sort};
 use crate::core::schema::{Collection, SchemaSnapshot};
@@ -26,6 +27,9 @@ pub struct Target<'a> {
 
 /// `select <row json> from <collection> t where … order by … limit … offset …`.
 pub fn select(target: &Target<'_>, query: &Query, key: Option<&str>) -> Result<Sql, StaleSchema> {
+    if !query.aggregate.is_empty() && key.is_none() {
+        return aggregate_select(target, query);
+    }
     let mut sql = Sql::default();
     sql.push("select ");
     object(
@@ -49,6 +53,86 @@ pub fn select(target: &Target<'_>, query: &Query, key: Option<&str>) -> Result<S
         }
     }
     Ok(sql)
+}
+
+/// `select json_build_object(<group keys>, <aggregates>) … group by …`: Directus's aggregate
+/// rows, with counts, integer and numeric results as strings (as node-pg returns them).
+fn aggregate_select(target: &Target<'_>, query: &Query) -> Result<Sql, StaleSchema> {
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    let mut group_exprs = Vec::new();
+    for key in &query.group_by {
+        let column = format!("t.{}", ident(&key.field));
+        let expr = match key.function {
+            Some(function) => function_expr(function, &column),
+            None => column.clone(),
+        };
+        let rendered = match key.function {
+            Some(_) => expr.clone(),
+            None => render(&column, key.field_type),
+        };
+        pairs.push((key.key(), rendered));
+        group_exprs.push(expr);
+    }
+    let mut nested: Vec<(&'static str, Vec<(String, String)>)> = Vec::new();
+    for aggregate in &query.aggregate {
+        let name = aggregate.function.name();
+        let Some((field, field_type)) = &aggregate.field else {
+            pairs.push((name.to_string(), "count(*)::text".to_string()));
+            continue;
+        };
+        let column = format!("t.{}", ident(field));
+        let float = matches!(field_type, FieldType::Float);
+        let as_text = |e: String| if float { e } else { format!("{e}::text") };
+        let expr = match aggregate.function {
+            AggregateFn::Count | AggregateFn::CountAll => format!("count({column})::text"),
+            AggregateFn::CountDistinct => format!("count(distinct {column})::text"),
+            AggregateFn::Sum => as_text(format!("sum({column})")),
+            AggregateFn::SumDistinct => as_text(format!("sum(distinct {column})")),
+            AggregateFn::Avg => as_text(format!("avg({column})")),
+            AggregateFn::AvgDistinct => as_text(format!("avg(distinct {column})")),
+            AggregateFn::Min => render(&format!("min({column})"), *field_type),
+            AggregateFn::Max => render(&format!("max({column})"), *field_type),
+        };
+        match nested.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, list)) => list.push((field.clone(), expr)),
+            None => nested.push((name, vec![(field.clone(), expr)])),
+        }
+    }
+    for (name, list) in nested {
+        let inner: Vec<String> = list.iter().map(|(k, e)| format!("{}, {e}", literal(k))).collect();
+        pairs.push((
+            name.to_string(),
+            format!("json_build_object({})", inner.join(", ")),
+        ));
+    }
+    let mut sql = Sql::default();
+    let members: Vec<String> = pairs
+        .iter()
+        .map(|(k, e)| format!("{}, {e}", literal(k)))
+        .collect();
+    sql.push(&format!(
+        "select json_build_object({})::text from ",
+        members.join(", ")
+    ));
+    sql.push(&qualified(target.schema, &target.collection.collection))
+        .push(" t");
+    where_clause(&mut sql, target, query, None)?;
+    if !group_exprs.is_empty() {
+        sql.push(" group by ").push(&group_exprs.join(", "));
+        order_by(&mut sql, &query.sort, "t");
+        if let Some(limit) = query.limit {
+            sql.push(&format!(" limit {limit}"));
+        }
+        if query.offset > 0 {
+            sql.push(&format!(" offset {}", query.offset));
+        }
+    }
+    Ok(sql)
+}
+
+fn function_expr(function: Function, column: &str) -> String {
+    // Directus on Postgres 14+ returns these as strings.
+    format!("{}::text", compile::extract(function, column))
 }
 
 /// `select count(*) …`, with the filter and search (`filter_count`) or without (`total_count`).
@@ -236,21 +320,7 @@ fn value(
             sql.push(&render(&format!("{alias}.{}", ident(field)), *field_type));
         }
         Selection::Function { field, function, .. } => {
-            let part = match function {
-                Function::Year => "year",
-                Function::Month => "month",
-                Function::Week => "week",
-                Function::Day => "day",
-                Function::Weekday => "dow",
-                Function::Hour => "hour",
-                Function::Minute => "minute",
-                Function::Second => "second",
-            };
-            // Directus on Postgres 14+ returns these as strings.
-            sql.push(&format!(
-                "floor(extract({part} from {alias}.{}))::bigint::text",
-                ident(field)
-            ));
+            sql.push(&function_expr(*function, &format!("{alias}.{}", ident(field))));
         }
         Selection::ManyToOne {
             field,
