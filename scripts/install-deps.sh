@@ -2,6 +2,7 @@
 # Installs the Debian packages Directrix needs and nothing else:
 #   postgresql  - initdb/pg_ctl/postgres for the embedded cluster (and the `postgres` user
 #                 the cluster runs as when Directrix runs as root), plus psql for the tests.
+#   nodejs, npm - only with --tests: the @directus/sdk compatibility test runs in Node.
 # Idempotent: when everything is present it only checks and exits.
 set -euo pipefail
 
@@ -12,6 +13,10 @@ have_server() {
 missing=()
 have_server || missing+=(postgresql)
 command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
+if [ "${1:-}" = "--tests" ]; then
+  command -v node >/dev/null 2>&1 || missing+=(nodejs)
+  command -v npm >/dev/null 2>&1 || missing+=(npm)
+fi
 
 if [ "${#missing[@]}" -gt 0 ]; then
   sudo=""

@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/install-deps.sh
+scripts/install-deps.sh --tests
+# The @directus/sdk the compatibility test drives (tests/sdk.rs), pinned by package-lock.json.
+npm ci --prefix clients/sdk-check --no-audit --no-fund --loglevel=error
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --all-targets --locked

@@ -1,0 +1,60 @@
+//! The official `@directus/sdk` (npm, run by Node) against a running Directrix: CRUD, batch,
+//! filters, relational fields, aggregate, meta and errors. The script is
+//! `clients/sdk-check/check.mjs`; `scripts/test.sh` installs its dependency.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::json;
+
+#[actix_web::test]
+async fn the_directus_sdk_works_against_directrix_unchanged() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/sdk-check");
+    assert!(
+        dir.join("node_modules/@directus/sdk").exists(),
+        "run `npm ci --prefix clients/sdk-check` first (scripts/test.sh does)"
+    );
+    let app = common::spawn_app().await;
+    app.post(
+        "/collections",
+        json!({"collection": "authors", "schema": {},
+               "fields": [{"field": "id", "type": "integer", "schema": {"is_primary_key": true, "has_auto_increment": true}},
+                          {"field": "name", "type": "string", "schema": {"is_nullable": false}}]}),
+    )
+    .await
+    .data();
+    app.post(
+        "/collections",
+        json!({"collection": "articles", "schema": {},
+               "fields": [{"field": "id", "type": "integer", "schema": {"is_primary_key": true, "has_auto_increment": true}},
+                          {"field": "title", "type": "string", "schema": {"is_nullable": false}},
+                          {"field": "status", "type": "string", "schema": {"default_value": "draft", "is_nullable": false}},
+                          {"field": "views", "type": "integer"},
+                          {"field": "author", "type": "integer"}]}),
+    )
+    .await
+    .data();
+    app.post("/fields/authors", json!({"field": "articles", "type": "alias", "meta": {"special": ["o2m"]}})).await.data();
+    app.post(
+        "/relations",
+        json!({"collection": "articles", "field": "author", "related_collection": "authors",
+               "meta": {"one_field": "articles"}}),
+    )
+    .await
+    .data();
+
+    let base = app.base.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("node").arg("check.mjs").arg(base).arg(common::ADMIN_TOKEN).current_dir(dir).output()
+    })
+    .await
+    .expect("join")
+    .expect("node runs (install Node.js: scripts/install-deps.sh)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "sdk check failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("sdk check passed"), "{stdout}");
+    app.stop().await;
+}
