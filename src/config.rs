@@ -57,6 +57,12 @@ struct RawEnv {
     project_name: String,
     /// `MAX_BATCH_MUTATION`: most items one write may touch; unset is unlimited.
     max_batch_mutation: Option<usize>,
+    /// `QUERY_LIMIT_DEFAULT`, 100.
+    query_limit_default: i64,
+    /// `QUERY_LIMIT_MAX`: unset (Directus's `Infinity`) is unlimited.
+    query_limit_max: Option<i64>,
+    /// `MAX_RELATIONAL_DEPTH`, 10.
+    max_relational_depth: usize,
 }
 
 impl Default for RawEnv {
@@ -85,6 +91,9 @@ impl Default for RawEnv {
             max_payload_size: "1mb".into(),
             project_name: "Directrix".into(),
             max_batch_mutation: None,
+            query_limit_default: 100,
+            query_limit_max: None,
+            max_relational_depth: 10,
         }
     }
 }
@@ -113,6 +122,9 @@ const ENV_NAMES: &[&str] = &[
     "MAX_PAYLOAD_SIZE",
     "PROJECT_NAME",
     "MAX_BATCH_MUTATION",
+    "QUERY_LIMIT_DEFAULT",
+    "QUERY_LIMIT_MAX",
+    "MAX_RELATIONAL_DEPTH",
 ];
 
 /// Where the data lives.
@@ -168,6 +180,8 @@ pub struct Config {
     pub workers: Option<usize>,
     /// `MAX_BATCH_MUTATION`, unlimited by default.
     pub max_batch_mutation: Option<usize>,
+    /// `QUERY_LIMIT_DEFAULT`, `QUERY_LIMIT_MAX`, `MAX_RELATIONAL_DEPTH`.
+    pub query: crate::core::query::Settings,
 }
 
 /// A configuration value that cannot be used.
@@ -250,6 +264,12 @@ impl Config {
             project_name: raw.project_name,
             workers: None,
             max_batch_mutation: raw.max_batch_mutation,
+            query: crate::core::query::Settings {
+                default_limit: raw.query_limit_default,
+                max_limit: raw.query_limit_max.filter(|max| *max >= 0),
+                max_relational_depth: raw.max_relational_depth.max(2),
+                ..crate::core::query::Settings::default()
+            },
         })
     }
 }

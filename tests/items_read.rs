@@ -282,3 +282,33 @@ async fn aggregate_and_group_by_follow_directus_shapes() {
         .assert_error(400, "INVALID_QUERY");
     app.stop().await;
 }
+
+#[actix_web::test]
+async fn query_limit_max_caps_reads_as_in_directus() {
+    let database = common::fresh_database().await;
+    let mut config = common::test_config(&database);
+    config.query.max_limit = Some(2);
+    let app = common::spawn_app_with(config).await;
+    app.sql(DATA).await;
+    app.eventually("schema", || async {
+        app.get("/collections/articles").await.status == 200
+    })
+    .await;
+    assert_eq!(
+        ids(&app.get("/items/articles").await.data()),
+        vec![1, 2],
+        "the default is capped"
+    );
+    assert_eq!(
+        ids(&app.get("/items/articles?limit=-1").await.data()),
+        vec![1, 2],
+        "-1 means the max"
+    );
+    let over = app.get("/items/articles?limit=3").await;
+    over.assert_error(400, "INVALID_QUERY");
+    assert_eq!(
+        over.json()["errors"][0]["extensions"]["reason"],
+        "\"limit\" must be less than or equal to 2"
+    );
+    app.stop().await;
+}

@@ -36,7 +36,12 @@ async fn the_directus_sdk_works_against_directrix_unchanged() {
     )
     .await
     .data();
-    app.post("/fields/authors", json!({"field": "articles", "type": "alias", "meta": {"special": ["o2m"]}})).await.data();
+    app.post(
+        "/fields/authors",
+        json!({"field": "articles", "type": "alias", "meta": {"special": ["o2m"]}}),
+    )
+    .await
+    .data();
     app.post(
         "/relations",
         json!({"collection": "articles", "field": "author", "related_collection": "authors",
@@ -47,7 +52,12 @@ async fn the_directus_sdk_works_against_directrix_unchanged() {
 
     let base = app.base.clone();
     let out = tokio::task::spawn_blocking(move || {
-        Command::new("node").arg("check.mjs").arg(base).arg(common::ADMIN_TOKEN).current_dir(dir).output()
+        Command::new("node")
+            .arg("check.mjs")
+            .arg(base)
+            .arg(common::ADMIN_TOKEN)
+            .current_dir(dir)
+            .output()
     })
     .await
     .expect("join")

@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 use super::auth::Admin;
 use super::state::AppState;
-use crate::core::query::{self, Query, Settings, params};
+use crate::core::query::{self, Query, params};
 use crate::core::schema::{Collection, SchemaSnapshot};
 use crate::db::items::read::{self, Target};
 use crate::error::Error;
@@ -21,13 +21,18 @@ pub(super) fn collection<'a>(schema: &'a SchemaSnapshot, name: &str) -> Result<&
     Ok(collection)
 }
 
-fn parse_query(params: &Map<String, Value>, schema: &SchemaSnapshot, name: &str) -> Result<Query, Error> {
+fn parse_query(
+    state: &AppState,
+    params: &Map<String, Value>,
+    schema: &SchemaSnapshot,
+    name: &str,
+) -> Result<Query, Error> {
     Ok(query::parse(
         params,
         schema,
         name,
         chrono::Utc::now(),
-        Settings::default(),
+        state.config.query,
     )?)
 }
 
@@ -72,7 +77,7 @@ async fn respond_many(
 ) -> Result<HttpResponse, Error> {
     let schema = state.schema();
     let collection = collection(&schema, name)?;
-    let mut query = parse_query(params, &schema, name)?;
+    let mut query = parse_query(state, params, &schema, name)?;
     let target = Target {
         snapshot: &schema,
         schema: &state.config.user_schema,
@@ -119,7 +124,7 @@ pub async fn read_one(
     let schema = state.schema();
     let collection = collection(&schema, &name)?;
     read::check_key(collection, &key)?;
-    let query = parse_query(&url_params(&req)?, &schema, &name)?;
+    let query = parse_query(&state, &url_params(&req)?, &schema, &name)?;
     let target = Target {
         snapshot: &schema,
         schema: &state.config.user_schema,

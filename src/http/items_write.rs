@@ -299,7 +299,7 @@ async fn keys_for(
     params.insert("fields".into(), Value::String(pk.clone()));
     let settings = Settings {
         default_limit: QUERY_WRITE_DEFAULT_LIMIT,
-        ..Settings::default()
+        ..state.config.query
     };
     let query = query::parse(
         &params,
@@ -342,7 +342,7 @@ async fn read_back(
         schema,
         &collection.collection,
         chrono::Utc::now(),
-        Settings::default(),
+        state.config.query,
     )?;
     let pk = collection.primary_key.as_deref().ok_or(Error::Forbidden)?;
     let pk_type = collection
