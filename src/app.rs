@@ -61,8 +61,17 @@ impl App {
         let (snapshot_tx, schema_rx) = watch::channel(Arc::new(built.snapshot));
         let actor_pool = pool.clone();
         let user_schema = config.user_schema.clone();
+        let tokens = Arc::new(crate::actors::token_cache::TokenCache::default());
+        let actor_tokens = tokens.clone();
         let schema_actor = Supervisor::start(move |_| {
-            SchemaActor::new(actor_pool, user_schema, snapshot_tx, loaded_at, poll)
+            SchemaActor::new(
+                actor_pool,
+                user_schema,
+                snapshot_tx,
+                loaded_at,
+                poll,
+                actor_tokens,
+            )
         });
 
         let state = web::Data::new(AppState {
@@ -71,6 +80,7 @@ impl App {
             schema_actor,
             schema_rx,
             metrics: Metrics::new().context("creating metrics")?,
+            tokens,
             started: Instant::now(),
         });
         let listener = TcpListener::bind((config.host.as_str(), config.port))

@@ -119,3 +119,20 @@ async fn every_response_carries_a_request_id() {
     assert_eq!(res.headers()["x-request-id"], "trace-123");
     app.stop().await;
 }
+
+#[actix_web::test]
+async fn a_revoked_static_token_stops_working_at_once() {
+    let app = spawn_app().await;
+    assert_eq!(
+        app.get("/collections").await.status,
+        200,
+        "the token works and is now cached"
+    );
+    // Revoked from outside the API, as an operator would in psql.
+    app.sql("update directrix.users set token = null").await;
+    app.eventually("the cached token to be dropped", || async {
+        app.get("/collections").await.status == 401
+    })
+    .await;
+    app.stop().await;
+}

@@ -7,6 +7,9 @@
 //! event trigger and the metadata triggers notify on every change, from psql or another
 //! instance. Without the event trigger (no superuser) the actor polls every [`POLL_INTERVAL`].
 //!
+//! The same listener also hears `directrix_access` (users, roles, policies, access changed) and
+//! empties the static-token cache.
+//!
 //! Loads run one at a time (`AtomicResponse`); a notification that arrived before the latest
 //! load started is already reflected and is skipped, so a burst of DDL costs one or two loads.
 
@@ -20,14 +23,17 @@ use sqlx::postgres::PgListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::actors::token_cache::TokenCache;
 use crate::core::schema::SchemaSnapshot;
 use crate::db::introspect;
 use crate::error::Error;
 
 /// How often to re-read the schema when the DDL event trigger is missing.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(5);
-/// The channel the triggers notify.
+/// The channel the schema triggers notify.
 const CHANNEL: &str = "directrix_schema";
+/// The channel the access triggers notify (users, roles, policies, access).
+const ACCESS_CHANNEL: &str = "directrix_access";
 /// Pause before retrying a failed listener connection.
 const LISTEN_RETRY: Duration = Duration::from_secs(1);
 
@@ -41,6 +47,8 @@ pub struct SchemaActor {
     poll: bool,
     skipped_tables: BTreeSet<String>,
     listener: Option<JoinHandle<()>>,
+    /// Emptied on every access notification (and on reconnect, when some may be lost).
+    tokens: Arc<TokenCache>,
 }
 
 impl SchemaActor {
@@ -51,6 +59,7 @@ impl SchemaActor {
         snapshot: watch::Sender<Arc<SchemaSnapshot>>,
         loaded_at: Instant,
         poll: bool,
+        tokens: Arc<TokenCache>,
     ) -> Self {
         SchemaActor {
             pool,
@@ -60,6 +69,7 @@ impl SchemaActor {
             poll,
             skipped_tables: BTreeSet::new(),
             listener: None,
+            tokens,
         }
     }
 
@@ -96,7 +106,7 @@ impl Actor for SchemaActor {
     fn started(&mut self, ctx: &mut Self::Context) {
         let addr = ctx.address();
         let pool = self.pool.clone();
-        self.listener = Some(tokio::spawn(listen(pool, addr)));
+        self.listener = Some(tokio::spawn(listen(pool, addr, self.tokens.clone())));
         if self.poll {
             ctx.run_interval(POLL_INTERVAL, |_, ctx| {
                 ctx.notify(SchemaChanged { at: Instant::now() })
@@ -121,7 +131,7 @@ impl Supervised for SchemaActor {
 
 /// Forwards notifications to the actor. A lost connection may have dropped notifications, so
 /// reconnecting counts as a change too.
-async fn listen(pool: PgPool, addr: Addr<SchemaActor>) {
+async fn listen(pool: PgPool, addr: Addr<SchemaActor>, tokens: Arc<TokenCache>) {
     while !pool.is_closed() {
         let mut listener = match PgListener::connect_with(&pool).await {
             Ok(listener) => listener,
@@ -131,17 +141,21 @@ async fn listen(pool: PgPool, addr: Addr<SchemaActor>) {
                 continue;
             }
         };
-        if let Err(err) = listener.listen(CHANNEL).await {
+        if let Err(err) = listener.listen_all([CHANNEL, ACCESS_CHANNEL]).await {
             tracing::warn!(error = %err, "schema listener cannot listen; retrying");
             tokio::time::sleep(LISTEN_RETRY).await;
             continue;
         }
         loop {
             match listener.try_recv().await {
+                Ok(Some(note)) if note.channel() == ACCESS_CHANNEL => tokens.clear(),
                 Ok(Some(_)) => addr.do_send(SchemaChanged { at: Instant::now() }),
                 Ok(None) if pool.is_closed() => return,
                 // The connection dropped; the next call reconnects and re-listens.
-                Ok(None) => addr.do_send(SchemaChanged { at: Instant::now() }),
+                Ok(None) => {
+                    tokens.clear();
+                    addr.do_send(SchemaChanged { at: Instant::now() });
+                }
                 Err(_) if pool.is_closed() => return,
                 Err(err) => {
                     tracing::warn!(error = %err, "schema listener failed; reconnecting");

@@ -60,7 +60,15 @@ impl FromRequest for Accountability {
                 return Ok(Accountability::PUBLIC);
             };
             let state = state.ok_or_else(|| Error::internal(anyhow::anyhow!("app state missing")))?;
-            let owner = users::by_token_digest(&state.pool, &token_digest(&token)).await?;
+            let digest = token_digest(&token);
+            let owner = match state.tokens.get(&digest) {
+                Some(owner) => owner,
+                None => {
+                    let owner = users::by_token_digest(&state.pool, &digest).await?;
+                    state.tokens.put(digest, owner.clone());
+                    owner
+                }
+            };
             let owner = owner.ok_or(Error::InvalidCredentials)?;
             Ok(Accountability {
                 user: Some(owner.id),

@@ -65,12 +65,18 @@ pub async fn create(
         .iter()
         .map(|item| payload::prepare(collection, item, Mode::Create, &ctx))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut tx = state.pool.begin().await?;
     let mut keys = Vec::with_capacity(prepared.len());
-    for values in &prepared {
-        keys.push(write::insert(&mut tx, &state.config.user_schema, collection, values).await?);
+    if let [values] = prepared.as_slice() {
+        // One statement is atomic on its own: no transaction round trips.
+        let mut conn = state.pool.acquire().await?;
+        keys.push(write::insert(&mut conn, &state.config.user_schema, collection, values).await?);
+    } else {
+        let mut tx = state.pool.begin().await?;
+        for values in &prepared {
+            keys.push(write::insert(&mut tx, &state.config.user_schema, collection, values).await?);
+        }
+        tx.commit().await?;
     }
-    tx.commit().await?;
     read_back(&state, &req, &schema, collection, &keys, !many).await
 }
 
@@ -94,16 +100,17 @@ pub async fn update_one(
     let now = chrono::Utc::now().to_rfc3339();
     let user = admin.0.user.map(|u| u.to_string());
     let values = payload::prepare(collection, &body, Mode::Update, &context(&now, user.as_deref()))?;
-    let mut tx = state.pool.begin().await?;
+    // One statement is atomic on its own: no transaction round trips.
+    let mut conn = state.pool.acquire().await?;
     write::update(
-        &mut tx,
+        &mut conn,
         &state.config.user_schema,
         collection,
         std::slice::from_ref(&key),
         &values,
     )
     .await?;
-    tx.commit().await?;
+    drop(conn);
     read_back(&state, &req, &schema, collection, &[key], true).await
 }
 

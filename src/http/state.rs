@@ -21,6 +21,8 @@ pub struct AppState {
     pub schema_actor: Addr<SchemaActor>,
     pub schema_rx: watch::Receiver<Arc<SchemaSnapshot>>,
     pub metrics: Metrics,
+    /// Static-token lookups, emptied on any access change.
+    pub tokens: Arc<crate::actors::token_cache::TokenCache>,
     pub started: Instant,
 }
 

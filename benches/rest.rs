@@ -1,0 +1,395 @@
+//! The REST load suite: Directrix's items API against the same SQL run straight on Postgres,
+//! side by side in one run, on this machine's loopback.
+//!
+//! `cargo bench --bench rest` (about 8 minutes) or `cargo bench --bench rest -- --quick`
+//! (under 3). It starts a private PostgreSQL cluster, seeds 100,000 articles and 1,000 authors,
+//! starts the release `directrix` binary on it, and for each scenario runs 32 concurrent
+//! closed-loop clients against the server and then 32 against Postgres through a pooled client
+//! (the baseline: the SQL the server itself generates for that request). Then (a) is driven
+//! open-loop at 70% of its measured peak to get a latency that queueing cannot hide.
+//! Prints one table and writes it as JSON to `target/bench-rest.json`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a bench that cannot set up should stop loudly
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use directrix::core::query::{self, Settings, params};
+use directrix::db::cluster::{Durability, ManagedCluster};
+use directrix::db::items::{self, read};
+use serde_json::json;
+
+const CONCURRENCY: usize = 32;
+const ROWS: i64 = 100_000;
+const TOKEN: &str = "bench-admin-token";
+
+const SEED: &str = r#"
+create table authors (id serial primary key, name varchar(100) not null, email varchar(255));
+create table articles (
+    id serial primary key, title varchar(255) not null, status varchar(20) not null default 'draft',
+    views integer not null default 0, body text, published_at timestamptz,
+    author integer references authors (id)
+);
+insert into authors (name, email) select 'Author ' || i, 'a' || i || '@example.com' from generate_series(1, 1000) i;
+insert into articles (title, status, views, body, published_at, author)
+select 'Article ' || i, (array['draft', 'published', 'archived'])[1 + i % 3], i % 1000,
+       repeat('lorem ipsum ', 10), timestamptz '2024-01-01' + i * interval '1 minute', 1 + i % 1000
+from generate_series(1, 100000) i;
+analyze;
+"#;
+
+struct Scenario {
+    name: &'static str,
+    method: &'static str,
+    /// The URL path and query; `{id}` is replaced by a random key.
+    path: &'static str,
+}
+
+const SCENARIOS: &[Scenario] = &[
+    Scenario {
+        name: "(a) GET /items/articles/:id",
+        method: "GET",
+        path: "/items/articles/{id}",
+    },
+    Scenario {
+        name: "(b) filter+sort+limit 25",
+        method: "GET",
+        path: "/items/articles?filter[status][_eq]=published&sort=-id&limit=25",
+    },
+    Scenario {
+        name: "(c) POST /items/articles",
+        method: "POST",
+        path: "/items/articles",
+    },
+    Scenario {
+        name: "(d) fields=*,author.* limit 25",
+        method: "GET",
+        path: "/items/articles?fields=*,author.*&limit=25",
+    },
+];
+
+#[derive(Default, Clone, serde::Serialize)]
+struct Measure {
+    ops_per_sec: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    errors: u64,
+}
+
+fn percentile(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index] as f64 / 1000.0
+}
+
+fn summarize(mut latencies: Vec<u32>, elapsed: Duration, errors: u64) -> Measure {
+    latencies.sort_unstable();
+    Measure {
+        ops_per_sec: latencies.len() as f64 / elapsed.as_secs_f64(),
+        p50_ms: percentile(&latencies, 0.50),
+        p99_ms: percentile(&latencies, 0.99),
+        errors,
+    }
+}
+
+/// A cheap deterministic key stream per worker (no shared RNG on the hot path).
+fn next_key(state: &mut u64) -> i64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    1 + (*state % ROWS as u64) as i64
+}
+
+/// Closed loop: `CONCURRENCY` workers, each sending the next request when the last returns.
+async fn closed_loop<F, Fut>(duration: Duration, op: F) -> Measure
+where
+    F: Fn(i64) -> Fut + Send + Sync + Clone + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    let errors = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for w in 0..CONCURRENCY {
+        let op = op.clone();
+        let errors = errors.clone();
+        workers.push(tokio::spawn(async move {
+            let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ (w as u64 + 1);
+            let mut latencies = Vec::with_capacity(100_000);
+            while started.elapsed() < duration {
+                let t = Instant::now();
+                if op(next_key(&mut state)).await {
+                    latencies.push(t.elapsed().as_micros() as u32);
+                } else {
+                    errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            latencies
+        }));
+    }
+    let mut all = Vec::new();
+    for worker in workers {
+        all.extend(worker.await.unwrap());
+    }
+    summarize(all, started.elapsed(), errors.load(Ordering::Relaxed))
+}
+
+/// Open loop at `rate` requests per second: latency counts from the scheduled send time.
+async fn open_loop<F, Fut>(duration: Duration, rate: f64, op: F) -> Measure
+where
+    F: Fn(i64) -> Fut + Send + Sync + Clone + 'static,
+    Fut: std::future::Future<Output = bool> + Send + 'static,
+{
+    let interval = Duration::from_secs_f64(1.0 / rate);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    let mut n = 0u32;
+    loop {
+        let scheduled = started + interval * n;
+        if scheduled.duration_since(started) >= duration {
+            break;
+        }
+        tokio::time::sleep_until(scheduled.into()).await;
+        let op = op.clone();
+        let key = next_key(&mut state);
+        tasks.push(tokio::spawn(async move {
+            let ok = op(key).await;
+            (ok, scheduled.elapsed().as_micros() as u32)
+        }));
+        n += 1;
+    }
+    let mut latencies = Vec::new();
+    let mut errors = 0;
+    for task in tasks {
+        let (ok, latency) = task.await.unwrap();
+        if ok { latencies.push(latency) } else { errors += 1 }
+    }
+    summarize(latencies, duration, errors)
+}
+
+/// A 2xx response whose body arrived in full.
+async fn ok(res: reqwest::Result<reqwest::Response>) -> bool {
+    match res {
+        Ok(res) if res.status().is_success() => res.bytes().await.is_ok(),
+        _ => false,
+    }
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.0.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let _ = self.0.wait();
+    }
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let duration = Duration::from_secs(if quick { 6 } else { 20 });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(run(quick, duration));
+}
+
+async fn run(quick: bool, duration: Duration) {
+    // A private cluster, as the embedded default runs it (durable settings).
+    let root = tempfile::Builder::new()
+        .prefix("directrix-bench-")
+        .tempdir()
+        .unwrap()
+        .keep();
+    std::fs::set_permissions(&root, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    if nix::unistd::Uid::effective().is_root() {
+        let pg = nix::unistd::User::from_name("postgres").unwrap().unwrap();
+        nix::unistd::chown(&root, Some(pg.uid), Some(pg.gid)).unwrap();
+    }
+    let cluster = ManagedCluster::start(&root, Durability::Durable).unwrap();
+    cluster
+        .stop_when_process_exits(std::process::id(), &root)
+        .unwrap();
+    directrix::db::pool::ensure_database(cluster.connect_options("postgres"), "bench")
+        .await
+        .unwrap();
+    let pool_size = 16;
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(pool_size)
+        .connect_with(cluster.connect_options("bench"))
+        .await
+        .unwrap();
+    eprintln!("seeding {ROWS} articles…");
+    sqlx::raw_sql(SEED).execute(&pool).await.unwrap();
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!(
+        "postgres://postgres@localhost/bench?host={}",
+        cluster.pgdata().display()
+    );
+    let _server = Server(
+        Command::new(env!("CARGO_BIN_EXE_directrix"))
+            .arg("serve")
+            .env("DB_CONNECTION_STRING", &url)
+            .env("DB_POOL__MAX", pool_size.to_string())
+            .env("PORT", port.to_string())
+            .env("ADMIN_TOKEN", TOKEN)
+            .env("ADMIN_PASSWORD", "bench")
+            .env("LOG_LEVEL", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(CONCURRENCY)
+        .build()
+        .unwrap();
+    for _ in 0..500 {
+        if client.get(format!("{base}/server/ping")).send().await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // The baseline runs the SQL the server compiles for the same request.
+    let schema = directrix::db::introspect::load(&pool, "public")
+        .await
+        .unwrap()
+        .snapshot;
+    let schema = Arc::new(schema);
+    let mut rows = Vec::new();
+    let mut peak_a = 0.0;
+    for scenario in SCENARIOS {
+        let ours = {
+            let client = client.clone();
+            let base = base.clone();
+            closed_loop(duration, move |key| {
+                let client = client.clone();
+                let url = format!("{base}{}", scenario.path.replace("{id}", &key.to_string()));
+                async move {
+                    let req = if scenario.method == "POST" {
+                        client.post(url).json(&json!({"title": format!("New {key}"), "status": "draft", "author": 1 + key % 1000}))
+                    } else {
+                        client.get(url)
+                    };
+                    ok(req.bearer_auth(TOKEN).send().await).await
+                }
+            })
+            .await
+        };
+        let baseline = {
+            let pool = pool.clone();
+            let schema = schema.clone();
+            let (path, query_string) = scenario.path.split_once('?').unwrap_or((scenario.path, ""));
+            let params = params::decode(query_string).unwrap();
+            let collection = schema.collection("articles").unwrap().clone();
+            let parsed = query::parse(
+                &params,
+                &schema,
+                "articles",
+                chrono::Utc::now(),
+                Settings::default(),
+            )
+            .unwrap();
+            let by_key = path.ends_with("{id}");
+            let post = scenario.method == "POST";
+            closed_loop(duration, move |key| {
+                let pool = pool.clone();
+                let schema = schema.clone();
+                let collection = collection.clone();
+                let parsed = parsed.clone();
+                async move {
+                    if post {
+                        return sqlx::query(
+                            "insert into articles (title, status, author) values ($1, $2, $3) returning id",
+                        )
+                        .bind(format!("New {key}"))
+                        .bind("draft")
+                        .bind((1 + key % 1000) as i32)
+                        .fetch_one(&pool)
+                        .await
+                        .is_ok();
+                    }
+                    let target = read::Target {
+                        snapshot: &schema,
+                        schema: "public",
+                        collection: &collection,
+                    };
+                    let key = key.to_string();
+                    let sql = read::select(&target, &parsed, by_key.then_some(key.as_str())).unwrap();
+                    items::query(&sql).fetch_all(&pool).await.is_ok()
+                }
+            })
+            .await
+        };
+        if scenario.name.starts_with("(a)") {
+            peak_a = ours.ops_per_sec;
+        }
+        let ratio = ours.ops_per_sec / baseline.ops_per_sec;
+        rows.push((scenario.name, ours, baseline, ratio));
+    }
+    // (a) open loop at 70% of its closed-loop peak.
+    let open = {
+        let client = client.clone();
+        let base = base.clone();
+        open_loop(duration, (peak_a * 0.7).max(1.0), move |key| {
+            let client = client.clone();
+            let url = format!("{base}/items/articles/{key}");
+            async move { ok(client.get(url).bearer_auth(TOKEN).send().await).await }
+        })
+        .await
+    };
+
+    println!(
+        "\nREST load suite ({} s per run, concurrency {CONCURRENCY}, {ROWS} rows{})",
+        duration.as_secs(),
+        if quick { ", quick" } else { "" }
+    );
+    println!(
+        "{:<34} {:>10} {:>8} {:>8} | {:>10} {:>8} {:>8} | {:>6}",
+        "scenario", "ours/s", "p50 ms", "p99 ms", "pg/s", "p50 ms", "p99 ms", "ratio"
+    );
+    for (name, ours, base, ratio) in &rows {
+        println!(
+            "{name:<34} {:>10.0} {:>8.2} {:>8.2} | {:>10.0} {:>8.2} {:>8.2} | {ratio:>6.2}",
+            ours.ops_per_sec, ours.p50_ms, ours.p99_ms, base.ops_per_sec, base.p50_ms, base.p99_ms
+        );
+        if ours.errors + base.errors > 0 {
+            println!("   errors: ours {}, baseline {}", ours.errors, base.errors);
+        }
+    }
+    println!(
+        "(a) open loop at {:.0}/s (70% of peak): p50 {:.2} ms, p99 {:.2} ms, errors {}",
+        peak_a * 0.7,
+        open.p50_ms,
+        open.p99_ms,
+        open.errors
+    );
+    let report = json!({
+        "quick": quick,
+        "seconds_per_run": duration.as_secs(),
+        "concurrency": CONCURRENCY,
+        "rows": ROWS,
+        "scenarios": rows.iter().map(|(name, ours, base, ratio)| json!({
+            "scenario": name, "ours": ours, "baseline": base, "ratio": ratio,
+        })).collect::<Vec<_>>(),
+        "a_open_loop_70pct": { "rate": peak_a * 0.7, "p50_ms": open.p50_ms, "p99_ms": open.p99_ms, "errors": open.errors },
+    });
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-rest.json");
+    std::fs::write(&out, serde_json::to_string_pretty(&report).unwrap()).unwrap();
+    println!("written to {}", out.display());
+    drop(pool);
+    let _ = cluster.stop();
+}
