@@ -67,8 +67,29 @@ pub async fn create(
         .collect::<Result<Vec<_>, _>>()?;
     let mut keys = Vec::with_capacity(prepared.len());
     if let [values] = prepared.as_slice() {
-        // One statement is atomic on its own: no transaction round trips.
+        // One statement is atomic on its own: no transaction round trips, and when the
+        // read-back needs only the new row, it comes back from the same statement.
+        let query = read_back_query(&state, &req, &schema, collection)?;
+        let target = Target {
+            snapshot: &schema,
+            schema: &state.config.user_schema,
+            collection,
+        };
         let mut conn = state.pool.acquire().await?;
+        if !many && let Some(select) = read::select_inserted(&target, &query) {
+            let row = write::insert_returning(
+                &mut conn,
+                &state.config.user_schema,
+                collection,
+                values,
+                &select.text,
+            )
+            .await?;
+            return Ok(match row {
+                Some(row) => json_response(format!("{{\"data\":{row}}}")),
+                None => HttpResponse::NoContent().finish(),
+            });
+        }
         keys.push(write::insert(&mut conn, &state.config.user_schema, collection, values).await?);
     } else {
         let mut tx = state.pool.begin().await?;
@@ -334,6 +355,29 @@ async fn keys_for(
         .collect()
 }
 
+/// The URL's query for re-reading written items.
+fn read_back_query(
+    state: &AppState,
+    req: &HttpRequest,
+    schema: &SchemaSnapshot,
+    collection: &Collection,
+) -> Result<query::Query, Error> {
+    let params = params::decode(req.query_string()).map_err(|e| Error::query(e.to_string()))?;
+    Ok(query::parse(
+        &params,
+        schema,
+        &collection.collection,
+        chrono::Utc::now(),
+        state.config.query,
+    )?)
+}
+
+fn json_response(body: String) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json; charset=utf-8")
+        .body(body)
+}
+
 /// Re-reads written items with the URL's query: one object, or an array in the query's order.
 async fn read_back(
     state: &AppState,
@@ -343,14 +387,7 @@ async fn read_back(
     keys: &[String],
     single: bool,
 ) -> Result<HttpResponse, Error> {
-    let params = params::decode(req.query_string()).map_err(|e| Error::query(e.to_string()))?;
-    let mut query = query::parse(
-        &params,
-        schema,
-        &collection.collection,
-        chrono::Utc::now(),
-        state.config.query,
-    )?;
+    let mut query = read_back_query(state, req, schema, collection)?;
     let pk = collection.primary_key.as_deref().ok_or(Error::Forbidden)?;
     let pk_type = collection
         .field(pk)
@@ -384,7 +421,5 @@ async fn read_back(
     } else {
         format!("{{\"data\":{}}}", read::array(&rows))
     };
-    Ok(HttpResponse::Ok()
-        .content_type("application/json; charset=utf-8")
-        .body(body))
+    Ok(json_response(body))
 }

@@ -135,6 +135,34 @@ fn function_expr(function: Function, column: &str) -> String {
     format!("{}::text", compile::extract(function, column))
 }
 
+/// For a create whose read-back needs only this row's own columns (no relations, no filter,
+/// no search): `select <row json> from ins t`, to run after `with ins as (insert … returning *)`
+/// in the same statement. `None` when the read-back needs more than the inserted row.
+pub fn select_inserted(target: &Target<'_>, query: &Query) -> Option<Sql> {
+    let simple = query.filter.is_none()
+        && query.search.is_none()
+        && query.aggregate.is_empty()
+        && query
+            .fields
+            .iter()
+            .all(|s| matches!(s, Selection::Column { .. } | Selection::Function { .. }));
+    if !simple {
+        return None;
+    }
+    let mut sql = Sql::default();
+    sql.push("select ");
+    object(
+        &mut sql,
+        target,
+        &target.collection.collection,
+        &query.fields,
+        "t",
+    )
+    .ok()?;
+    sql.push("::text from ins t");
+    Some(sql)
+}
+
 /// `select count(*) …`, with the filter and search (`filter_count`) or without (`total_count`).
 pub fn count(target: &Target<'_>, query: Option<&Query>) -> Result<Sql, StaleSchema> {
     let mut sql = Sql::default();

@@ -35,6 +35,51 @@ pub async fn insert(
     values: &[(String, ColumnValue)],
 ) -> Result<String, Error> {
     let (pk, _) = primary_key(collection)?;
+    let sql = insert_sql(schema, collection, values)? + &format!(" returning {}::text", ident(pk));
+    let row = bind_values(sqlx::query(sqlx::AssertSqlSafe(sql)), values)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| in_collection(e, collection))?;
+    Ok(row.try_get::<String, _>(0)?)
+}
+
+/// Inserts one item and reads it back in the same statement with `read_back` (from
+/// `read::select_inserted`, which selects from `ins`): one round trip for a create.
+#[instrument(skip_all, fields(collection = %collection.collection))]
+pub async fn insert_returning(
+    conn: &mut PgConnection,
+    schema: &str,
+    collection: &Collection,
+    values: &[(String, ColumnValue)],
+    read_back: &str,
+) -> Result<Option<String>, Error> {
+    let sql = format!(
+        "with ins as ({} returning *) {read_back}",
+        insert_sql(schema, collection, values)?
+    );
+    let row = bind_values(sqlx::query(sqlx::AssertSqlSafe(sql)), values)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(|e| in_collection(e, collection))?;
+    Ok(row.map(|r| r.try_get::<String, _>(0)).transpose()?)
+}
+
+fn bind_values<'q>(
+    mut query: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    values: &[(String, ColumnValue)],
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    for (_, value) in values {
+        query = query.bind(value.clone());
+    }
+    query
+}
+
+/// `insert into <table> (…) values (cast($1 as …), …)` or `… default values`.
+fn insert_sql(
+    schema: &str,
+    collection: &Collection,
+    values: &[(String, ColumnValue)],
+) -> Result<String, Error> {
     let table = qualified(schema, &collection.collection);
     let mut sql = format!("insert into {table} ");
     if values.is_empty() {
@@ -55,16 +100,7 @@ pub async fn insert(
             placeholders.join(", ")
         ));
     }
-    sql.push_str(&format!(" returning {}::text", ident(pk)));
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for (_, value) in values {
-        query = query.bind(value.clone());
-    }
-    let row = query
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(|e| in_collection(e, collection))?;
-    Ok(row.try_get::<String, _>(0)?)
+    Ok(sql)
 }
 
 /// Updates the items with these keys; returns how many rows changed.
