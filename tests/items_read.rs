@@ -312,3 +312,52 @@ async fn query_limit_max_caps_reads_as_in_directus() {
     );
     app.stop().await;
 }
+
+#[actix_web::test]
+async fn deep_narrows_and_orders_related_rows() {
+    let app = app().await;
+    let data = app
+        .get("/items/articles/1?fields=id,comments.body&deep[comments][_sort]=-id&deep[comments][_limit]=1")
+        .await
+        .data();
+    assert_eq!(data, json!({"id": 1, "comments": [{"body": "meh"}]}));
+    let filtered = app
+        .get("/items/articles/1?fields=comments.body&deep=%7B%22comments%22%3A%7B%22_filter%22%3A%7B%22body%22%3A%7B%22_eq%22%3A%22nice%22%7D%7D%7D%7D")
+        .await
+        .data();
+    assert_eq!(filtered, json!({"comments": [{"body": "nice"}]}));
+    let paged = app
+        .get("/items/articles/1?fields=comments.id&deep[comments][_limit]=1&deep[comments][_page]=2")
+        .await
+        .data();
+    assert_eq!(paged, json!({"comments": [{"id": 2}]}));
+    let searched = app
+        .get("/items/authors/1?fields=articles.title&deep[articles][_search]=second")
+        .await
+        .data();
+    assert_eq!(searched, json!({"articles": [{"title": "Second post"}]}));
+    let m2o = app
+        .get("/items/articles/1?fields=author.name&deep[author][_filter][name][_eq]=Nobody")
+        .await
+        .data();
+    assert_eq!(
+        m2o,
+        json!({"author": null}),
+        "a related row outside the deep filter reads as null"
+    );
+    let nested_deep = app
+        .get("/items/authors/1?fields=articles.comments.body&deep[articles][comments][_filter][body][_eq]=meh&deep[articles][_limit]=1")
+        .await
+        .data();
+    assert_eq!(
+        nested_deep,
+        json!({"articles": [{"comments": [{"body": "meh"}]}]})
+    );
+    app.get("/items/articles?fields=comments.body&deep[comments][_filter][nope][_eq]=1")
+        .await
+        .assert_error(403, "FORBIDDEN");
+    app.get("/items/articles?deep=5")
+        .await
+        .assert_error(400, "INVALID_QUERY");
+    app.stop().await;
+}

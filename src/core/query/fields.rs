@@ -23,6 +23,8 @@ pub enum Selection {
         related: String,
         related_key: String,
         children: Vec<Selection>,
+        /// `deep[field]`: only `_filter` applies to a single related row (else it reads `null`).
+        nested: Nested,
     },
     /// An O2M alias: related rows whose `related_field` points here. Without `children` it is
     /// the array of their primary keys (what `*` gives for an O2M field).
@@ -32,7 +34,37 @@ pub enum Selection {
         related_field: String,
         related_key: String,
         children: Option<Vec<Selection>>,
+        /// `deep[field]`: which related rows, in what order, how many.
+        nested: Nested,
     },
+}
+
+/// Rows an O2M relation returns per parent unless `deep` says otherwise (Directus's default).
+pub const O2M_DEFAULT_LIMIT: i64 = 100;
+
+/// The sub-query of a relation, from `deep` (`_filter`, `_search`, `_sort`, `_limit`,
+/// `_offset`, `_page`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Nested {
+    pub filter: Option<crate::core::filter::Filter>,
+    pub search: Option<String>,
+    /// Empty: by the related primary key.
+    pub sort: Vec<super::Sort>,
+    /// `None`: no limit (`_limit: -1`).
+    pub limit: Option<i64>,
+    pub offset: i64,
+}
+
+impl Default for Nested {
+    fn default() -> Self {
+        Nested {
+            filter: None,
+            search: None,
+            sort: Vec::new(),
+            limit: Some(O2M_DEFAULT_LIMIT),
+            offset: 0,
+        }
+    }
 }
 
 impl Selection {
@@ -274,6 +306,7 @@ fn plain(snapshot: &SchemaSnapshot, collection: &Collection, name: &str) -> Opti
         related_field,
         related_key,
         children: None,
+        nested: Nested::default(),
     })
 }
 
@@ -295,6 +328,7 @@ fn relational(
             related,
             related_key,
             children,
+            nested: Nested::default(),
         });
     }
     let (related, related_field, related_key) =
@@ -309,6 +343,7 @@ fn relational(
         related_field,
         related_key,
         children: Some(children),
+        nested: Nested::default(),
     })
 }
 

@@ -7,6 +7,7 @@
 //! `sanitize-query.ts` and `validate-query.ts`.
 
 pub mod aggregate;
+mod deep;
 pub mod fields;
 pub mod params;
 
@@ -152,41 +153,22 @@ pub fn parse(
             .collect(),
         Some(_) => return Err(invalid("\"fields\" must be a string or array")),
     };
-    let selection = fields::build(snapshot, collection, &field_paths, settings.max_relational_depth)?;
+    let mut selection = fields::build(snapshot, collection, &field_paths, settings.max_relational_depth)?;
+    if let Some(value) = params.get("deep") {
+        let deep = match value {
+            Value::Object(map) => map.clone(),
+            Value::String(text) => match serde_json::from_str(text) {
+                Ok(Value::Object(map)) => map,
+                _ => return Err(invalid("\"deep\" must be of type object")),
+            },
+            _ => return Err(invalid("\"deep\" must be of type object")),
+        };
+        deep::apply(&mut selection, &deep, snapshot, now, settings, 1)?;
+    }
     let sort = match params.get("sort") {
         None => Vec::new(),
-        Some(Value::String(s)) => s
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(String::from)
-            .collect(),
-        Some(Value::Array(items)) => items
-            .iter()
-            .filter_map(Value::as_str)
-            .map(|s| s.trim().to_string())
-            .collect(),
-        Some(_) => return Err(invalid("\"sort\" must be a string or array")),
+        Some(value) => parse_sort(value, target)?,
     };
-    let sort = sort
-        .into_iter()
-        .map(|key| {
-            let (descending, field) = match key.strip_prefix('-') {
-                Some(rest) => (true, rest.to_string()),
-                None => (false, key),
-            };
-            let exists = target.field(&field).is_some_and(|f| f.schema.is_some());
-            if exists {
-                Ok(Sort { field, descending })
-            } else {
-                Err(QueryError::Field {
-                    collection: collection.into(),
-                    field,
-                    path: None,
-                })
-            }
-        })
-        .collect::<Result<Vec<_>, _>>()?;
     let sort = if sort.is_empty() {
         let default = target
             .meta
@@ -283,6 +265,41 @@ pub fn parse(
         aggregate,
         group_by,
     })
+}
+
+/// `sort`: CSV or array of fields, `-` for descending; each must be a column of `target`.
+fn parse_sort(value: &Value, target: &crate::core::schema::Collection) -> Result<Vec<Sort>, QueryError> {
+    let keys: Vec<String> = match value {
+        Value::String(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
+        Value::Array(items) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .map(|s| s.trim().to_string())
+            .collect(),
+        _ => return Err(invalid("\"sort\" must be a string or array")),
+    };
+    keys.into_iter()
+        .map(|key| {
+            let (descending, field) = match key.strip_prefix('-') {
+                Some(rest) => (true, rest.to_string()),
+                None => (false, key),
+            };
+            if target.field(&field).is_some_and(|f| f.schema.is_some()) {
+                Ok(Sort { field, descending })
+            } else {
+                Err(QueryError::Field {
+                    collection: target.collection.clone(),
+                    field,
+                    path: None,
+                })
+            }
+        })
+        .collect()
 }
 
 fn non_empty_filter(

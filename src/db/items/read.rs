@@ -9,14 +9,11 @@ use super::compile::{self, Bind, Sql, StaleSchema};
 use crate::core::field_type::FieldType;
 use crate::core::filter::Function;
 use crate::core::query::aggregate::AggregateFn;
-use crate::core::query::fields::Selection;
+use crate::core::query::fields::{Nested, Selection};
 use crate::core::query::{Query, Sort};
 use crate::core::schema::{Collection, SchemaSnapshot};
 use crate::db::sql::{ident, literal, qualified};
 use crate::error::Error;
-
-/// Rows an O2M relation returns per parent unless `deep` says otherwise (Directus's default).
-const O2M_DEFAULT_LIMIT: i64 = 100;
 
 /// Where rows come from and what else narrows them.
 pub struct Target<'a> {
@@ -207,7 +204,7 @@ fn where_clause(
     }
     if let Some(search) = &query.search {
         and(sql);
-        search_clause(sql, target.collection, search);
+        search_clause(sql, target.collection, search, "t");
     }
     Ok(())
 }
@@ -229,7 +226,7 @@ fn order_by(sql: &mut Sql, sort: &[Sort], alias: &str) {
 
 /// Directus's `search`: text fields by case-insensitive substring, numbers and uuids by
 /// equality when the term is one; no field qualifies → no row.
-fn search_clause(sql: &mut Sql, collection: &Collection, term: &str) {
+fn search_clause(sql: &mut Sql, collection: &Collection, term: &str, alias: &str) {
     let mut any = false;
     sql.push("(");
     for field in &collection.fields {
@@ -238,7 +235,7 @@ fn search_clause(sql: &mut Sql, collection: &Collection, term: &str) {
         if !searchable {
             continue;
         }
-        let expr = format!("t.{}", ident(&field.field));
+        let expr = format!("{alias}.{}", ident(&field.field));
         let condition = match field.field_type {
             FieldType::String | FieldType::Text => Some((
                 format!("lower({expr}) like "),
@@ -355,22 +352,26 @@ fn value(
             related,
             related_key,
             children,
+            nested,
         } => {
             let sub = format!("{alias}_{}", sql.binds.len() + sql.text.len());
             sql.push("(select ");
             object(sql, target, related, children, &sub)?;
             sql.push(&format!(
-                " from {} {sub} where {sub}.{} = {alias}.{})",
+                " from {} {sub} where {sub}.{} = {alias}.{}",
                 qualified(target.schema, related),
                 ident(related_key),
                 ident(field)
             ));
+            nested_conditions(sql, target, related, nested, &sub)?;
+            sql.push(")");
         }
         Selection::OneToMany {
             related,
             related_field,
             related_key,
             children,
+            nested,
             ..
         } => {
             let sub = format!("{alias}_{}", sql.binds.len() + sql.text.len());
@@ -395,13 +396,52 @@ fn value(
                 }
             }
             sql.push(&format!(
-                " as o from {} {sub} where {sub}.{} = {alias}.{} order by {sub}.{} limit {O2M_DEFAULT_LIMIT}) x)",
+                " as o from {} {sub} where {sub}.{} = {alias}.{}",
                 qualified(target.schema, related),
                 ident(related_field),
                 ident(&parent_key),
-                ident(related_key)
             ));
+            nested_conditions(sql, target, related, nested, &sub)?;
+            let default_sort = [Sort {
+                field: related_key.clone(),
+                descending: false,
+            }];
+            order_by(
+                sql,
+                if nested.sort.is_empty() {
+                    &default_sort
+                } else {
+                    &nested.sort
+                },
+                &sub,
+            );
+            if let Some(limit) = nested.limit {
+                sql.push(&format!(" limit {limit}"));
+            }
+            if nested.offset > 0 {
+                sql.push(&format!(" offset {}", nested.offset));
+            }
+            sql.push(") x)");
         }
+    }
+    Ok(())
+}
+
+/// `deep`'s `_filter` and `_search` on a relation's rows.
+fn nested_conditions(
+    sql: &mut Sql,
+    target: &Target<'_>,
+    related: &str,
+    nested: &Nested,
+    alias: &str,
+) -> Result<(), StaleSchema> {
+    if let Some(filter) = &nested.filter {
+        sql.push(" and ");
+        compile::filter(sql, filter, target.snapshot, target.schema, related, alias)?;
+    }
+    if let (Some(search), Some(collection)) = (&nested.search, target.snapshot.collection(related)) {
+        sql.push(" and ");
+        search_clause(sql, collection, search, alias);
     }
     Ok(())
 }
