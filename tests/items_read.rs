@@ -361,3 +361,56 @@ async fn deep_narrows_and_orders_related_rows() {
         .assert_error(400, "INVALID_QUERY");
     app.stop().await;
 }
+
+#[actix_web::test]
+async fn alias_renames_fields_as_in_directus() {
+    let app = app().await;
+    let data = app.get("/items/articles/1?fields=id,headline,when,writer.name&alias[headline]=title&alias[when]=year(published_at)&alias[writer]=author").await.data();
+    assert_eq!(
+        data,
+        json!({"id": 1, "headline": "Hello world", "when": "2024", "writer": {"name": "Ann"}})
+    );
+    let star = app.get("/items/authors/2?fields=*&alias[n]=name").await.data();
+    assert_eq!(star["n"], "Bob", "`*` includes every alias");
+    let bad = app.get("/items/articles?alias[a.b]=title").await;
+    assert_eq!(
+        bad.json()["errors"][0]["extensions"]["reason"],
+        "\"alias\" key/value can't contain a period character `.`"
+    );
+    app.get("/items/articles?alias=5")
+        .await
+        .assert_error(400, "INVALID_QUERY");
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn export_downloads_json_and_csv() {
+    let app = app().await;
+    let json_file = app
+        .get("/items/articles?fields=id,title&limit=2&export=json")
+        .await;
+    assert_eq!(json_file.status, 200);
+    let disposition = json_file.headers["content-disposition"].to_str().unwrap();
+    assert!(
+        disposition.starts_with("attachment; filename=\"articles ") && disposition.ends_with(".json\""),
+        "{disposition}"
+    );
+    assert_eq!(
+        json_file.text,
+        "[\n\t{\n\t\t\"id\": 1,\n\t\t\"title\": \"Hello world\"\n\t},\n\t{\n\t\t\"id\": 2,\n\t\t\"title\": \"Second post\"\n\t}\n]"
+    );
+    let csv = app
+        .get("/items/articles?fields=id,author.name&filter[id][_in]=1,4&export=csv")
+        .await;
+    assert!(
+        csv.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    assert_eq!(csv.text, "\"id\",\"author.name\",\"author\"\n1,\"Ann\",\n4,,");
+    app.get("/items/articles?export=pdf")
+        .await
+        .assert_error(400, "INVALID_QUERY");
+    app.stop().await;
+}

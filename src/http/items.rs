@@ -93,7 +93,11 @@ async fn respond_many(
         };
         return Ok(json_body(format!("{{\"data\":{data}}}")));
     }
+    let export = super::export::Export::parse(params.get("export"))?;
     let rows = read::rows(&state.pool, &read::select(&target, &query, None)?, name).await?;
+    if let Some(export) = export {
+        return export.respond(name, &rows);
+    }
     let mut body = String::from("{");
     if query.meta.total_count || query.meta.filter_count {
         let mut meta = Vec::new();

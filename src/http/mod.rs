@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod collections;
 pub mod envelope;
+pub mod export;
 pub mod fields;
 pub mod items;
 pub mod items_write;

@@ -55,7 +55,7 @@ pub(super) fn apply(
                 nested.filter = parsed.filter;
                 apply(children, spec, snapshot, now, settings, depth + 1)?;
             }
-            Selection::Column { .. } | Selection::Function { .. } => {}
+            Selection::Column { .. } | Selection::Function { .. } | Selection::Alias { .. } => {}
         }
     }
     Ok(())

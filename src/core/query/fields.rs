@@ -11,6 +11,8 @@ use crate::core::schema::{Collection, SchemaSnapshot};
 pub enum Selection {
     /// A column, returned under its own name.
     Column { field: String, field_type: FieldType },
+    /// Another selection under a name from `alias` (`alias[t]=title` with `fields=t`).
+    Alias { key: String, target: Box<Selection> },
     /// `year(date)`, returned as `date_year` (a string, as Directus on Postgres 14+).
     Function {
         field: String,
@@ -74,7 +76,7 @@ impl Selection {
             Selection::Column { field, .. }
             | Selection::ManyToOne { field, .. }
             | Selection::OneToMany { field, .. } => field,
-            Selection::Function { key, .. } => key,
+            Selection::Function { key, .. } | Selection::Alias { key, .. } => key,
         }
     }
 }

@@ -153,7 +153,47 @@ pub fn parse(
             .collect(),
         Some(_) => return Err(invalid("\"fields\" must be a string or array")),
     };
-    let mut selection = fields::build(snapshot, collection, &field_paths, settings.max_relational_depth)?;
+    let aliases = match params.get("alias") {
+        None => Map::new(),
+        Some(value) => parse_alias(value)?,
+    };
+    let (aliased, plain): (Vec<String>, Vec<String>) = field_paths
+        .into_iter()
+        .partition(|p| aliases.contains_key(p.split('.').next().unwrap_or_default()));
+    let mut selection = fields::build(snapshot, collection, &plain, settings.max_relational_depth)?;
+    // `*` includes every alias, as in Directus.
+    let mut alias_paths: Vec<String> = aliased;
+    if plain.iter().any(|p| p == "*") {
+        alias_paths.extend(aliases.keys().cloned());
+    }
+    for path in alias_paths {
+        let (name, rest) = path
+            .split_once('.')
+            .map(|(n, r)| (n, Some(r)))
+            .unwrap_or((path.as_str(), None));
+        if selection.iter().any(|s| s.key() == name) {
+            continue;
+        }
+        let Some(Value::String(target_name)) = aliases.get(name) else {
+            continue;
+        };
+        let target_path = match rest {
+            Some(rest) => format!("{target_name}.{rest}"),
+            None => target_name.clone(),
+        };
+        let built = fields::build(
+            snapshot,
+            collection,
+            &[target_path],
+            settings.max_relational_depth,
+        )?;
+        if let Some(inner) = built.into_iter().next() {
+            selection.push(fields::Selection::Alias {
+                key: name.to_string(),
+                target: Box::new(inner),
+            });
+        }
+    }
     if let Some(value) = params.get("deep") {
         let deep = match value {
             Value::Object(map) => map.clone(),
@@ -267,6 +307,36 @@ pub fn parse(
     })
 }
 
+/// `alias`: an object of new name → field (or function), with Directus's checks.
+fn parse_alias(value: &Value) -> Result<Map<String, Value>, QueryError> {
+    let map = match value {
+        Value::Object(map) => map.clone(),
+        Value::String(text) => match serde_json::from_str(text) {
+            Ok(Value::Object(map)) => map,
+            _ => return Err(invalid("\"alias\" has to be an object")),
+        },
+        _ => return Err(invalid("\"alias\" has to be an object")),
+    };
+    for (key, target) in &map {
+        let Value::String(target) = target else {
+            let kind = match target {
+                Value::Number(_) => "number",
+                Value::Bool(_) => "boolean",
+                _ => "object",
+            };
+            return Err(invalid(format!(
+                "\"alias\" value has to be a string. \"{kind}\" given"
+            )));
+        };
+        if key.contains('.') || target.contains('.') {
+            return Err(invalid(
+                "\"alias\" key/value can't contain a period character `.`",
+            ));
+        }
+    }
+    Ok(map)
+}
+
 /// `sort`: CSV or array of fields, `-` for descending; each must be a column of `target`.
 fn parse_sort(value: &Value, target: &crate::core::schema::Collection) -> Result<Vec<Sort>, QueryError> {
     let keys: Vec<String> = match value {
@@ -365,4 +435,106 @@ fn meta(value: &Value) -> Result<Meta, QueryError> {
         }
     }
     Ok(meta)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::catalog::{self, CatalogRows, ColumnRow, IndexRow};
+
+    fn snapshot() -> SchemaSnapshot {
+        let column = |name: &str, udt: &str| ColumnRow {
+            table_name: "articles".into(),
+            column_name: name.into(),
+            udt_name: udt.into(),
+            data_type: udt.into(),
+            is_nullable: true,
+            default_expr: None,
+            generation_expression: None,
+            is_identity: false,
+            max_length: None,
+            numeric_precision: None,
+            numeric_scale: None,
+            comment: None,
+            table_comment: None,
+        };
+        catalog::build(CatalogRows {
+            schema: "public".into(),
+            columns: vec![
+                column("id", "int4"),
+                column("title", "varchar"),
+                column("created", "timestamptz"),
+            ],
+            indexes: vec![IndexRow {
+                table_name: "articles".into(),
+                column_name: "id".into(),
+                is_primary_key: true,
+                is_unique: true,
+                is_indexed: false,
+            }],
+            ..CatalogRows::default()
+        })
+        .snapshot
+    }
+
+    fn parse_str(query: &str) -> Result<Query, QueryError> {
+        let params = params::decode(query).map_err(|e| QueryError::Invalid(e.to_string()))?;
+        parse(
+            &params,
+            &snapshot(),
+            "articles",
+            DateTime::UNIX_EPOCH,
+            Settings::default(),
+        )
+    }
+
+    #[test]
+    fn defaults_follow_directus() {
+        let query = parse_str("").unwrap();
+        assert_eq!(query.limit, Some(100));
+        assert_eq!(
+            query.sort,
+            vec![Sort {
+                field: "id".into(),
+                descending: false
+            }]
+        );
+        assert_eq!(query.fields.len(), 3);
+        let paged = parse_str("limit=10&offset=3&page=3").unwrap();
+        assert_eq!(paged.offset, 20, "page overrides offset");
+        assert_eq!(parse_str("limit=-1").unwrap().limit, None);
+        assert_eq!(
+            parse_str("meta=*").unwrap().meta,
+            Meta {
+                total_count: true,
+                filter_count: true
+            }
+        );
+    }
+
+    #[test]
+    fn invalid_numbers_use_joi_wording() {
+        assert_eq!(
+            parse_str("limit=1.5"),
+            Err(QueryError::Invalid("\"limit\" must be an integer".into()))
+        );
+        assert_eq!(
+            parse_str("page=-1"),
+            Err(QueryError::Invalid(
+                "\"page\" must be greater than or equal to 0".into()
+            ))
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parsing_any_query_string_never_panics(q in "[a-z_\\[\\]=&%{}\":,.*()0-9-]{0,120}") {
+            let _ = parse_str(&q);
+        }
+
+        #[test]
+        fn parsing_arbitrary_text_never_panics(q in ".{0,200}") {
+            let _ = parse_str(&q);
+        }
+    }
 }

@@ -347,6 +347,9 @@ fn value(
         Selection::Function { field, function, .. } => {
             sql.push(&function_expr(*function, &format!("{alias}.{}", ident(field))));
         }
+        Selection::Alias { target: inner, .. } => {
+            value(sql, target, collection, inner, alias)?;
+        }
         Selection::ManyToOne {
             field,
             related,
