@@ -19,7 +19,7 @@ create table authors (id serial primary key, name varchar(50), rating integer);
 create table articles (
     id serial primary key, title varchar(100), body text, views integer, score real,
     published boolean, pub_date date, created timestamptz, updated timestamp,
-    author integer references authors (id)
+    author integer references authors (id), meta jsonb
 );
 insert into directrix.fields (collection, field, special) values ('authors', 'articles', '{o2m}');
 insert into directrix.relations (many_collection, many_field, one_collection, one_field)
@@ -36,6 +36,13 @@ select (array['alpha', 'Alpha', 'al', 'a_b', '50%', 'zeta', '', null])[1 + i % 8
        timestamp '2024-01-01 00:00:00' + (i * 104729 % 50000) * interval '7 minutes',
        case when i % 4 = 0 then null else 1 + i % 5 end
 from generate_series(1, 60) i;
+update articles set meta = (array[
+    '{"color": "red", "size": {"w": 3}, "tags": ["a", "b"]}',
+    '{"color": "blue", "size": {"w": "big"}}',
+    '{"size": {"w": 10.5}, "tags": []}',
+    '{"color": null}',
+    null
+])[1 + id % 5]::jsonb;
 "#;
 
 struct Fixture {
@@ -254,9 +261,40 @@ fn condition(collection: &'static str) -> BoxedStrategy<Value> {
                 _ => json!({ "author": { "_eq": v } }),
             }
         });
+    let json_paths = (
+        one_of(vec![json!("color"), json!("size.w"), json!("tags[0]")]),
+        one_of(vec![
+            json!("_eq"),
+            json!("_neq"),
+            json!("_null"),
+            json!("_nnull"),
+            json!("_gt"),
+            json!("_lt"),
+        ]),
+        one_of(vec![
+            json!("red"),
+            json!("blue"),
+            json!("a"),
+            json!(3),
+            json!(10.5),
+            json!(true),
+        ]),
+    )
+        .prop_filter_map("ordering on text is not offered", |(path, op, v)| {
+            let op = op.as_str().unwrap().to_string();
+            let value = if op == "_null" || op == "_nnull" {
+                json!(true)
+            } else {
+                v
+            };
+            if (op == "_gt" || op == "_lt") && !value.is_number() {
+                return None;
+            }
+            Some(json!({ "meta": { "_json": { path.as_str().unwrap(): { op: value } } } }))
+        });
     prop_oneof![
         text, flag, numeric, list, between, floats, booleans, dates, stamps, local, functions, author,
-        author_key
+        author_key, json_paths
     ]
     .boxed()
 }
@@ -348,6 +386,23 @@ fn sql_and_in_memory_evaluation_agree_on_tricky_filters() {
             "articles",
             json!({"_or": [{"views": {"_null": true}}, {"views": {"_lt": 0}}]}),
         ),
+        ("articles", json!({"meta": {"_json": {"color": {"_eq": "red"}}}})),
+        ("articles", json!({"meta": {"_json": {"color": {"_null": true}}}})),
+        ("articles", json!({"meta": {"_json": {"size.w": {"_gt": 5}}}})),
+        (
+            "articles",
+            json!({"meta": {"_json": {"size.w": {"_lte": 3}, "color": {"_neq": "blue"}}}}),
+        ),
+        ("articles", json!({"meta": {"_json": {"tags[1]": {"_eq": "b"}}}})),
+        (
+            "articles",
+            json!({"meta": {"_json": {"size.w": {"_in": [3, 10.5]}}}}),
+        ),
+        (
+            "articles",
+            json!({"meta": {"_json": {"color": {"_icontains": "ED"}}}}),
+        ),
+        ("articles", json!({"meta": {"_null": true}})),
     ];
     for (collection, raw) in cases {
         rt.block_on(check(&fx, collection, &raw))

@@ -260,3 +260,34 @@ async fn singletons_read_and_upsert_one_object() {
     let _: Value = app.get("/items/settings").await.data();
     app.stop().await;
 }
+
+#[actix_web::test]
+async fn max_batch_mutation_caps_one_write() {
+    let database = common::fresh_database().await;
+    let mut config = common::test_config(&database);
+    config.max_batch_mutation = Some(2);
+    let app = common::spawn_app_with(config).await;
+    app.sql(DATA).await;
+    app.eventually("schema", || async {
+        app.get("/collections/articles").await.status == 200
+    })
+    .await;
+    let res = app
+        .post(
+            "/items/articles",
+            json!([{"title": "a"}, {"title": "b"}, {"title": "c"}]),
+        )
+        .await;
+    res.assert_error(400, "INVALID_PAYLOAD");
+    assert_eq!(
+        res.json()["errors"][0]["message"],
+        "Invalid payload. Exceeded max batch mutation limit of 2."
+    );
+    app.post("/items/articles", json!([{"title": "a"}, {"title": "b"}]))
+        .await
+        .data();
+    app.request(Method::DELETE, "/items/articles", Some(json!([1, 2, 3])))
+        .await
+        .assert_error(400, "INVALID_PAYLOAD");
+    app.stop().await;
+}

@@ -130,6 +130,9 @@ fn eval(
                 &condition.field,
             );
             // The row came from the database, so it coerces; if not, the value is unknown.
+            if let Some(path) = &condition.json {
+                return condition_holds(condition, &json_value(raw, path));
+            }
             let value = coerce(raw, field_type, chrono::DateTime::UNIX_EPOCH, &condition.field).ok()?;
             let value = match condition.function {
                 None => value,
@@ -177,6 +180,30 @@ fn key_of<'r>(raw: &'r Value, snapshot: &SchemaSnapshot, collection: &str, field
         .and_then(|related| snapshot.collection(related))
         .and_then(|c| c.primary_key.as_deref());
     key.and_then(|k| related_row.get(k)).unwrap_or(raw)
+}
+
+/// The value at `path` in a JSON document, as Postgres's `#>>` reads it: text (or a number
+/// when the path compares numerically), NULL when missing or JSON `null`.
+fn json_value(document: &Value, path: &super::JsonPath) -> Scalar {
+    let mut current = document;
+    for step in &path.steps {
+        current = match current {
+            Value::Object(map) => map.get(step).unwrap_or(&Value::Null),
+            Value::Array(items) => step
+                .parse::<usize>()
+                .ok()
+                .and_then(|i| items.get(i))
+                .unwrap_or(&Value::Null),
+            _ => &Value::Null,
+        };
+    }
+    match (current, path.numeric) {
+        (Value::Null, _) => Scalar::Null,
+        (Value::Number(n), true) => n.as_f64().map(Scalar::Float).unwrap_or(Scalar::Null),
+        (_, true) => Scalar::Null,
+        (Value::String(s), false) => Scalar::Text(s.clone()),
+        (other, false) => Scalar::Text(other.to_string()),
+    }
 }
 
 fn condition_holds(condition: &Condition, value: &Scalar) -> Option<bool> {

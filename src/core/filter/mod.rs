@@ -34,6 +34,17 @@ pub struct Condition {
     pub function: Option<Function>,
     pub op: Operator,
     pub operand: Operand,
+    /// Set for `_json` conditions: the value at this path inside a JSON field is compared.
+    pub json: Option<JsonPath>,
+}
+
+/// A path into a JSON field (`size.w`, `tags[0]`), from Directus's `_json` operator.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JsonPath {
+    /// Object keys and array indexes (as text), outermost first.
+    pub steps: Vec<String>,
+    /// Compare as numbers (the filter value was a number); otherwise as text.
+    pub numeric: bool,
 }
 
 /// A filter evaluated on related rows.
@@ -213,5 +224,6 @@ pub fn keys_in(
         function: None,
         op: Operator::In,
         operand: Operand::List(items),
+        json: None,
     }))
 }

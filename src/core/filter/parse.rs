@@ -5,7 +5,8 @@ use serde_json::{Map, Value};
 
 use super::value::{Scalar, coerce};
 use super::{
-    Condition, Filter, FilterError, Function, Operand, Operator, Quantifier, RelationFilter, RelationKind,
+    Condition, Filter, FilterError, Function, JsonPath, Operand, Operator, Quantifier, RelationFilter,
+    RelationKind,
 };
 use crate::core::field_type::FieldType;
 use crate::core::schema::{Collection, Field, SchemaSnapshot};
@@ -157,6 +158,20 @@ impl<'a> Parser<'a> {
         if field.field_type == FieldType::Alias {
             return Err(invalid(format!("Field \"{name}\" has no value to filter on")));
         }
+        if let Some(paths) = ops.get("_json") {
+            if field.field_type != FieldType::Json || function.is_some() {
+                return Err(invalid(format!(
+                    "\"{}\" field type does not contain the \"_json\" filter operator",
+                    field.field_type
+                )));
+            }
+            if ops.len() > 1 {
+                return Err(invalid(
+                    "\"_json\" can't be combined with other operators on one field",
+                ));
+            }
+            return self.json_conditions(name, paths, depth);
+        }
         let compared_type = match function {
             None => field.field_type,
             Some(f) if function_applies(f, field.field_type) => FieldType::Integer,
@@ -185,10 +200,62 @@ impl<'a> Parser<'a> {
                 function,
                 op,
                 operand,
+                json: None,
             }));
         }
         if conditions.is_empty() {
             return Err(invalid(format!("Invalid filter for \"{key}\": no operator")));
+        }
+        Ok(if conditions.len() == 1 {
+            conditions.remove(0)
+        } else {
+            Filter::And(conditions)
+        })
+    }
+
+    /// `{"_json": {"size.w": {"_gt": 3}, "color": {"_eq": "red"}}}` (Directus 12): one
+    /// operator per flat path, compared as numbers when the value is a number, else as text.
+    fn json_conditions(&mut self, field: &str, paths: &Value, depth: usize) -> Result<Filter, FilterError> {
+        let paths = paths
+            .as_object()
+            .ok_or_else(|| invalid("\"_json\" filter value must be an object"))?;
+        let mut conditions = Vec::with_capacity(paths.len());
+        for (path, spec) in paths {
+            self.count(depth)?;
+            let steps = json_steps(path)?;
+            let spec = spec.as_object().filter(|s| s.len() == 1).ok_or_else(|| {
+                invalid(format!(
+                    "\"_json\" path \"{path}\" needs an object with one operator"
+                ))
+            })?;
+            let (op_name, value) = spec
+                .iter()
+                .next()
+                .ok_or_else(|| invalid("empty \"_json\" condition"))?;
+            let numeric = value.is_number()
+                || value
+                    .as_array()
+                    .is_some_and(|items| !items.is_empty() && items.iter().all(Value::is_number));
+            let compared = if numeric {
+                FieldType::Float
+            } else {
+                FieldType::Text
+            };
+            let op = Operator::parse(op_name)
+                .filter(|op| allowed(*op, compared) && !matches!(op, Operator::Empty | Operator::Nempty))
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "\"_json\" does not contain the \"{op_name}\" filter operator"
+                    ))
+                })?;
+            let operand = self.operand(op, value, compared, field)?;
+            conditions.push(Filter::Condition(Condition {
+                field: field.to_string(),
+                function: None,
+                op,
+                operand,
+                json: Some(JsonPath { steps, numeric }),
+            }));
         }
         Ok(if conditions.len() == 1 {
             conditions.remove(0)
@@ -384,6 +451,37 @@ impl<'a> Parser<'a> {
     }
 }
 
+/// `a.b[0].c` → `["a", "b", "0", "c"]`.
+fn json_steps(path: &str) -> Result<Vec<String>, FilterError> {
+    let bad = || invalid(format!("Invalid JSON path \"{path}\""));
+    let mut steps = Vec::new();
+    for part in path.split('.') {
+        let (key, mut rest) = part.split_at(part.find('[').unwrap_or(part.len()));
+        if key.is_empty() && rest.is_empty() {
+            return Err(bad());
+        }
+        if !key.is_empty() {
+            steps.push(key.to_string());
+        }
+        while let Some(inner) = rest.strip_prefix('[') {
+            let close = inner.find(']').ok_or_else(bad)?;
+            let index = &inner[..close];
+            if index.is_empty() || !index.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(bad());
+            }
+            steps.push(index.to_string());
+            rest = &inner[close + 1..];
+        }
+        if !rest.is_empty() {
+            return Err(bad());
+        }
+    }
+    if steps.is_empty() || steps.len() > 32 {
+        return Err(bad());
+    }
+    Ok(steps)
+}
+
 /// `year(date_created)` → (`Some(Year)`, `date_created`).
 fn split_function(key: &str) -> Result<(Option<Function>, &str), FilterError> {
     let Some(open) = key.find('(') else {
@@ -557,6 +655,19 @@ mod tests {
             ),
             Err(FilterError::Field { .. })
         ));
+    }
+
+    #[test]
+    fn json_paths_are_checked() {
+        assert_eq!(
+            reason(json!({"title": {"_json": {"a": {"_eq": 1}}}})),
+            "\"string\" field type does not contain the \"_json\" filter operator"
+        );
+        assert_eq!(json_steps("a.b[0].c").unwrap(), vec!["a", "b", "0", "c"]);
+        assert!(json_steps("a..b").is_err());
+        assert!(json_steps("a[x]").is_err());
+        assert!(json_steps("a[0]b").is_err());
+        assert!(json_steps("").is_err());
     }
 
     #[test]

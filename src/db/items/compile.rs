@@ -42,6 +42,13 @@ impl Sql {
         self
     }
 
+    /// Registers `bind` and returns its placeholder without writing it (for expressions built
+    /// before they are written).
+    pub fn param(&mut self, bind: Bind) -> String {
+        self.binds.push(bind);
+        format!("${}", self.binds.len())
+    }
+
     /// A fresh table alias for a subquery.
     fn alias(&mut self) -> String {
         self.aliases += 1;
@@ -154,10 +161,32 @@ fn compile_condition(
     use Operator::*;
     let column = format!("{alias}.{}", ident(&condition.field));
     // The column expression and the type values are cast to.
-    let (expr, cast) = match (condition.function, field_type) {
-        (Some(function), _) => (extract(function, &column), "bigint".to_string()),
-        (None, FieldType::Json) => (format!("{column}::jsonb"), "jsonb".to_string()),
-        (None, _) => (column, data_type),
+    let (expr, cast) = match (&condition.json, condition.function, field_type) {
+        // `_json`: the value at a path inside the document; numbers compare only with numbers
+        // (anything else there is unknown), everything else compares as its text.
+        (Some(path), _, _) => {
+            let steps: Vec<Option<String>> = path.steps.iter().cloned().map(Some).collect();
+            if path.numeric {
+                let p1 = sql.param(Bind::TextArray(steps.clone()));
+                let p2 = sql.param(Bind::TextArray(steps));
+                (
+                    format!(
+                        "(case when jsonb_typeof({column}::jsonb #> cast({p1} as text[])) = 'number' \
+                         then ({column}::jsonb #>> cast({p2} as text[]))::numeric end)"
+                    ),
+                    "numeric".to_string(),
+                )
+            } else {
+                let p = sql.param(Bind::TextArray(steps));
+                (
+                    format!("({column}::jsonb #>> cast({p} as text[]))"),
+                    "text".to_string(),
+                )
+            }
+        }
+        (None, Some(function), _) => (extract(function, &column), "bigint".to_string()),
+        (None, None, FieldType::Json) => (format!("{column}::jsonb"), "jsonb".to_string()),
+        (None, None, _) => (column, data_type),
     };
     let value = |s: &Scalar| Bind::Text(s.to_sql_text());
     match (&condition.operand, condition.op) {
