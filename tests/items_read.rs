@@ -414,3 +414,34 @@ async fn export_downloads_json_and_csv() {
         .assert_error(400, "INVALID_QUERY");
     app.stop().await;
 }
+
+#[actix_web::test]
+async fn sort_follows_many_to_one_relations() {
+    let app = app().await;
+    let by_author = app
+        .get("/items/articles?fields=id&sort=-author.name,id")
+        .await
+        .data();
+    assert_eq!(
+        ids(&by_author),
+        vec![4, 3, 1, 2],
+        "null authors first descending, then Bob, then Ann"
+    );
+    let nested = app
+        .get("/items/comments?fields=id&sort=article.author.name,-id")
+        .await
+        .data();
+    assert_eq!(ids(&nested), vec![2, 1, 3]);
+    let bad = app.get("/items/articles?sort=author.nope").await;
+    bad.assert_error(403, "FORBIDDEN");
+    assert!(
+        bad.json()["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("collection \"authors\"")
+    );
+    app.get("/items/articles?sort=title.x")
+        .await
+        .assert_error(403, "FORBIDDEN");
+    app.stop().await;
+}

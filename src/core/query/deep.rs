@@ -87,7 +87,7 @@ fn parse_nested(
                 nested.filter = non_empty_filter(&value, snapshot, related, now, settings)?;
             }
             "_search" => nested.search = value.as_str().filter(|s| !s.is_empty()).map(String::from),
-            "_sort" => nested.sort = parse_sort(value, target)?,
+            "_sort" => nested.sort = parse_sort(value, snapshot, target)?,
             "_limit" => {
                 let limit = integer(value, "limit")?;
                 if limit < -1 {

@@ -39,6 +39,16 @@ pub struct Query {
 pub struct Sort {
     pub field: String,
     pub descending: bool,
+    /// M2O hops to reach `field` (`author.name` sorts by the related author's name).
+    pub through: Vec<Hop>,
+}
+
+/// One M2O hop of a relational sort: `field` of the current row references `related.key`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hop {
+    pub field: String,
+    pub related: String,
+    pub key: String,
 }
 
 /// Which counts `meta` asks for.
@@ -207,7 +217,7 @@ pub fn parse(
     }
     let sort = match params.get("sort") {
         None => Vec::new(),
-        Some(value) => parse_sort(value, target)?,
+        Some(value) => parse_sort(value, snapshot, target)?,
     };
     let sort = if sort.is_empty() {
         let default = target
@@ -221,6 +231,7 @@ pub fn parse(
                 vec![Sort {
                     field,
                     descending: false,
+                    through: Vec::new(),
                 }]
             })
             .unwrap_or_default()
@@ -288,6 +299,7 @@ pub fn parse(
             Some(key) if key.function.is_none() => vec![Sort {
                 field: key.field.clone(),
                 descending: false,
+                through: Vec::new(),
             }],
             _ => Vec::new(),
         }
@@ -338,7 +350,11 @@ fn parse_alias(value: &Value) -> Result<Map<String, Value>, QueryError> {
 }
 
 /// `sort`: CSV or array of fields, `-` for descending; each must be a column of `target`.
-fn parse_sort(value: &Value, target: &crate::core::schema::Collection) -> Result<Vec<Sort>, QueryError> {
+fn parse_sort(
+    value: &Value,
+    snapshot: &SchemaSnapshot,
+    target: &crate::core::schema::Collection,
+) -> Result<Vec<Sort>, QueryError> {
     let keys: Vec<String> = match value {
         Value::String(s) => s
             .split(',')
@@ -355,17 +371,44 @@ fn parse_sort(value: &Value, target: &crate::core::schema::Collection) -> Result
     };
     keys.into_iter()
         .map(|key| {
-            let (descending, field) = match key.strip_prefix('-') {
+            let (descending, path) = match key.strip_prefix('-') {
                 Some(rest) => (true, rest.to_string()),
                 None => (false, key),
             };
-            if target.field(&field).is_some_and(|f| f.schema.is_some()) {
-                Ok(Sort { field, descending })
+            let mut parts: Vec<&str> = path.split('.').collect();
+            let field = parts.pop().unwrap_or_default().to_string();
+            let mut collection = target;
+            let mut through = Vec::new();
+            for (i, hop) in parts.iter().enumerate() {
+                let forbidden = || QueryError::Field {
+                    collection: collection.collection.clone(),
+                    field: hop.to_string(),
+                    path: (i > 0).then(|| parts[..i].join(".")),
+                };
+                let related = snapshot
+                    .relation(&collection.collection, hop)
+                    .and_then(|r| r.related_collection.as_deref())
+                    .and_then(|r| snapshot.collection(r))
+                    .ok_or_else(forbidden)?;
+                let key = related.primary_key.clone().ok_or_else(forbidden)?;
+                through.push(Hop {
+                    field: hop.to_string(),
+                    related: related.collection.clone(),
+                    key,
+                });
+                collection = related;
+            }
+            if collection.field(&field).is_some_and(|f| f.schema.is_some()) {
+                Ok(Sort {
+                    field,
+                    descending,
+                    through,
+                })
             } else {
                 Err(QueryError::Field {
-                    collection: target.collection.clone(),
+                    collection: collection.collection.clone(),
                     field,
-                    path: None,
+                    path: (!parts.is_empty()).then(|| parts.join(".")),
                 })
             }
         })
@@ -496,7 +539,8 @@ mod tests {
             query.sort,
             vec![Sort {
                 field: "id".into(),
-                descending: false
+                descending: false,
+                through: Vec::new()
             }]
         );
         assert_eq!(query.fields.len(), 3);

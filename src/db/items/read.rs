@@ -41,7 +41,7 @@ pub fn select(target: &Target<'_>, query: &Query, key: Option<&str>) -> Result<S
         .push(" t");
     where_clause(&mut sql, target, query, key)?;
     if key.is_none() {
-        order_by(&mut sql, &query.sort, "t");
+        order_by(&mut sql, &query.sort, "t", target.schema);
         if let Some(limit) = query.limit {
             sql.push(&format!(" limit {limit}"));
         }
@@ -116,7 +116,7 @@ fn aggregate_select(target: &Target<'_>, query: &Query) -> Result<Sql, StaleSche
     where_clause(&mut sql, target, query, None)?;
     if !group_exprs.is_empty() {
         sql.push(" group by ").push(&group_exprs.join(", "));
-        order_by(&mut sql, &query.sort, "t");
+        order_by(&mut sql, &query.sort, "t", target.schema);
         if let Some(limit) = query.limit {
             sql.push(&format!(" limit {limit}"));
         }
@@ -213,14 +213,29 @@ fn column_type(collection: &Collection, field: &str) -> Option<String> {
     Some(collection.field(field)?.schema.as_ref()?.data_type.clone())
 }
 
-fn order_by(sql: &mut Sql, sort: &[Sort], alias: &str) {
+fn order_by(sql: &mut Sql, sort: &[Sort], alias: &str, schema: &str) {
     for (i, key) in sort.iter().enumerate() {
         sql.push(if i == 0 { " order by " } else { ", " });
-        sql.push(&format!(
-            "{alias}.{}{}",
-            ident(&key.field),
-            if key.descending { " desc" } else { "" }
-        ));
+        sql.push(&sort_expr(key, alias, schema, 0))
+            .push(if key.descending { " desc" } else { "" });
+    }
+}
+
+/// A sort key's expression: the column, or for `author.name` a scalar subquery along the
+/// M2O hops.
+fn sort_expr(key: &Sort, alias: &str, schema: &str, hop: usize) -> String {
+    match key.through.get(hop) {
+        None => format!("{alias}.{}", ident(&key.field)),
+        Some(step) => {
+            let sub = format!("{alias}_s{hop}");
+            format!(
+                "(select {} from {} {sub} where {sub}.{} = {alias}.{})",
+                sort_expr(key, &sub, schema, hop + 1),
+                qualified(schema, &step.related),
+                ident(&step.key),
+                ident(&step.field)
+            )
+        }
     }
 }
 
@@ -408,6 +423,7 @@ fn value(
             let default_sort = [Sort {
                 field: related_key.clone(),
                 descending: false,
+                through: Vec::new(),
             }];
             order_by(
                 sql,
@@ -417,6 +433,7 @@ fn value(
                     &nested.sort
                 },
                 &sub,
+                target.schema,
             );
             if let Some(limit) = nested.limit {
                 sql.push(&format!(" limit {limit}"));
