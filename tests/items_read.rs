@@ -445,3 +445,28 @@ async fn sort_follows_many_to_one_relations() {
         .assert_error(403, "FORBIDDEN");
     app.stop().await;
 }
+
+#[actix_web::test]
+async fn current_user_resolves_to_the_caller() {
+    let app = app().await;
+    app.sql(
+        "alter table articles add column owner uuid; \
+             update articles set owner = (select id from directrix.users limit 1) where id in (2, 3)",
+    )
+    .await;
+    app.eventually("owner column", || async {
+        app.get("/fields/articles/owner").await.status == 200
+    })
+    .await;
+    let mine = app
+        .get("/items/articles?fields=id&filter[owner][_eq]=$CURRENT_USER")
+        .await
+        .data();
+    assert_eq!(ids(&mine), vec![2, 3]);
+    let role = app
+        .get("/items/articles?fields=id&filter[owner][_neq]=$CURRENT_ROLE")
+        .await
+        .data();
+    assert_eq!(ids(&role), vec![2, 3], "the admin's role id is nobody's owner id");
+    app.stop().await;
+}

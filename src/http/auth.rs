@@ -31,6 +31,15 @@ impl Accountability {
         role: None,
         admin: false,
     };
+
+    /// Dynamic filter variables for one request by this caller.
+    pub fn variables(&self) -> crate::core::filter::Variables {
+        crate::core::filter::Variables {
+            now: chrono::Utc::now(),
+            user: self.user.map(|u| u.to_string()),
+            role: self.role.map(|r| r.to_string()),
+        }
+    }
 }
 
 /// Extracts the bearer token: the header first, then `?access_token=`.

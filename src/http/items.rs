@@ -5,7 +5,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Map, Value};
 
-use super::auth::Admin;
+use super::auth::{Accountability, Admin};
 use super::state::AppState;
 use crate::core::query::{self, Query, params};
 use crate::core::schema::{Collection, SchemaSnapshot};
@@ -23,6 +23,7 @@ pub(super) fn collection<'a>(schema: &'a SchemaSnapshot, name: &str) -> Result<&
 
 fn parse_query(
     state: &AppState,
+    acc: &Accountability,
     params: &Map<String, Value>,
     schema: &SchemaSnapshot,
     name: &str,
@@ -31,7 +32,7 @@ fn parse_query(
         params,
         schema,
         name,
-        chrono::Utc::now(),
+        acc.variables(),
         state.config.query,
     )?)
 }
@@ -42,18 +43,18 @@ fn url_params(req: &HttpRequest) -> Result<Map<String, Value>, Error> {
 
 /// `GET /items/:collection`.
 pub async fn read_many(
-    _: Admin,
+    admin: Admin,
     req: HttpRequest,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
     let params = url_params(&req)?;
-    respond_many(&state, &path, &params).await
+    respond_many(&state, &admin.0, &path, &params).await
 }
 
 /// `SEARCH /items/:collection`: `{"query": {...}}` in the body replaces the URL query.
 pub async fn search(
-    _: Admin,
+    admin: Admin,
     req: HttpRequest,
     path: web::Path<String>,
     body: web::Json<Value>,
@@ -67,17 +68,18 @@ pub async fn search(
         },
         _ => return Err(Error::payload("\"value\" must be of type object")),
     };
-    respond_many(&state, &path, &params).await
+    respond_many(&state, &admin.0, &path, &params).await
 }
 
 async fn respond_many(
     state: &AppState,
+    acc: &Accountability,
     name: &str,
     params: &Map<String, Value>,
 ) -> Result<HttpResponse, Error> {
     let schema = state.schema();
     let collection = collection(&schema, name)?;
-    let mut query = parse_query(state, params, &schema, name)?;
+    let mut query = parse_query(state, acc, params, &schema, name)?;
     let target = Target {
         snapshot: &schema,
         schema: &state.config.user_schema,
@@ -119,7 +121,7 @@ async fn respond_many(
 
 /// `GET /items/:collection/:id`.
 pub async fn read_one(
-    _: Admin,
+    admin: Admin,
     req: HttpRequest,
     path: web::Path<(String, String)>,
     state: web::Data<AppState>,
@@ -128,7 +130,7 @@ pub async fn read_one(
     let schema = state.schema();
     let collection = collection(&schema, &name)?;
     read::check_key(collection, &key)?;
-    let query = parse_query(&state, &url_params(&req)?, &schema, &name)?;
+    let query = parse_query(&state, &admin.0, &url_params(&req)?, &schema, &name)?;
     let target = Target {
         snapshot: &schema,
         schema: &state.config.user_schema,

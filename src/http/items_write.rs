@@ -5,7 +5,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Map, Value};
 
-use super::auth::Admin;
+use super::auth::{Accountability, Admin};
 use super::items::collection;
 use super::state::AppState;
 use crate::core::payload::{self, Context, Mode};
@@ -69,7 +69,7 @@ pub async fn create(
     if let [values] = prepared.as_slice() {
         // One statement is atomic on its own: no transaction round trips, and when the
         // read-back needs only the new row, it comes back from the same statement.
-        let query = read_back_query(&state, &req, &schema, collection)?;
+        let query = read_back_query(&state, &admin.0, &req, &schema, collection)?;
         let target = Target {
             snapshot: &schema,
             schema: &state.config.user_schema,
@@ -98,7 +98,7 @@ pub async fn create(
         }
         tx.commit().await?;
     }
-    read_back(&state, &req, &schema, collection, &keys, !many).await
+    read_back(&state, &admin.0, &req, &schema, collection, &keys, !many).await
 }
 
 /// `PATCH /items/:collection/:id`.
@@ -132,7 +132,7 @@ pub async fn update_one(
     )
     .await?;
     drop(conn);
-    read_back(&state, &req, &schema, collection, &[key], true).await
+    read_back(&state, &admin.0, &req, &schema, collection, &[key], true).await
 }
 
 /// `PATCH /items/:collection`: a batch, `{keys, data}`, `{query, data}`, or a singleton.
@@ -192,7 +192,7 @@ pub async fn update_many(
         keys
     } else {
         let (selector, data) = batch_body(body, true)?;
-        let keys = keys_for(&state, &schema, collection, selector).await?;
+        let keys = keys_for(&state, &admin.0, &schema, collection, selector).await?;
         check_batch(&state, keys.len())?;
         let values = payload::prepare(collection, &data, Mode::Update, &ctx)?;
         write::update(&mut tx, &state.config.user_schema, collection, &keys, &values).await?;
@@ -201,6 +201,7 @@ pub async fn update_many(
     tx.commit().await?;
     read_back(
         &state,
+        &admin.0,
         &req,
         &schema,
         collection,
@@ -233,7 +234,7 @@ pub async fn delete_one(
 
 /// `DELETE /items/:collection`: an array of keys, `{keys}` or `{query}`; one transaction.
 pub async fn delete_many(
-    _: Admin,
+    admin: Admin,
     path: web::Path<String>,
     body: Option<web::Json<Value>>,
     state: web::Data<AppState>,
@@ -245,7 +246,7 @@ pub async fn delete_many(
         Value::Array(keys) => keys.iter().map(key_text).collect::<Result<Vec<_>, _>>()?,
         other => {
             let (selector, _) = batch_body(other, false)?;
-            keys_for(&state, &schema, collection, selector).await?
+            keys_for(&state, &admin.0, &schema, collection, selector).await?
         }
     };
     check_batch(&state, keys.len())?;
@@ -315,6 +316,7 @@ fn key_text(key: &Value) -> Result<String, Error> {
 /// The keys a `{keys}` or `{query}` selector names (a query reads at most 100 unless it says).
 async fn keys_for(
     state: &AppState,
+    acc: &Accountability,
     schema: &SchemaSnapshot,
     collection: &Collection,
     selector: Selector,
@@ -329,13 +331,7 @@ async fn keys_for(
         default_limit: QUERY_WRITE_DEFAULT_LIMIT,
         ..state.config.query
     };
-    let query = query::parse(
-        &params,
-        schema,
-        &collection.collection,
-        chrono::Utc::now(),
-        settings,
-    )?;
+    let query = query::parse(&params, schema, &collection.collection, acc.variables(), settings)?;
     let target = Target {
         snapshot: schema,
         schema: &state.config.user_schema,
@@ -358,6 +354,7 @@ async fn keys_for(
 /// The URL's query for re-reading written items.
 fn read_back_query(
     state: &AppState,
+    acc: &Accountability,
     req: &HttpRequest,
     schema: &SchemaSnapshot,
     collection: &Collection,
@@ -367,7 +364,7 @@ fn read_back_query(
         &params,
         schema,
         &collection.collection,
-        chrono::Utc::now(),
+        acc.variables(),
         state.config.query,
     )?)
 }
@@ -381,13 +378,14 @@ fn json_response(body: String) -> HttpResponse {
 /// Re-reads written items with the URL's query: one object, or an array in the query's order.
 async fn read_back(
     state: &AppState,
+    acc: &Accountability,
     req: &HttpRequest,
     schema: &SchemaSnapshot,
     collection: &Collection,
     keys: &[String],
     single: bool,
 ) -> Result<HttpResponse, Error> {
-    let mut query = read_back_query(state, req, schema, collection)?;
+    let mut query = read_back_query(state, acc, req, schema, collection)?;
     let pk = collection.primary_key.as_deref().ok_or(Error::Forbidden)?;
     let pk_type = collection
         .field(pk)

@@ -14,6 +14,25 @@ mod value;
 pub use parse::{Limits, parse};
 pub use value::Scalar;
 
+/// Values of Directus's dynamic variables (`$NOW`, `$CURRENT_USER`, `$CURRENT_ROLE`), fixed
+/// when a request is parsed. Core reads no clock and no session: callers pass them in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Variables {
+    pub now: chrono::DateTime<chrono::Utc>,
+    pub user: Option<String>,
+    pub role: Option<String>,
+}
+
+impl From<chrono::DateTime<chrono::Utc>> for Variables {
+    fn from(now: chrono::DateTime<chrono::Utc>) -> Self {
+        Variables {
+            now,
+            user: None,
+            role: None,
+        }
+    }
+}
+
 /// A validated filter.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Filter {

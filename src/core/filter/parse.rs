@@ -1,12 +1,11 @@
 //! JSON filter → [`Filter`], checked against the schema snapshot.
 
-use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use super::value::{Scalar, coerce};
 use super::{
     Condition, Filter, FilterError, Function, JsonPath, Operand, Operator, Quantifier, RelationFilter,
-    RelationKind,
+    RelationKind, Variables,
 };
 use crate::core::field_type::FieldType;
 use crate::core::schema::{Collection, Field, SchemaSnapshot};
@@ -44,7 +43,7 @@ pub fn parse(
     value: &Value,
     snapshot: &SchemaSnapshot,
     collection: &str,
-    now: DateTime<Utc>,
+    vars: impl Into<Variables>,
     limits: Limits,
 ) -> Result<Filter, FilterError> {
     let target = snapshot
@@ -55,7 +54,7 @@ pub fn parse(
         })?;
     let mut parser = Parser {
         snapshot,
-        now,
+        vars: vars.into(),
         limits,
         nodes: 0,
     };
@@ -64,7 +63,7 @@ pub fn parse(
 
 struct Parser<'a> {
     snapshot: &'a SchemaSnapshot,
-    now: DateTime<Utc>,
+    vars: Variables,
     limits: Limits,
     nodes: usize,
 }
@@ -357,6 +356,16 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// `$CURRENT_USER` and `$CURRENT_ROLE` become the caller's ids (`null` when anonymous).
+    /// Paths like `$CURRENT_USER.org` need the user's row and come with the auth issue.
+    fn substitute(&self, value: Value) -> Value {
+        match value.as_str() {
+            Some("$CURRENT_USER") => self.vars.user.clone().map(Value::String).unwrap_or(Value::Null),
+            Some("$CURRENT_ROLE") => self.vars.role.clone().map(Value::String).unwrap_or(Value::Null),
+            _ => value,
+        }
+    }
+
     fn operand(
         &self,
         op: Operator,
@@ -366,7 +375,7 @@ impl<'a> Parser<'a> {
     ) -> Result<Operand, FilterError> {
         use Operator::*;
         let name = op.as_str();
-        let value = normalize(value);
+        let value = self.substitute(normalize(value));
         let scalar = |v: &Value| -> Result<Scalar, FilterError> {
             match v {
                 Value::String(s) if s.is_empty() => Err(invalid(format!(
@@ -375,7 +384,7 @@ impl<'a> Parser<'a> {
                 Value::Object(_) | Value::Array(_) => Err(invalid(format!(
                     "The filter value for \"{name}\" has to be a string, number, or boolean"
                 ))),
-                v => coerce(v, field_type, self.now, key).map_err(FilterError::Invalid),
+                v => coerce(v, field_type, self.vars.now, key).map_err(FilterError::Invalid),
             }
         };
         Ok(match op {

@@ -2,7 +2,7 @@
 //! `_page`) on the relations `fields` selected, nested like the relations themselves:
 //! `deep[comments][_filter][body][_contains]=x`, `deep[comments][author][_filter]…`.
 
-use chrono::{DateTime, Utc};
+use crate::core::filter::Variables;
 use serde_json::{Map, Value};
 
 use super::fields::{Nested, Selection};
@@ -15,7 +15,7 @@ pub(super) fn apply(
     selections: &mut [Selection],
     deep: &Map<String, Value>,
     snapshot: &SchemaSnapshot,
-    now: DateTime<Utc>,
+    vars: &Variables,
     settings: Settings,
     depth: usize,
 ) -> Result<(), QueryError> {
@@ -39,9 +39,9 @@ pub(super) fn apply(
                 nested,
                 ..
             } => {
-                *nested = parse_nested(spec, snapshot, related, now, settings)?;
+                *nested = parse_nested(spec, snapshot, related, vars, settings)?;
                 if let Some(children) = children {
-                    apply(children, spec, snapshot, now, settings, depth + 1)?;
+                    apply(children, spec, snapshot, vars, settings, depth + 1)?;
                 }
             }
             Selection::ManyToOne {
@@ -51,9 +51,9 @@ pub(super) fn apply(
                 ..
             } => {
                 // One related row: only the filter means anything.
-                let parsed = parse_nested(spec, snapshot, related, now, settings)?;
+                let parsed = parse_nested(spec, snapshot, related, vars, settings)?;
                 nested.filter = parsed.filter;
-                apply(children, spec, snapshot, now, settings, depth + 1)?;
+                apply(children, spec, snapshot, vars, settings, depth + 1)?;
             }
             Selection::Column { .. } | Selection::Function { .. } | Selection::Alias { .. } => {}
         }
@@ -65,7 +65,7 @@ fn parse_nested(
     spec: &Map<String, Value>,
     snapshot: &SchemaSnapshot,
     related: &str,
-    now: DateTime<Utc>,
+    vars: &Variables,
     settings: Settings,
 ) -> Result<Nested, QueryError> {
     let target = snapshot.collection(related).ok_or_else(|| QueryError::Field {
@@ -84,7 +84,7 @@ fn parse_nested(
                     }
                     other => other.clone(),
                 };
-                nested.filter = non_empty_filter(&value, snapshot, related, now, settings)?;
+                nested.filter = non_empty_filter(&value, snapshot, related, vars, settings)?;
             }
             "_search" => nested.search = value.as_str().filter(|s| !s.is_empty()).map(String::from),
             "_sort" => nested.sort = parse_sort(value, snapshot, target)?,

@@ -11,10 +11,9 @@ mod deep;
 pub mod fields;
 pub mod params;
 
-use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
-use crate::core::filter::{self, Filter, FilterError, Limits};
+use crate::core::filter::{self, Filter, FilterError, Limits, Variables};
 use crate::core::schema::SchemaSnapshot;
 use fields::{FieldsError, Selection};
 
@@ -133,9 +132,10 @@ pub fn parse(
     params: &Map<String, Value>,
     snapshot: &SchemaSnapshot,
     collection: &str,
-    now: DateTime<Utc>,
+    vars: impl Into<Variables>,
     settings: Settings,
 ) -> Result<Query, QueryError> {
+    let vars: Variables = vars.into();
     let target = snapshot.collection(collection).ok_or_else(|| QueryError::Field {
         collection: collection.into(),
         field: "*".into(),
@@ -148,9 +148,9 @@ pub fn parse(
         Some(Value::String(s)) => {
             let value: Value =
                 serde_json::from_str(s).map_err(|_| invalid("Invalid JSON for filter object"))?;
-            non_empty_filter(&value, snapshot, collection, now, settings)?
+            non_empty_filter(&value, snapshot, collection, &vars, settings)?
         }
-        Some(value @ Value::Object(_)) => non_empty_filter(value, snapshot, collection, now, settings)?,
+        Some(value @ Value::Object(_)) => non_empty_filter(value, snapshot, collection, &vars, settings)?,
         Some(_) => return Err(invalid("Invalid filter object")),
     };
     let field_paths = match params.get("fields") {
@@ -213,7 +213,7 @@ pub fn parse(
             },
             _ => return Err(invalid("\"deep\" must be of type object")),
         };
-        deep::apply(&mut selection, &deep, snapshot, now, settings, 1)?;
+        deep::apply(&mut selection, &deep, snapshot, &vars, settings, 1)?;
     }
     let sort = match params.get("sort") {
         None => Vec::new(),
@@ -419,7 +419,7 @@ fn non_empty_filter(
     value: &Value,
     snapshot: &SchemaSnapshot,
     collection: &str,
-    now: DateTime<Utc>,
+    vars: &Variables,
     settings: Settings,
 ) -> Result<Option<Filter>, QueryError> {
     match value {
@@ -428,7 +428,7 @@ fn non_empty_filter(
             value,
             snapshot,
             collection,
-            now,
+            vars.clone(),
             settings.filter_limits,
         )?)),
         _ => Err(invalid("Invalid filter object")),
@@ -526,7 +526,7 @@ mod tests {
             &params,
             &snapshot(),
             "articles",
-            DateTime::UNIX_EPOCH,
+            chrono::DateTime::UNIX_EPOCH,
             Settings::default(),
         )
     }
