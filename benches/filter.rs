@@ -14,27 +14,15 @@ use directrix::db::items::compile;
 use serde_json::{Map, Value, json};
 
 fn snapshot() -> directrix::core::schema::SchemaSnapshot {
-    let column = |name: &str, udt: &str| ColumnRow {
-        table_name: "articles".into(),
-        column_name: name.into(),
-        udt_name: udt.into(),
-        data_type: match udt {
+    let column = |name: &str, udt: &str| {
+        let data_type = match udt {
             "int4" => "integer",
             "varchar" => "character varying",
             "timestamptz" => "timestamp with time zone",
             "bool" => "boolean",
             other => other,
-        }
-        .into(),
-        is_nullable: true,
-        default_expr: None,
-        generation_expression: None,
-        is_identity: false,
-        max_length: None,
-        numeric_precision: None,
-        numeric_scale: None,
-        comment: None,
-        table_comment: None,
+        };
+        ColumnRow::new("articles", name, udt, data_type)
     };
     catalog::build(CatalogRows {
         schema: "public".into(),
@@ -46,13 +34,7 @@ fn snapshot() -> directrix::core::schema::SchemaSnapshot {
             column("published", "bool"),
             column("created", "timestamptz"),
         ],
-        indexes: vec![IndexRow {
-            table_name: "articles".into(),
-            column_name: "id".into(),
-            is_primary_key: true,
-            is_unique: true,
-            is_indexed: false,
-        }],
+        indexes: vec![IndexRow::primary_key("articles", "id")],
         ..CatalogRows::default()
     })
     .snapshot

@@ -27,28 +27,13 @@ fn rows() -> CatalogRows {
                 c => (format!("c{c}"), "jsonb"),
             };
             rows.columns.push(ColumnRow {
-                table_name: table.clone(),
-                column_name: name,
-                udt_name: udt.into(),
-                data_type: udt.into(),
                 is_nullable: c != 0,
                 default_expr: (c == 3).then(|| "'draft'::character varying".into()),
-                generation_expression: None,
                 is_identity: c == 0,
-                max_length: None,
-                numeric_precision: None,
-                numeric_scale: None,
-                comment: None,
-                table_comment: None,
+                ..ColumnRow::new(&table, &name, udt, udt)
             });
         }
-        rows.indexes.push(IndexRow {
-            table_name: table.clone(),
-            column_name: "id".into(),
-            is_primary_key: true,
-            is_unique: true,
-            is_indexed: false,
-        });
+        rows.indexes.push(IndexRow::primary_key(&table, "id"));
         if t > 0 {
             rows.foreign_keys.push(ForeignKeyRow {
                 constraint_name: format!("{table}_parent_foreign"),

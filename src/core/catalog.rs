@@ -37,6 +37,28 @@ pub struct ColumnRow {
     pub table_comment: Option<String>,
 }
 
+impl ColumnRow {
+    /// A nullable column with no default, comment or size facts: a starting point for callers
+    /// that describe tables by hand (tests, benches).
+    pub fn new(table: &str, column: &str, udt_name: &str, data_type: &str) -> ColumnRow {
+        ColumnRow {
+            table_name: table.into(),
+            column_name: column.into(),
+            udt_name: udt_name.into(),
+            data_type: data_type.into(),
+            is_nullable: true,
+            default_expr: None,
+            generation_expression: None,
+            is_identity: false,
+            max_length: None,
+            numeric_precision: None,
+            numeric_scale: None,
+            comment: None,
+            table_comment: None,
+        }
+    }
+}
+
 /// Index facts about a column that is the first key of at least one index.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct IndexRow {
@@ -48,6 +70,19 @@ pub struct IndexRow {
     pub is_unique: bool,
     /// A non-unique index leads with this column.
     pub is_indexed: bool,
+}
+
+impl IndexRow {
+    /// The facts of a single-column primary key.
+    pub fn primary_key(table: &str, column: &str) -> IndexRow {
+        IndexRow {
+            table_name: table.into(),
+            column_name: column.into(),
+            is_primary_key: true,
+            is_unique: true,
+            is_indexed: false,
+        }
+    }
 }
 
 /// A single-column foreign key.
@@ -367,31 +402,11 @@ mod tests {
     use serde_json::json;
 
     fn column(table: &str, name: &str, udt: &str) -> ColumnRow {
-        ColumnRow {
-            table_name: table.into(),
-            column_name: name.into(),
-            udt_name: udt.into(),
-            data_type: udt.into(),
-            is_nullable: true,
-            default_expr: None,
-            generation_expression: None,
-            is_identity: false,
-            max_length: None,
-            numeric_precision: None,
-            numeric_scale: None,
-            comment: None,
-            table_comment: None,
-        }
+        ColumnRow::new(table, name, udt, udt)
     }
 
     fn pk(table: &str, name: &str) -> IndexRow {
-        IndexRow {
-            table_name: table.into(),
-            column_name: name.into(),
-            is_primary_key: true,
-            is_unique: true,
-            is_indexed: false,
-        }
+        IndexRow::primary_key(table, name)
     }
 
     #[test]

@@ -18,12 +18,27 @@ use crate::error::Error;
 /// Directus reads at most this many items to find the keys of `{query}` writes without a limit.
 const QUERY_WRITE_DEFAULT_LIMIT: i64 = 100;
 
-fn context<'a>(now: &'a str, user: Option<&'a str>) -> Context<'a> {
-    Context {
-        now,
-        user,
-        hash: &|text| crate::core::password::hash(text).map_err(|e| e.to_string()),
-        new_uuid: &|| uuid::Uuid::new_v4().to_string(),
+/// When and by whom a write happens, for `date-*` and `user-*` specials.
+struct Stamp {
+    now: String,
+    user: Option<String>,
+}
+
+impl Stamp {
+    fn of(acc: &Accountability) -> Stamp {
+        Stamp {
+            now: chrono::Utc::now().to_rfc3339(),
+            user: acc.user.map(|u| u.to_string()),
+        }
+    }
+
+    fn context(&self) -> Context<'_> {
+        Context {
+            now: &self.now,
+            user: self.user.as_deref(),
+            hash: &|text| crate::core::password::hash(text).map_err(|e| e.to_string()),
+            new_uuid: &|| uuid::Uuid::new_v4().to_string(),
+        }
     }
 }
 
@@ -34,6 +49,24 @@ fn check_batch(state: &AppState, count: usize) -> Result<(), Error> {
         ))),
         _ => Ok(()),
     }
+}
+
+/// The collection of an `/items/:collection/:id` route: a table, not a singleton (those have
+/// no ids in routes: 404, as Directus), with a key of the right shape.
+fn item_collection<'a>(
+    schema: &'a SchemaSnapshot,
+    name: &str,
+    key: &str,
+    req: &HttpRequest,
+) -> Result<&'a Collection, Error> {
+    let collection = collection(schema, name)?;
+    if collection.is_singleton() {
+        return Err(Error::RouteNotFound {
+            path: req.path().to_string(),
+        });
+    }
+    read::check_key(collection, key)?;
+    Ok(collection)
 }
 
 /// `POST /items/:collection`.
@@ -58,9 +91,8 @@ pub async fn create(
         item => vec![item],
     };
     check_batch(&state, items.len())?;
-    let now = chrono::Utc::now().to_rfc3339();
-    let user = admin.0.user.map(|u| u.to_string());
-    let ctx = context(&now, user.as_deref());
+    let stamp = Stamp::of(&admin.0);
+    let ctx = stamp.context();
     let prepared = items
         .iter()
         .map(|item| payload::prepare(collection, item, Mode::Create, &ctx))
@@ -111,16 +143,8 @@ pub async fn update_one(
 ) -> Result<HttpResponse, Error> {
     let (name, key) = path.into_inner();
     let schema = state.schema();
-    let collection = collection(&schema, &name)?;
-    if collection.is_singleton() {
-        return Err(Error::RouteNotFound {
-            path: req.path().to_string(),
-        });
-    }
-    read::check_key(collection, &key)?;
-    let now = chrono::Utc::now().to_rfc3339();
-    let user = admin.0.user.map(|u| u.to_string());
-    let values = payload::prepare(collection, &body, Mode::Update, &context(&now, user.as_deref()))?;
+    let collection = item_collection(&schema, &name, &key, &req)?;
+    let values = payload::prepare(collection, &body, Mode::Update, &Stamp::of(&admin.0).context())?;
     // One statement is atomic on its own: no transaction round trips.
     let mut conn = state.pool.acquire().await?;
     write::update(
@@ -145,9 +169,8 @@ pub async fn update_many(
 ) -> Result<HttpResponse, Error> {
     let schema = state.schema();
     let collection = collection(&schema, &path)?;
-    let now = chrono::Utc::now().to_rfc3339();
-    let user = admin.0.user.map(|u| u.to_string());
-    let ctx = context(&now, user.as_deref());
+    let stamp = Stamp::of(&admin.0);
+    let ctx = stamp.context();
     let body = body.into_inner();
     let mut tx = state.pool.begin().await?;
     let keys = if collection.is_singleton() {
@@ -220,13 +243,7 @@ pub async fn delete_one(
 ) -> Result<HttpResponse, Error> {
     let (name, key) = path.into_inner();
     let schema = state.schema();
-    let collection = collection(&schema, &name)?;
-    if collection.is_singleton() {
-        return Err(Error::RouteNotFound {
-            path: req.path().to_string(),
-        });
-    }
-    read::check_key(collection, &key)?;
+    let collection = item_collection(&schema, &name, &key, &req)?;
     let mut conn = state.pool.acquire().await?;
     write::delete(&mut conn, &state.config.user_schema, collection, &[key]).await?;
     Ok(HttpResponse::NoContent().finish())

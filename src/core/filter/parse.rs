@@ -572,21 +572,7 @@ mod tests {
     use serde_json::json;
 
     fn snapshot() -> SchemaSnapshot {
-        let column = |name: &str, udt: &str| ColumnRow {
-            table_name: "articles".into(),
-            column_name: name.into(),
-            udt_name: udt.into(),
-            data_type: udt.into(),
-            is_nullable: true,
-            default_expr: None,
-            generation_expression: None,
-            is_identity: false,
-            max_length: None,
-            numeric_precision: None,
-            numeric_scale: None,
-            comment: None,
-            table_comment: None,
-        };
+        let column = |name: &str, udt: &str| ColumnRow::new("articles", name, udt, udt);
         catalog::build(CatalogRows {
             schema: "public".into(),
             columns: vec![
@@ -594,13 +580,7 @@ mod tests {
                 column("title", "varchar"),
                 column("created", "date"),
             ],
-            indexes: vec![IndexRow {
-                table_name: "articles".into(),
-                column_name: "id".into(),
-                is_primary_key: true,
-                is_unique: true,
-                is_indexed: false,
-            }],
+            indexes: vec![IndexRow::primary_key("articles", "id")],
             ..CatalogRows::default()
         })
         .snapshot

@@ -5,27 +5,11 @@ use crate::core::catalog::{self, CatalogRows, ColumnRow, IndexRow};
 
 fn snapshot() -> SchemaSnapshot {
     let column = |table: &str, name: &str, udt: &str| ColumnRow {
-        table_name: table.into(),
-        column_name: name.into(),
-        udt_name: udt.into(),
-        data_type: udt.into(),
         is_nullable: name != "id",
-        default_expr: None,
-        generation_expression: None,
         is_identity: name == "id",
-        max_length: None,
-        numeric_precision: None,
-        numeric_scale: None,
-        comment: None,
-        table_comment: None,
+        ..ColumnRow::new(table, name, udt, udt)
     };
-    let pk = |table: &str| IndexRow {
-        table_name: table.into(),
-        column_name: "id".into(),
-        is_primary_key: true,
-        is_unique: true,
-        is_indexed: false,
-    };
+    let pk = |table: &str| IndexRow::primary_key(table, "id");
     catalog::build(CatalogRows {
         schema: "public".into(),
         columns: vec![
