@@ -88,7 +88,7 @@ async fn respond_many(
     if collection.is_singleton() {
         query.limit = Some(1);
         query.offset = 0;
-        let rows = read::rows(&state.pool, &read::select(&target, &query, None)?, name).await?;
+        let rows = read::fetch(&state.pool, &target, &query, None).await?;
         let data = match rows.into_iter().next() {
             Some(row) => row,
             None => singleton_defaults(collection).to_string(),
@@ -96,7 +96,7 @@ async fn respond_many(
         return Ok(json_body(format!("{{\"data\":{data}}}")));
     }
     let export = super::export::Export::parse(params.get("export"))?;
-    let rows = read::rows(&state.pool, &read::select(&target, &query, None)?, name).await?;
+    let rows = read::fetch(&state.pool, &target, &query, None).await?;
     if let Some(export) = export {
         return export.respond(name, &rows);
     }
@@ -136,7 +136,7 @@ pub async fn read_one(
         schema: &state.config.user_schema,
         collection,
     };
-    let rows = read::rows(&state.pool, &read::select(&target, &query, Some(&key))?, &name).await?;
+    let rows = read::fetch(&state.pool, &target, &query, Some(&key)).await?;
     let row = rows.into_iter().next().ok_or(Error::Forbidden)?;
     Ok(json_body(format!("{{\"data\":{row}}}")))
 }

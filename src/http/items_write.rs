@@ -354,12 +354,7 @@ async fn keys_for(
         schema: &state.config.user_schema,
         collection,
     };
-    let rows = read::rows(
-        &state.pool,
-        &read::select(&target, &query, None)?,
-        &collection.collection,
-    )
-    .await?;
+    let rows = read::fetch(&state.pool, &target, &query, None).await?;
     rows.iter()
         .map(|row| {
             let value: Value = serde_json::from_str(row).map_err(Error::internal)?;
@@ -421,12 +416,7 @@ async fn read_back(
         schema: &state.config.user_schema,
         collection,
     };
-    let rows = read::rows(
-        &state.pool,
-        &read::select(&target, &query, None)?,
-        &collection.collection,
-    )
-    .await?;
+    let rows = read::fetch(&state.pool, &target, &query, None).await?;
     let body = if single {
         match rows.into_iter().next() {
             Some(row) => format!("{{\"data\":{row}}}"),

@@ -41,13 +41,14 @@ pub fn select(target: &Target<'_>, query: &Query, key: Option<&str>) -> Result<S
         .push(" t");
     where_clause(&mut sql, target, query, key)?;
     if key.is_none() {
-        order_by(&mut sql, &query.sort, "t", target.schema);
-        if let Some(limit) = query.limit {
-            sql.push(&format!(" limit {limit}"));
-        }
-        if query.offset > 0 {
-            sql.push(&format!(" offset {}", query.offset));
-        }
+        page(
+            &mut sql,
+            &query.sort,
+            query.limit,
+            query.offset,
+            "t",
+            target.schema,
+        );
     }
     Ok(sql)
 }
@@ -116,13 +117,14 @@ fn aggregate_select(target: &Target<'_>, query: &Query) -> Result<Sql, StaleSche
     where_clause(&mut sql, target, query, None)?;
     if !group_exprs.is_empty() {
         sql.push(" group by ").push(&group_exprs.join(", "));
-        order_by(&mut sql, &query.sort, "t", target.schema);
-        if let Some(limit) = query.limit {
-            sql.push(&format!(" limit {limit}"));
-        }
-        if query.offset > 0 {
-            sql.push(&format!(" offset {}", query.offset));
-        }
+        page(
+            &mut sql,
+            &query.sort,
+            query.limit,
+            query.offset,
+            "t",
+            target.schema,
+        );
     }
     Ok(sql)
 }
@@ -211,6 +213,17 @@ fn where_clause(
 
 fn column_type(collection: &Collection, field: &str) -> Option<String> {
     Some(collection.field(field)?.schema.as_ref()?.data_type.clone())
+}
+
+/// `order by … limit … offset …`.
+fn page(sql: &mut Sql, sort: &[Sort], limit: Option<i64>, offset: i64, alias: &str, schema: &str) {
+    order_by(sql, sort, alias, schema);
+    if let Some(limit) = limit {
+        sql.push(&format!(" limit {limit}"));
+    }
+    if offset > 0 {
+        sql.push(&format!(" offset {offset}"));
+    }
 }
 
 fn order_by(sql: &mut Sql, sort: &[Sort], alias: &str, schema: &str) {
@@ -425,22 +438,12 @@ fn value(
                 descending: false,
                 through: Vec::new(),
             }];
-            order_by(
-                sql,
-                if nested.sort.is_empty() {
-                    &default_sort
-                } else {
-                    &nested.sort
-                },
-                &sub,
-                target.schema,
-            );
-            if let Some(limit) = nested.limit {
-                sql.push(&format!(" limit {limit}"));
-            }
-            if nested.offset > 0 {
-                sql.push(&format!(" offset {}", nested.offset));
-            }
+            let sort = if nested.sort.is_empty() {
+                &default_sort[..]
+            } else {
+                &nested.sort
+            };
+            page(sql, sort, nested.limit, nested.offset, &sub, target.schema);
             sql.push(") x)");
         }
     }
@@ -487,6 +490,16 @@ fn render(column: &str, field_type: FieldType) -> String {
         }
         _ => column.to_string(),
     }
+}
+
+/// Compiles and runs a read; the rows' JSON texts, in order.
+pub async fn fetch(
+    pool: &PgPool,
+    target: &Target<'_>,
+    query: &Query,
+    key: Option<&str>,
+) -> Result<Vec<String>, Error> {
+    rows(pool, &select(target, query, key)?, &target.collection.collection).await
 }
 
 /// Runs a compiled select and returns the rows' JSON texts, in order.
