@@ -192,6 +192,12 @@ impl Drop for Server {
 }
 
 fn main() {
+    // `cargo test --all-targets` runs bench binaries too, without `--bench`: a load suite has
+    // no place in the test run, so it only says how to run it.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("rest load suite: run it with `cargo bench --bench rest [-- --quick]`");
+        return;
+    }
     let quick = std::env::args().any(|a| a == "--quick");
     let duration = Duration::from_secs(if quick { 6 } else { 20 });
     let runtime = tokio::runtime::Builder::new_multi_thread()
