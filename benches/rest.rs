@@ -348,7 +348,10 @@ async fn run(quick: bool, duration: Duration) {
             open = {
                 // Open loop can have more requests in flight than the closed loop's 32: keep
                 // every connection it opens, so the tail measures the server, not TCP setup.
-                let client = reqwest::Client::builder().pool_max_idle_per_host(1024).build().unwrap();
+                let client = reqwest::Client::builder()
+                    .pool_max_idle_per_host(1024)
+                    .build()
+                    .unwrap();
                 let base = base.clone();
                 open_loop(duration, (peak_a * 0.7).max(1.0), move |key| {
                     let client = client.clone();
