@@ -403,6 +403,9 @@ fn sql_and_in_memory_evaluation_agree_on_tricky_filters() {
             json!({"meta": {"_json": {"color": {"_icontains": "ED"}}}}),
         ),
         ("articles", json!({"meta": {"_null": true}})),
+        ("authors", json!({"count(articles)": {"_gt": 10}})),
+        ("authors", json!({"count(articles)": {"_eq": 0}})),
+        ("articles", json!({"count(meta)": {"_null": true}})),
     ];
     for (collection, raw) in cases {
         rt.block_on(check(&fx, collection, &raw))

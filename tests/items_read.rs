@@ -470,3 +470,23 @@ async fn current_user_resolves_to_the_caller() {
     assert_eq!(ids(&role), vec![2, 3], "the admin's role id is nobody's owner id");
     app.stop().await;
 }
+
+#[actix_web::test]
+async fn count_counts_related_rows_in_fields_and_filters() {
+    let app = app().await;
+    let data = app
+        .get("/items/articles?fields=id,count(comments)&filter[count(comments)][_gte]=1")
+        .await
+        .data();
+    assert_eq!(
+        data,
+        json!([{"id": 1, "comments_count": "2"}, {"id": 3, "comments_count": "1"}])
+    );
+    app.get("/items/articles?fields=count(title)")
+        .await
+        .assert_error(400, "INVALID_QUERY");
+    app.get("/items/articles?filter[count(title)][_eq]=1")
+        .await
+        .assert_error(400, "INVALID_QUERY");
+    app.stop().await;
+}

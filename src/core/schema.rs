@@ -44,6 +44,14 @@ impl SchemaSnapshot {
         self.relations.iter().filter(move |r| r.collection == collection)
     }
 
+    /// The relation whose O2M alias on `collection` is `field` (the many side points here).
+    pub fn one_to_many(&self, collection: &str, field: &str) -> Option<&Relation> {
+        self.relations.iter().find(|r| {
+            r.related_collection.as_deref() == Some(collection)
+                && r.meta.as_ref().and_then(|m| m.one_field.as_deref()) == Some(field)
+        })
+    }
+
     /// Relations that point at one collection or are stored on it.
     pub fn relations_touching<'a>(&'a self, collection: &'a str) -> impl Iterator<Item = &'a Relation> + 'a {
         self.relations.iter().filter(move |r| {

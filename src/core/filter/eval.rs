@@ -133,6 +133,14 @@ fn eval(
             if let Some(path) = &condition.json {
                 return condition_holds(condition, &json_value(raw, path));
             }
+            if condition.function == Some(Function::Count) {
+                // An O2M field reads as an array of keys or rows; a JSON field may hold an array.
+                let count = match raw {
+                    Value::Array(items) => Scalar::Int(items.len() as i64),
+                    _ => Scalar::Null,
+                };
+                return condition_holds(condition, &count);
+            }
             let value = coerce(raw, field_type, chrono::DateTime::UNIX_EPOCH, &condition.field).ok()?;
             let value = match condition.function {
                 None => value,
@@ -326,6 +334,8 @@ fn apply(function: Function, value: &Scalar) -> Scalar {
         Function::Hour => Some(time.map(|t| t.hour() as i64).unwrap_or(0)),
         Function::Minute => Some(time.map(|t| t.minute() as i64).unwrap_or(0)),
         Function::Second => Some(time.map(|t| t.second() as i64).unwrap_or(0)),
+        // Counted before values are coerced (see `eval`).
+        Function::Count => None,
     };
     part.map(Scalar::Int).unwrap_or(Scalar::Null)
 }

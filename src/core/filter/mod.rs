@@ -188,9 +188,26 @@ pub enum Function {
     Hour,
     Minute,
     Second,
+    /// Items in a JSON array or related rows of an O2M field.
+    Count,
 }
 
 impl Function {
+    /// The Directus spelling, also the suffix of result keys (`date_year`, `tags_count`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Function::Year => "year",
+            Function::Month => "month",
+            Function::Week => "week",
+            Function::Day => "day",
+            Function::Weekday => "weekday",
+            Function::Hour => "hour",
+            Function::Minute => "minute",
+            Function::Second => "second",
+            Function::Count => "count",
+        }
+    }
+
     /// Parses `year` etc.
     pub fn parse(name: &str) -> Option<Function> {
         Some(match name {
@@ -202,6 +219,7 @@ impl Function {
             "hour" => Function::Hour,
             "minute" => Function::Minute,
             "second" => Function::Second,
+            "count" => Function::Count,
             _ => return None,
         })
     }

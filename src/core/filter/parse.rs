@@ -154,7 +154,7 @@ impl<'a> Parser<'a> {
                 return self.relation(field, kind, ops, depth);
             }
         }
-        if field.field_type == FieldType::Alias {
+        if field.field_type == FieldType::Alias && function != Some(Function::Count) {
             return Err(invalid(format!("Field \"{name}\" has no value to filter on")));
         }
         if let Some(paths) = ops.get("_json") {
@@ -173,6 +173,13 @@ impl<'a> Parser<'a> {
         }
         let compared_type = match function {
             None => field.field_type,
+            Some(Function::Count)
+                if field.field_type == FieldType::Json
+                    || (field.field_type == FieldType::Alias
+                        && self.snapshot.one_to_many(&collection.collection, name).is_some()) =>
+            {
+                FieldType::Integer
+            }
             Some(f) if function_applies(f, field.field_type) => FieldType::Integer,
             Some(_) => {
                 return Err(invalid(format!(
@@ -341,10 +348,7 @@ impl<'a> Parser<'a> {
         if field.field_type != FieldType::Alias {
             return Ok(None);
         }
-        let incoming = self.snapshot.relations.iter().find(|r| {
-            r.related_collection.as_deref() == Some(collection.collection.as_str())
-                && r.meta.as_ref().and_then(|m| m.one_field.as_deref()) == Some(field.field.as_str())
-        });
+        let incoming = self.snapshot.one_to_many(&collection.collection, &field.field);
         match (incoming, &collection.primary_key) {
             (Some(r), Some(pk)) => Ok(Some(RelationKind::OneToMany {
                 related: r.collection.clone(),
@@ -508,9 +512,10 @@ fn split_function(key: &str) -> Result<(Option<Function>, &str), FilterError> {
 fn function_applies(function: Function, t: FieldType) -> bool {
     use Function::*;
     match t {
-        FieldType::DateTime | FieldType::Timestamp => true,
+        FieldType::DateTime | FieldType::Timestamp => function != Count,
         FieldType::Date => matches!(function, Year | Month | Week | Day | Weekday),
         FieldType::Time => matches!(function, Hour | Minute | Second),
+        // `count()` is decided where the relation is known.
         _ => false,
     }
 }

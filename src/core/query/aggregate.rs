@@ -74,23 +74,9 @@ impl GroupKey {
     /// The key in result rows.
     pub fn key(&self) -> String {
         match self.function {
-            Some(f) => format!("{}_{}", self.field, function_name(f)),
+            Some(f) => format!("{}_{}", self.field, f.name()),
             None => self.field.clone(),
         }
-    }
-}
-
-/// The lower-case name of a date function.
-pub fn function_name(function: Function) -> &'static str {
-    match function {
-        Function::Year => "year",
-        Function::Month => "month",
-        Function::Week => "week",
-        Function::Day => "day",
-        Function::Weekday => "weekday",
-        Function::Hour => "hour",
-        Function::Minute => "minute",
-        Function::Second => "second",
     }
 }
 

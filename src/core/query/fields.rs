@@ -173,10 +173,15 @@ fn level(
             let field = collection
                 .field(inner)
                 .ok_or_else(|| forbidden(collection, inner, prefix))?;
-            if !matches!(
-                field.field_type,
-                FieldType::Date | FieldType::Time | FieldType::DateTime | FieldType::Timestamp
-            ) {
+            let countable = function == Function::Count
+                && (field.field_type == FieldType::Json
+                    || snapshot.one_to_many(&collection.collection, inner).is_some());
+            let dated = function != Function::Count
+                && matches!(
+                    field.field_type,
+                    FieldType::Date | FieldType::Time | FieldType::DateTime | FieldType::Timestamp
+                );
+            if !countable && !dated {
                 return Err(FieldsError::Invalid(format!(
                     "Invalid function specified \"{}\"",
                     &head[..open]
@@ -283,10 +288,7 @@ fn one_to_many(
     collection: &Collection,
     field: &str,
 ) -> Option<(String, String, String)> {
-    let relation = snapshot.relations.iter().find(|r| {
-        r.related_collection.as_deref() == Some(collection.collection.as_str())
-            && r.meta.as_ref().and_then(|m| m.one_field.as_deref()) == Some(field)
-    })?;
+    let relation = snapshot.one_to_many(&collection.collection, field)?;
     let key = snapshot.collection(&relation.collection)?.primary_key.clone()?;
     Some((relation.collection.clone(), relation.field.clone(), key))
 }

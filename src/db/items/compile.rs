@@ -97,13 +97,21 @@ pub fn filter(
             sql.push(")");
         }
         Filter::Condition(condition) => {
-            let column = snapshot
-                .field(collection, &condition.field)
-                .and_then(|f| Some((f.field_type, f.schema.as_ref()?.data_type.clone())))
-                .ok_or_else(|| StaleSchema {
-                    collection: collection.into(),
-                    field: condition.field.clone(),
-                })?;
+            let stale = || StaleSchema {
+                collection: collection.into(),
+                field: condition.field.clone(),
+            };
+            let field = snapshot.field(collection, &condition.field).ok_or_else(stale)?;
+            let column = match (condition.function, &field.schema) {
+                // `count(o2m)` has no column of its own: it counts the related rows.
+                (Some(Function::Count), None) => {
+                    let counted = count_related(snapshot, schema, collection, &condition.field, alias)
+                        .ok_or_else(stale)?;
+                    (field.field_type, counted)
+                }
+                (_, Some(column)) => (field.field_type, column.data_type.clone()),
+                (_, None) => return Err(stale()),
+            };
             compile_condition(sql, condition, alias, column);
         }
         Filter::Relation(relation) => {
@@ -184,6 +192,9 @@ fn compile_condition(
                 )
             }
         }
+        // For an O2M alias the caller passed the counting subquery as the "type".
+        (None, Some(Function::Count), FieldType::Alias) => (data_type, "bigint".to_string()),
+        (None, Some(Function::Count), _) => (count_json(&column), "bigint".to_string()),
         (None, Some(function), _) => (extract(function, &column), "bigint".to_string()),
         (None, None, FieldType::Json) => (format!("{column}::jsonb"), "jsonb".to_string()),
         (None, None, _) => (column, data_type),
@@ -287,7 +298,35 @@ pub fn date_part(function: Function) -> &'static str {
         Function::Hour => "hour",
         Function::Minute => "minute",
         Function::Second => "second",
+        // Not a date part; `count()` compiles through `count_json` / `count_related`.
+        Function::Count => "epoch",
     }
+}
+
+/// `count(json_field)`: the length of a JSON array, unknown for anything else.
+pub fn count_json(column: &str) -> String {
+    format!(
+        "(case when jsonb_typeof({column}::jsonb) = 'array' then jsonb_array_length({column}::jsonb) end)"
+    )
+}
+
+/// `count(o2m_field)`: the related rows pointing at this row.
+pub fn count_related(
+    snapshot: &SchemaSnapshot,
+    schema: &str,
+    collection: &str,
+    field: &str,
+    alias: &str,
+) -> Option<String> {
+    let relation = snapshot.one_to_many(collection, field)?;
+    let pk = snapshot.collection(collection)?.primary_key.as_deref()?;
+    let sub = format!("{alias}_c");
+    Some(format!(
+        "(select count(*) from {} {sub} where {sub}.{} = {alias}.{})",
+        qualified(schema, &relation.collection),
+        ident(&relation.field),
+        ident(pk)
+    ))
 }
 
 /// `extract()` as `core::filter::eval` mirrors it: whole numbers, fractions of seconds dropped.

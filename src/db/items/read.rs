@@ -372,6 +372,17 @@ fn value(
         Selection::Column { field, field_type } => {
             sql.push(&render(&format!("{alias}.{}", ident(field)), *field_type));
         }
+        Selection::Function {
+            field,
+            function: Function::Count,
+            ..
+        } => {
+            let column = format!("{alias}.{}", ident(field));
+            let counted = compile::count_related(target.snapshot, target.schema, collection, field, alias)
+                .unwrap_or_else(|| compile::count_json(&column));
+            // Directus on Postgres returns counts as strings.
+            sql.push(&format!("{counted}::text"));
+        }
         Selection::Function { field, function, .. } => {
             sql.push(&function_expr(*function, &format!("{alias}.{}", ident(field))));
         }
