@@ -291,3 +291,32 @@ async fn max_batch_mutation_caps_one_write() {
         .assert_error(400, "INVALID_PAYLOAD");
     app.stop().await;
 }
+
+#[actix_web::test]
+async fn json_function_reads_a_path_inside_a_json_field() {
+    let app = app().await;
+    app.post(
+        "/items/articles",
+        json!({"title": "j", "meta": {"x": [1, {"deep": "yes"}], "y": null}}),
+    )
+    .await
+    .data();
+    let data = app
+        .get("/items/articles/1?fields=id,json(meta, x[1].deep),json(meta, x[0]),json(meta, nope)")
+        .await
+        .data();
+    assert_eq!(
+        data,
+        json!({"id": 1, "meta_x_1_deep_json": "yes", "meta_x_0_json": 1, "meta_nope_json": null})
+    );
+    // A path with brackets goes in a JSON filter; the bracket syntax can't nest them.
+    let filtered = app
+        .get("/items/articles?fields=id&filter=%7B%22meta%22%3A%7B%22_json%22%3A%7B%22x%5B0%5D%22%3A%7B%22_eq%22%3A1%7D%7D%7D%7D")
+        .await
+        .data();
+    assert_eq!(filtered, json!([{"id": 1}]));
+    app.get("/items/articles?fields=json(title, a)")
+        .await
+        .assert_error(400, "INVALID_QUERY");
+    app.stop().await;
+}

@@ -11,7 +11,7 @@ pub mod eval;
 mod parse;
 mod value;
 
-pub use parse::{Limits, parse};
+pub use parse::{Limits, json_steps, parse};
 pub use value::Scalar;
 
 /// Values of Directus's dynamic variables (`$NOW`, `$CURRENT_USER`, `$CURRENT_ROLE`), fixed

@@ -465,7 +465,7 @@ impl<'a> Parser<'a> {
 }
 
 /// `a.b[0].c` → `["a", "b", "0", "c"]`.
-fn json_steps(path: &str) -> Result<Vec<String>, FilterError> {
+pub fn json_steps(path: &str) -> Result<Vec<String>, FilterError> {
     let bad = || invalid(format!("Invalid JSON path \"{path}\""));
     let mut steps = Vec::new();
     for part in path.split('.') {

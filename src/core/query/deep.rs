@@ -55,7 +55,10 @@ pub(super) fn apply(
                 nested.filter = parsed.filter;
                 apply(children, spec, snapshot, vars, settings, depth + 1)?;
             }
-            Selection::Column { .. } | Selection::Function { .. } | Selection::Alias { .. } => {}
+            Selection::Column { .. }
+            | Selection::Function { .. }
+            | Selection::Alias { .. }
+            | Selection::Json { .. } => {}
         }
     }
     Ok(())

@@ -11,6 +11,12 @@ use crate::core::schema::{Collection, SchemaSnapshot};
 pub enum Selection {
     /// A column, returned under its own name.
     Column { field: String, field_type: FieldType },
+    /// `json(field, a.b[0])`: the JSON value at a path, returned as `field_a_b_0_json`.
+    Json {
+        field: String,
+        steps: Vec<String>,
+        key: String,
+    },
     /// Another selection under a name from `alias` (`alias[t]=title` with `fields=t`).
     Alias { key: String, target: Box<Selection> },
     /// `year(date)`, returned as `date_year` (a string, as Directus on Postgres 14+).
@@ -76,7 +82,9 @@ impl Selection {
             Selection::Column { field, .. }
             | Selection::ManyToOne { field, .. }
             | Selection::OneToMany { field, .. } => field,
-            Selection::Function { key, .. } | Selection::Alias { key, .. } => key,
+            Selection::Function { key, .. } | Selection::Alias { key, .. } | Selection::Json { key, .. } => {
+                key
+            }
         }
     }
 }
@@ -118,6 +126,25 @@ pub fn split(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// `a.b.json(c, d.e)` → `["a", "b", "json(c, d.e)"]`: dots inside parentheses stay.
+fn split_path(path: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let (mut depth, mut start) = (0i32, 0);
+    for (i, c) in path.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            '.' if depth == 0 => {
+                parts.push(&path[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&path[start..]);
+    parts
+}
+
 /// Builds the selection for `paths` (e.g. `["*", "author.name", "comments.*"]`) on `collection`,
 /// at most `max_depth` relations deep.
 pub fn build(
@@ -133,7 +160,7 @@ pub fn build(
             field: "*".into(),
             path: None,
         })?;
-    let split: Vec<Vec<&str>> = paths.iter().map(|p| p.split('.').collect()).collect();
+    let split: Vec<Vec<&str>> = paths.iter().map(|p| split_path(p)).collect();
     let refs: Vec<&[&str]> = split.iter().map(|p| p.as_slice()).collect();
     level(snapshot, target, &refs, max_depth, None)
 }
@@ -160,6 +187,34 @@ fn level(
                 } else if is_relational(snapshot, collection, &field.field) {
                     push_nested(&mut nested, &field.field, rest);
                 }
+            }
+            continue;
+        }
+        if let Some(open) = head.find('(')
+            && &head[..open] == "json"
+        {
+            let inner = head[open + 1..]
+                .strip_suffix(')')
+                .ok_or_else(|| FieldsError::Invalid("Missing closing parenthesis in \"fields\"".into()))?;
+            let (name, path) = inner
+                .split_once(',')
+                .map(|(n, p)| (n.trim(), p.trim()))
+                .ok_or_else(|| FieldsError::Invalid("Invalid function specified \"json\"".into()))?;
+            let field = collection
+                .field(name)
+                .ok_or_else(|| forbidden(collection, name, prefix))?;
+            if field.field_type != FieldType::Json {
+                return Err(FieldsError::Invalid("Invalid function specified \"json\"".into()));
+            }
+            let steps = crate::core::filter::json_steps(path)
+                .map_err(|_| FieldsError::Invalid(format!("Invalid JSON path \"{path}\" in \"fields\"")))?;
+            let key = format!("{name}_{}_json", steps.join("_"));
+            if !out.iter().any(|s| s.key() == key) {
+                out.push(Selection::Json {
+                    field: name.to_string(),
+                    steps,
+                    key,
+                });
             }
             continue;
         }
@@ -237,7 +292,7 @@ fn level(
     // Keep the collection's field order, as Directus returns columns.
     out.sort_by_key(|s| {
         let name = match s {
-            Selection::Function { field, .. } => field.as_str(),
+            Selection::Function { field, .. } | Selection::Json { field, .. } => field.as_str(),
             other => other.key(),
         };
         collection

@@ -372,6 +372,13 @@ fn value(
         Selection::Column { field, field_type } => {
             sql.push(&render(&format!("{alias}.{}", ident(field)), *field_type));
         }
+        Selection::Json { field, steps, .. } => {
+            let path = sql.param(Bind::TextArray(steps.iter().cloned().map(Some).collect()));
+            sql.push(&format!(
+                "({alias}.{}::jsonb #> cast({path} as text[]))",
+                ident(field)
+            ));
+        }
         Selection::Function {
             field,
             function: Function::Count,
