@@ -490,3 +490,20 @@ async fn count_counts_related_rows_in_fields_and_filters() {
         .assert_error(400, "INVALID_QUERY");
     app.stop().await;
 }
+
+#[actix_web::test]
+async fn nested_create_through_a_many_to_many_junction() {
+    let app = app().await;
+    let created = app
+        .post(
+            "/items/articles?fields=title,tags.tags_id.name",
+            json!({"title": "Tagged", "tags": [{"tags_id": {"name": "new"}}, {"tags_id": 1}]}),
+        )
+        .await
+        .data();
+    assert_eq!(
+        created,
+        json!({"title": "Tagged", "tags": [{"tags_id": {"name": "new"}}, {"tags_id": {"name": "rust"}}]})
+    );
+    app.stop().await;
+}

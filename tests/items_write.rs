@@ -21,6 +21,9 @@ insert into directrix.fields (collection, field, special) values
     ('articles', 'tags', '{cast-csv}'), ('articles', 'secret', '{hash}'), ('articles', 'created', '{date-created}'),
     ('notes', 'id', '{uuid}');
 insert into directrix.collections (collection, singleton) values ('settings', true);
+insert into directrix.fields (collection, field, special) values ('authors', 'articles', '{o2m}');
+insert into directrix.relations (many_collection, many_field, one_collection, one_field)
+    values ('articles', 'author', 'authors', 'articles');
 insert into authors (name) values ('Ann'), ('Bob');
 "#;
 
@@ -318,5 +321,55 @@ async fn json_function_reads_a_path_inside_a_json_field() {
     app.get("/items/articles?fields=json(title, a)")
         .await
         .assert_error(400, "INVALID_QUERY");
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn nested_creates_write_related_items_in_one_transaction() {
+    let app = app().await;
+    app.eventually("o2m alias", || async {
+        app.get("/fields/authors/articles").await.status == 200
+    })
+    .await;
+    // M2O: the related author is created first and linked.
+    let article = app
+        .post(
+            "/items/articles?fields=id,title,author.name",
+            json!({"title": "With author", "author": {"name": "Cy"}}),
+        )
+        .await
+        .data();
+    assert_eq!(
+        article,
+        json!({"id": 1, "title": "With author", "author": {"name": "Cy"}})
+    );
+    // O2M: new children are created pointing at the new item; existing keys are linked.
+    let author = app
+        .post(
+            "/items/authors?fields=name,articles.title",
+            json!({"name": "Dee", "articles": [{"title": "One"}, {"title": "Two"}, 1]}),
+        )
+        .await
+        .data();
+    assert_eq!(
+        author,
+        json!({"name": "Dee", "articles": [{"title": "With author"}, {"title": "One"}, {"title": "Two"}]})
+    );
+    // A failing child rolls back the parent too.
+    let res = app
+        .post(
+            "/items/authors",
+            json!({"name": "Eve", "articles": [{"title": "this title is far too long"}]}),
+        )
+        .await;
+    res.assert_error(400, "VALUE_TOO_LONG");
+    assert_eq!(
+        app.get("/items/authors?filter[name][_eq]=Eve").await.data(),
+        json!([])
+    );
+    // Nested writes in updates are refused clearly rather than ignored.
+    app.patch("/items/authors/1", json!({"articles": [2]}))
+        .await
+        .assert_error(400, "INVALID_PAYLOAD");
     app.stop().await;
 }

@@ -78,7 +78,7 @@ pub fn prepare(
         let Some(column) = &field.schema else {
             if item.contains_key(&field.field) && field.field_type == FieldType::Alias {
                 return Err(PayloadError::Invalid(format!(
-                    "Nested writes through \"{}\" are not supported yet; write the related items directly",
+                    "Nested writes through \"{}\" are supported when creating items; update the related items directly",
                     field.field
                 )));
             }
@@ -191,4 +191,75 @@ pub fn key_of(collection: &Collection, item: &Map<String, Value>) -> Option<Stri
         Value::Number(n) => Some(n.to_string()),
         _ => None,
     }
+}
+
+/// A related write inside an item payload (Directus's nested writes).
+#[derive(Debug, Clone, PartialEq)]
+pub enum NestedWrite {
+    /// An object on an M2O field: created first (or updated, when it names its key), and its
+    /// key is written into `field`.
+    ManyToOne {
+        field: String,
+        related: String,
+        item: Map<String, Value>,
+    },
+    /// An array on an O2M field: keys to link, objects to create (or update, with a key), each
+    /// pointed at the new item through `related_field`.
+    OneToMany {
+        field: String,
+        related: String,
+        related_field: String,
+        items: Vec<Value>,
+    },
+}
+
+/// Splits the nested writes out of an item payload; the rest is written as the item itself.
+pub fn split_nested(
+    snapshot: &crate::core::schema::SchemaSnapshot,
+    collection: &Collection,
+    item: &Map<String, Value>,
+) -> Result<(Map<String, Value>, Vec<NestedWrite>), PayloadError> {
+    let mut rest = Map::new();
+    let mut nested = Vec::new();
+    for (key, value) in item {
+        let m2o = snapshot
+            .relation(&collection.collection, key)
+            .and_then(|r| r.related_collection.clone())
+            .filter(|_| value.is_object());
+        if let (Some(related), Value::Object(object)) = (m2o, value) {
+            nested.push(NestedWrite::ManyToOne {
+                field: key.clone(),
+                related,
+                item: object.clone(),
+            });
+            continue;
+        }
+        let is_alias = collection
+            .field(key)
+            .is_some_and(|f| f.field_type == FieldType::Alias);
+        if !is_alias {
+            rest.insert(key.clone(), value.clone());
+            continue;
+        }
+        let relation = snapshot.one_to_many(&collection.collection, key).ok_or_else(|| {
+            PayloadError::Invalid(format!(
+                "Writes through \"{key}\" are not supported; write the related items directly"
+            ))
+        })?;
+        match value {
+            Value::Array(items) => nested.push(NestedWrite::OneToMany {
+                field: key.clone(),
+                related: relation.collection.clone(),
+                related_field: relation.field.clone(),
+                items: items.clone(),
+            }),
+            Value::Null => {}
+            _ => {
+                return Err(PayloadError::Invalid(format!(
+                    "\"{key}\" takes an array of related items (the {{create, update, delete}} form is not supported yet)"
+                )));
+            }
+        }
+    }
+    Ok((rest, nested))
 }

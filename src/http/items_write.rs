@@ -12,7 +12,7 @@ use crate::core::payload::{self, Context, Mode};
 use crate::core::query::{self, Settings, params};
 use crate::core::schema::{Collection, SchemaSnapshot};
 use crate::db::items::read::{self, Target};
-use crate::db::items::write;
+use crate::db::items::{nested, write};
 use crate::error::Error;
 
 /// Directus reads at most this many items to find the keys of `{query}` writes without a limit.
@@ -93,12 +93,37 @@ pub async fn create(
     check_batch(&state, items.len())?;
     let stamp = Stamp::of(&admin.0);
     let ctx = stamp.context();
-    let prepared = items
+    let nested_writes = items
         .iter()
-        .map(|item| payload::prepare(collection, item, Mode::Create, &ctx))
-        .collect::<Result<Vec<_>, _>>()?;
+        .any(|item| nested::has_nested(&schema, collection, item));
+    let prepared = if nested_writes {
+        Vec::new()
+    } else {
+        items
+            .iter()
+            .map(|item| payload::prepare(collection, item, Mode::Create, &ctx))
+            .collect::<Result<Vec<_>, _>>()?
+    };
     let mut keys = Vec::with_capacity(prepared.len());
-    if let [values] = prepared.as_slice() {
+    if nested_writes {
+        // Nested related writes: every item and all it carries in one transaction.
+        let mut tx = state.pool.begin().await?;
+        for item in &items {
+            keys.push(
+                nested::create(
+                    &mut tx,
+                    &state.config.user_schema,
+                    &schema,
+                    collection,
+                    item,
+                    &ctx,
+                    0,
+                )
+                .await?,
+            );
+        }
+        tx.commit().await?;
+    } else if let [values] = prepared.as_slice() {
         // One statement is atomic on its own: no transaction round trips, and when the
         // read-back needs only the new row, it comes back from the same statement.
         let query = read_back_query(&state, &admin.0, &req, &schema, collection)?;

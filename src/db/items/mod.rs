@@ -1,6 +1,7 @@
 //! Items SQL: compiled from `core`'s query AST (see [`compile`]) and run here.
 
 pub mod compile;
+pub mod nested;
 pub mod read;
 pub mod write;
 
