@@ -367,9 +367,41 @@ async fn nested_creates_write_related_items_in_one_transaction() {
         app.get("/items/authors?filter[name][_eq]=Eve").await.data(),
         json!([])
     );
-    // Nested writes in updates are refused clearly rather than ignored.
-    app.patch("/items/authors/1", json!({"articles": [2]}))
+    // On update the array is the whole set: children left out are unlinked (nullify).
+    let dee = app
+        .get("/items/authors?filter[name][_eq]=Dee&fields=id")
         .await
-        .assert_error(400, "INVALID_PAYLOAD");
+        .data()[0]["id"]
+        .clone();
+    let kept = app
+        .patch(
+            &format!("/items/authors/{dee}?fields=articles"),
+            json!({"articles": [2]}),
+        )
+        .await
+        .data();
+    assert_eq!(kept, json!({"articles": [2]}));
+    assert_eq!(
+        app.get("/items/articles/1?fields=author").await.data(),
+        json!({"author": null})
+    );
+    // The detailed form changes only what it names.
+    let detailed = app
+        .patch(
+            &format!("/items/authors/{dee}?fields=articles.title"),
+            json!({"articles": {"create": [{"title": "Neu"}], "update": [{"id": 1, "title": "Back"}], "delete": [2]}}),
+        )
+        .await
+        .data();
+    assert_eq!(
+        detailed,
+        json!({"articles": [{"title": "Back"}, {"title": "Neu"}]})
+    );
+    app.patch(
+        &format!("/items/authors/{dee}"),
+        json!({"articles": {"nope": []}}),
+    )
+    .await
+    .assert_error(400, "INVALID_PAYLOAD");
     app.stop().await;
 }

@@ -78,7 +78,7 @@ pub fn prepare(
         let Some(column) = &field.schema else {
             if item.contains_key(&field.field) && field.field_type == FieldType::Alias {
                 return Err(PayloadError::Invalid(format!(
-                    "Nested writes through \"{}\" are supported when creating items; update the related items directly",
+                    "Nested writes through \"{}\" can't be processed here; write the related items directly",
                     field.field
                 )));
             }
@@ -204,13 +204,35 @@ pub enum NestedWrite {
         item: Map<String, Value>,
     },
     /// An array on an O2M field: keys to link, objects to create (or update, with a key), each
-    /// pointed at the new item through `related_field`.
+    /// pointed at the item through `related_field`. On update, the array is the whole set:
+    /// children left out are deselected (`one_deselect_action`: nullify or delete).
     OneToMany {
         field: String,
         related: String,
         related_field: String,
         items: Vec<Value>,
+        deselect: Deselect,
     },
+    /// Directus's detailed form on an O2M field: `{create: [...], update: [...], delete: [keys]}`,
+    /// which changes only what it names.
+    OneToManyDetailed {
+        field: String,
+        related: String,
+        related_field: String,
+        create: Vec<Value>,
+        update: Vec<Value>,
+        delete: Vec<Value>,
+        deselect: Deselect,
+    },
+}
+
+/// What deselecting an O2M child does (`directus_relations.one_deselect_action`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deselect {
+    /// Set its foreign key to null.
+    Nullify,
+    /// Delete the child row.
+    Delete,
 }
 
 /// Splits the nested writes out of an item payload; the rest is written as the item itself.
@@ -246,17 +268,48 @@ pub fn split_nested(
                 "Writes through \"{key}\" are not supported; write the related items directly"
             ))
         })?;
+        let deselect = match relation.meta.as_ref().map(|m| m.one_deselect_action.as_str()) {
+            Some("delete") => Deselect::Delete,
+            _ => Deselect::Nullify,
+        };
+        let list = |v: Option<&Value>| -> Result<Vec<Value>, PayloadError> {
+            match v {
+                None | Some(Value::Null) => Ok(Vec::new()),
+                Some(Value::Array(items)) => Ok(items.clone()),
+                Some(_) => Err(PayloadError::Invalid(format!(
+                    "\"{key}\" create/update/delete must be arrays"
+                ))),
+            }
+        };
         match value {
             Value::Array(items) => nested.push(NestedWrite::OneToMany {
                 field: key.clone(),
                 related: relation.collection.clone(),
                 related_field: relation.field.clone(),
                 items: items.clone(),
+                deselect,
             }),
+            Value::Object(detail) => {
+                if let Some(extra) = detail
+                    .keys()
+                    .find(|k| !matches!(k.as_str(), "create" | "update" | "delete"))
+                {
+                    return Err(PayloadError::Invalid(format!("\"{key}.{extra}\" is not allowed")));
+                }
+                nested.push(NestedWrite::OneToManyDetailed {
+                    field: key.clone(),
+                    related: relation.collection.clone(),
+                    related_field: relation.field.clone(),
+                    create: list(detail.get("create"))?,
+                    update: list(detail.get("update"))?,
+                    delete: list(detail.get("delete"))?,
+                    deselect,
+                });
+            }
             Value::Null => {}
             _ => {
                 return Err(PayloadError::Invalid(format!(
-                    "\"{key}\" takes an array of related items (the {{create, update, delete}} form is not supported yet)"
+                    "\"{key}\" takes an array of related items"
                 )));
             }
         }

@@ -169,18 +169,35 @@ pub async fn update_one(
     let (name, key) = path.into_inner();
     let schema = state.schema();
     let collection = item_collection(&schema, &name, &key, &req)?;
-    let values = payload::prepare(collection, &body, Mode::Update, &Stamp::of(&admin.0).context())?;
-    // One statement is atomic on its own: no transaction round trips.
-    let mut conn = state.pool.acquire().await?;
-    write::update(
-        &mut conn,
-        &state.config.user_schema,
-        collection,
-        std::slice::from_ref(&key),
-        &values,
-    )
-    .await?;
-    drop(conn);
+    let stamp = Stamp::of(&admin.0);
+    let ctx = stamp.context();
+    if nested::has_nested(&schema, collection, &body) {
+        let mut tx = state.pool.begin().await?;
+        nested::update(
+            &mut tx,
+            &state.config.user_schema,
+            &schema,
+            collection,
+            &key,
+            &body,
+            &ctx,
+            0,
+        )
+        .await?;
+        tx.commit().await?;
+    } else {
+        let values = payload::prepare(collection, &body, Mode::Update, &ctx)?;
+        // One statement is atomic on its own: no transaction round trips.
+        let mut conn = state.pool.acquire().await?;
+        write::update(
+            &mut conn,
+            &state.config.user_schema,
+            collection,
+            std::slice::from_ref(&key),
+            &values,
+        )
+        .await?;
+    }
     read_back(&state, &admin.0, &req, &schema, collection, &[key], true).await
 }
 
@@ -226,15 +243,7 @@ pub async fn update_many(
                 .as_object()
                 .and_then(|o| payload::key_of(collection, o))
                 .ok_or_else(|| Error::payload("Item in update misses primary key"))?;
-            let values = payload::prepare(collection, item, Mode::Update, &ctx)?;
-            write::update(
-                &mut tx,
-                &state.config.user_schema,
-                collection,
-                std::slice::from_ref(&key),
-                &values,
-            )
-            .await?;
+            update_item(&state, &mut tx, &schema, collection, &key, item, &ctx).await?;
             keys.push(key);
         }
         keys
@@ -242,8 +251,14 @@ pub async fn update_many(
         let (selector, data) = batch_body(body, true)?;
         let keys = keys_for(&state, &admin.0, &schema, collection, selector).await?;
         check_batch(&state, keys.len())?;
-        let values = payload::prepare(collection, &data, Mode::Update, &ctx)?;
-        write::update(&mut tx, &state.config.user_schema, collection, &keys, &values).await?;
+        if nested::has_nested(&schema, collection, &data) {
+            for key in &keys {
+                update_item(&state, &mut tx, &schema, collection, key, &data, &ctx).await?;
+            }
+        } else {
+            let values = payload::prepare(collection, &data, Mode::Update, &ctx)?;
+            write::update(&mut tx, &state.config.user_schema, collection, &keys, &values).await?;
+        }
         keys
     };
     tx.commit().await?;
@@ -257,6 +272,42 @@ pub async fn update_many(
         collection.is_singleton(),
     )
     .await
+}
+
+/// Updates one item of a batch, with its nested writes when it has any.
+async fn update_item(
+    state: &AppState,
+    tx: &mut sqlx::PgConnection,
+    schema: &SchemaSnapshot,
+    collection: &Collection,
+    key: &str,
+    item: &Value,
+    ctx: &Context<'_>,
+) -> Result<(), Error> {
+    if nested::has_nested(schema, collection, item) {
+        nested::update(
+            tx,
+            &state.config.user_schema,
+            schema,
+            collection,
+            key,
+            item,
+            ctx,
+            0,
+        )
+        .await?;
+    } else {
+        let values = payload::prepare(collection, item, Mode::Update, ctx)?;
+        write::update(
+            tx,
+            &state.config.user_schema,
+            collection,
+            &[key.to_string()],
+            &values,
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// `DELETE /items/:collection/:id`: 204, also when there was nothing to delete.

@@ -124,7 +124,7 @@ async fn link_child(
     child: &Value,
     ctx: &Context<'_>,
     depth: usize,
-) -> Result<(), Error> {
+) -> Result<String, Error> {
     let parent = Value::String(parent_key.to_string());
     match child {
         Value::String(_) | Value::Number(_) => {
@@ -138,20 +138,144 @@ async fn link_child(
                 Mode::Update,
                 ctx,
             )?;
-            write::update(conn, schema, related, &[key], &values).await?;
+            write::update(conn, schema, related, std::slice::from_ref(&key), &values).await?;
+            Ok(key)
         }
         Value::Object(object) => {
             let mut object = object.clone();
             object.insert(related_field.to_string(), parent);
-            upsert(conn, schema, snapshot, related, &object, ctx, depth).await?;
+            upsert(conn, schema, snapshot, related, &object, ctx, depth).await
         }
-        _ => {
-            return Err(Error::payload(format!(
-                "Items of \"{related_field}\" must be keys or objects"
-            )));
+        _ => Err(Error::payload(format!(
+            "Items of \"{related_field}\" must be keys or objects"
+        ))),
+    }
+}
+
+/// Updates item `key` with its nested writes; returns whether the item exists.
+#[allow(clippy::too_many_arguments)]
+pub fn update<'a>(
+    conn: &'a mut PgConnection,
+    schema: &'a str,
+    snapshot: &'a SchemaSnapshot,
+    collection: &'a Collection,
+    key: &'a str,
+    item: &'a Value,
+    ctx: &'a Context<'a>,
+    depth: usize,
+) -> Boxed<'a, bool> {
+    Box::pin(async move {
+        let Value::Object(map) = item else {
+            return Err(Error::payload("Item must be an object"));
+        };
+        if !write::exists(conn, schema, collection, key).await? {
+            return Ok(false);
+        }
+        let (mut rest, nested) = payload::split_nested(snapshot, collection, map)?;
+        for write in &nested {
+            if let NestedWrite::ManyToOne { field, related, item } = write {
+                let related = snapshot.collection(related).ok_or(Error::Forbidden)?;
+                let related_key = upsert(conn, schema, snapshot, related, item, ctx, depth + 1).await?;
+                rest.insert(field.clone(), Value::String(related_key));
+            }
+        }
+        let values = payload::prepare(collection, &Value::Object(rest), Mode::Update, ctx)?;
+        write::update(conn, schema, collection, &[key.to_string()], &values).await?;
+        for write in &nested {
+            match write {
+                NestedWrite::ManyToOne { .. } => {}
+                NestedWrite::OneToMany {
+                    related,
+                    related_field,
+                    items,
+                    deselect,
+                    ..
+                } => {
+                    let related = snapshot.collection(related).ok_or(Error::Forbidden)?;
+                    let mut kept = Vec::with_capacity(items.len());
+                    for child in items {
+                        kept.push(
+                            link_child(
+                                conn,
+                                schema,
+                                snapshot,
+                                related,
+                                related_field,
+                                key,
+                                child,
+                                ctx,
+                                depth + 1,
+                            )
+                            .await?,
+                        );
+                    }
+                    // The array is the whole set: children left out are deselected.
+                    let current = write::child_keys(conn, schema, related, related_field, key).await?;
+                    let dropped: Vec<String> = current.into_iter().filter(|k| !kept.contains(k)).collect();
+                    deselect_children(conn, schema, related, related_field, &dropped, *deselect).await?;
+                }
+                NestedWrite::OneToManyDetailed {
+                    related,
+                    related_field,
+                    create,
+                    update,
+                    delete,
+                    deselect,
+                    ..
+                } => {
+                    let related = snapshot.collection(related).ok_or(Error::Forbidden)?;
+                    for child in create.iter().chain(update.iter()) {
+                        link_child(
+                            conn,
+                            schema,
+                            snapshot,
+                            related,
+                            related_field,
+                            key,
+                            child,
+                            ctx,
+                            depth + 1,
+                        )
+                        .await?;
+                    }
+                    let keys: Vec<String> = delete
+                        .iter()
+                        .map(|k| match k {
+                            Value::String(s) => Ok(s.clone()),
+                            Value::Number(n) => Ok(n.to_string()),
+                            _ => Err(Error::payload(format!(
+                                "\"delete\" of \"{related_field}\" takes keys"
+                            ))),
+                        })
+                        .collect::<Result<_, _>>()?;
+                    deselect_children(conn, schema, related, related_field, &keys, *deselect).await?;
+                }
+            }
+        }
+        Ok(true)
+    })
+}
+
+/// Unlinks (or deletes) O2M children, per the relation's `one_deselect_action`.
+async fn deselect_children(
+    conn: &mut PgConnection,
+    schema: &str,
+    related: &Collection,
+    related_field: &str,
+    keys: &[String],
+    deselect: payload::Deselect,
+) -> Result<(), Error> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    match deselect {
+        payload::Deselect::Delete => write::delete(conn, schema, related, keys).await.map(drop),
+        payload::Deselect::Nullify => {
+            write::update(conn, schema, related, keys, &[(related_field.to_string(), None)])
+                .await
+                .map(drop)
         }
     }
-    Ok(())
 }
 
 /// Whether an item payload carries nested writes.

@@ -166,6 +166,51 @@ pub async fn delete(
     Ok(done.rows_affected())
 }
 
+/// Whether an item with this key exists.
+pub async fn exists(
+    conn: &mut PgConnection,
+    schema: &str,
+    collection: &Collection,
+    key: &str,
+) -> Result<bool, Error> {
+    let (pk, pk_type) = primary_key(collection)?;
+    let sql = format!(
+        "select exists (select 1 from {} where {} = cast($1 as {pk_type}))",
+        qualified(schema, &collection.collection),
+        ident(pk)
+    );
+    let found: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(key)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| in_collection(e, collection))?;
+    Ok(found)
+}
+
+/// Keys of the rows of `collection` whose `field` points at `parent`.
+pub async fn child_keys(
+    conn: &mut PgConnection,
+    schema: &str,
+    collection: &Collection,
+    field: &str,
+    parent: &str,
+) -> Result<Vec<String>, Error> {
+    let (pk, _) = primary_key(collection)?;
+    let field_type = column_type(collection, field)?;
+    let sql = format!(
+        "select {}::text from {} where {} = cast($1 as {field_type})",
+        ident(pk),
+        qualified(schema, &collection.collection),
+        ident(field)
+    );
+    let keys: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(parent)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|e| in_collection(e, collection))?;
+    Ok(keys)
+}
+
 /// The first row's key, for singletons.
 pub async fn first_key(
     conn: &mut PgConnection,
