@@ -112,11 +112,13 @@ pub async fn create(
             keys.push(
                 nested::create(
                     &mut tx,
-                    &state.config.user_schema,
-                    &schema,
+                    nested::Scope {
+                        schema: &state.config.user_schema,
+                        snapshot: &schema,
+                        ctx: &ctx,
+                    },
                     collection,
                     item,
-                    &ctx,
                     0,
                 )
                 .await?,
@@ -175,12 +177,14 @@ pub async fn update_one(
         let mut tx = state.pool.begin().await?;
         nested::update(
             &mut tx,
-            &state.config.user_schema,
-            &schema,
+            nested::Scope {
+                schema: &state.config.user_schema,
+                snapshot: &schema,
+                ctx: &ctx,
+            },
             collection,
             &key,
             &body,
-            &ctx,
             0,
         )
         .await?;
@@ -287,12 +291,14 @@ async fn update_item(
     if nested::has_nested(schema, collection, item) {
         nested::update(
             tx,
-            &state.config.user_schema,
-            schema,
+            nested::Scope {
+                schema: &state.config.user_schema,
+                snapshot: schema,
+                ctx,
+            },
             collection,
             key,
             item,
-            ctx,
             0,
         )
         .await?;
