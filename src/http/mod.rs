@@ -30,6 +30,22 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_payload_size: usize) {
     .app_data(web::PayloadConfig::new(max_payload_size))
     .app_data(web::PathConfig::default().error_handler(path_error))
     .app_data(web::QueryConfig::default().error_handler(query_error))
+    // The items routes come first: actix tries resources in order, and each dynamic pattern is
+    // a regex match, so the hot path should not pay for the schema routes before it.
+    .service(
+        resource("/items/{collection}")
+            .route(web::get().to(items::read_many))
+            .route(web::method(search_method()).to(items::search))
+            .route(web::post().to(items_write::create))
+            .route(web::patch().to(items_write::update_many))
+            .route(web::delete().to(items_write::delete_many)),
+    )
+    .service(
+        resource("/items/{collection}/{id}")
+            .route(web::get().to(items::read_one))
+            .route(web::patch().to(items_write::update_one))
+            .route(web::delete().to(items_write::delete_one)),
+    )
     .service(resource("/server/ping").route(web::get().to(server::ping)))
     .service(resource("/server/health").route(web::get().to(server::health)))
     .service(resource("/server/info").route(web::get().to(server::info)))
@@ -68,20 +84,6 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_payload_size: usize) {
             .route(web::get().to(relations::read_one))
             .route(web::patch().to(relations::update))
             .route(web::delete().to(relations::delete)),
-    )
-    .service(
-        resource("/items/{collection}")
-            .route(web::get().to(items::read_many))
-            .route(web::method(search_method()).to(items::search))
-            .route(web::post().to(items_write::create))
-            .route(web::patch().to(items_write::update_many))
-            .route(web::delete().to(items_write::delete_many)),
-    )
-    .service(
-        resource("/items/{collection}/{id}")
-            .route(web::get().to(items::read_one))
-            .route(web::patch().to(items_write::update_one))
-            .route(web::delete().to(items_write::delete_one)),
     )
     .default_service(web::to(route_not_found));
 }
