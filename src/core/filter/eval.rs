@@ -12,7 +12,6 @@ use serde_json::{Map, Value};
 
 use super::value::{Scalar, coerce};
 use super::{Condition, Filter, Function, Operand, Operator, Quantifier, RelationKind, TextTest};
-use crate::core::field_type::FieldType;
 
 /// The LIKE pattern SQL uses for a string operator (one definition for both back ends). As in
 /// Directus, `%` and `_` in the value stay wildcards; case-insensitive forms compare
@@ -338,11 +337,6 @@ fn apply(function: Function, value: &Scalar) -> Scalar {
         Function::Count => None,
     };
     part.map(Scalar::Int).unwrap_or(Scalar::Null)
-}
-
-/// The field type the row value of `field` has (for callers compiling or evaluating).
-pub fn field_type(snapshot: &SchemaSnapshot, collection: &str, field: &str) -> Option<FieldType> {
-    snapshot.field(collection, field).map(|f| f.field_type)
 }
 
 #[cfg(test)]
