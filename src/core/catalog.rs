@@ -120,6 +120,22 @@ pub struct Built {
     pub skipped_tables: Vec<String>,
 }
 
+/// A snapshot of one table with an `id` primary key and these `(column, typname)` columns, for
+/// unit tests of the modules that read snapshots.
+#[cfg(test)]
+pub(crate) fn single_table(table: &str, columns: &[(&str, &str)]) -> SchemaSnapshot {
+    build(CatalogRows {
+        schema: "public".into(),
+        columns: columns
+            .iter()
+            .map(|(name, udt)| ColumnRow::new(table, name, udt, udt))
+            .collect(),
+        indexes: vec![IndexRow::primary_key(table, "id")],
+        ..CatalogRows::default()
+    })
+    .snapshot
+}
+
 /// Merges catalog and metadata rows into a snapshot.
 pub fn build(rows: CatalogRows) -> Built {
     let mut tables: BTreeMap<&str, Vec<&ColumnRow>> = BTreeMap::new();

@@ -37,6 +37,19 @@ fn parse_query(
     )?)
 }
 
+/// Where reads of `collection` run: this app's user schema, on the given snapshot.
+pub(super) fn target<'a>(
+    state: &'a AppState,
+    schema: &'a SchemaSnapshot,
+    collection: &'a Collection,
+) -> Target<'a> {
+    Target {
+        snapshot: schema,
+        schema: &state.config.user_schema,
+        collection,
+    }
+}
+
 fn url_params(req: &HttpRequest) -> Result<Map<String, Value>, Error> {
     params::decode(req.query_string()).map_err(|e| Error::query(e.to_string()))
 }
@@ -80,11 +93,7 @@ async fn respond_many(
     let schema = state.schema();
     let collection = collection(&schema, name)?;
     let mut query = parse_query(state, acc, params, &schema, name)?;
-    let target = Target {
-        snapshot: &schema,
-        schema: &state.config.user_schema,
-        collection,
-    };
+    let target = target(state, &schema, collection);
     if collection.is_singleton() {
         query.limit = Some(1);
         query.offset = 0;
@@ -131,11 +140,7 @@ pub async fn read_one(
     let collection = collection(&schema, &name)?;
     read::check_key(collection, &key)?;
     let query = parse_query(&state, &admin.0, &url_params(&req)?, &schema, &name)?;
-    let target = Target {
-        snapshot: &schema,
-        schema: &state.config.user_schema,
-        collection,
-    };
+    let target = target(&state, &schema, collection);
     let rows = read::fetch(&state.pool, &target, &query, Some(&key)).await?;
     let row = rows.into_iter().next().ok_or(Error::Forbidden)?;
     Ok(json_body(format!("{{\"data\":{row}}}")))

@@ -6,12 +6,12 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Map, Value};
 
 use super::auth::{Accountability, Admin};
-use super::items::collection;
+use super::items::{collection, target};
 use super::state::AppState;
 use crate::core::payload::{self, Context, Mode};
 use crate::core::query::{self, Settings, params};
 use crate::core::schema::{Collection, SchemaSnapshot};
-use crate::db::items::read::{self, Target};
+use crate::db::items::read;
 use crate::db::items::{nested, write};
 use crate::error::Error;
 
@@ -59,13 +59,24 @@ fn item_collection<'a>(
     key: &str,
     req: &HttpRequest,
 ) -> Result<&'a Collection, Error> {
+    let collection = writable_collection(schema, name, req)?;
+    read::check_key(collection, key)?;
+    Ok(collection)
+}
+
+/// The collection of a route that creates items or names one: not a singleton (404 there,
+/// as Directus).
+fn writable_collection<'a>(
+    schema: &'a SchemaSnapshot,
+    name: &str,
+    req: &HttpRequest,
+) -> Result<&'a Collection, Error> {
     let collection = collection(schema, name)?;
     if collection.is_singleton() {
         return Err(Error::RouteNotFound {
             path: req.path().to_string(),
         });
     }
-    read::check_key(collection, key)?;
     Ok(collection)
 }
 
@@ -78,12 +89,7 @@ pub async fn create(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
     let schema = state.schema();
-    let collection = collection(&schema, &path)?;
-    if collection.is_singleton() {
-        return Err(Error::RouteNotFound {
-            path: req.path().to_string(),
-        });
-    }
+    let collection = writable_collection(&schema, &path, &req)?;
     let body = body.into_inner();
     let many = body.is_array();
     let items = match body {
@@ -129,11 +135,7 @@ pub async fn create(
         // One statement is atomic on its own: no transaction round trips, and when the
         // read-back needs only the new row, it comes back from the same statement.
         let query = read_back_query(&state, &admin.0, &req, &schema, collection)?;
-        let target = Target {
-            snapshot: &schema,
-            schema: &state.config.user_schema,
-            collection,
-        };
+        let target = target(&state, &schema, collection);
         let mut conn = state.pool.acquire().await?;
         if !many && let Some(select) = read::select_inserted(&target, &query) {
             let row = write::insert_returning(
@@ -431,11 +433,7 @@ async fn keys_for(
         ..state.config.query
     };
     let query = query::parse(&params, schema, &collection.collection, acc.variables(), settings)?;
-    let target = Target {
-        snapshot: schema,
-        schema: &state.config.user_schema,
-        collection,
-    };
+    let target = target(state, schema, collection);
     let rows = read::fetch(&state.pool, &target, &query, None).await?;
     rows.iter()
         .map(|row| {
@@ -493,11 +491,7 @@ async fn read_back(
     });
     query.limit = None;
     query.offset = 0;
-    let target = Target {
-        snapshot: schema,
-        schema: &state.config.user_schema,
-        collection,
-    };
+    let target = target(state, schema, collection);
     let rows = read::fetch(&state.pool, &target, &query, None).await?;
     let body = if single {
         match rows.into_iter().next() {

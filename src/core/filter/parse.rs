@@ -573,22 +573,14 @@ fn list(value: &Value) -> Option<Vec<Value>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::catalog::{self, CatalogRows, ColumnRow, IndexRow};
+    use crate::core::catalog;
     use serde_json::json;
 
     fn snapshot() -> SchemaSnapshot {
-        let column = |name: &str, udt: &str| ColumnRow::new("articles", name, udt, udt);
-        catalog::build(CatalogRows {
-            schema: "public".into(),
-            columns: vec![
-                column("id", "int4"),
-                column("title", "varchar"),
-                column("created", "date"),
-            ],
-            indexes: vec![IndexRow::primary_key("articles", "id")],
-            ..CatalogRows::default()
-        })
-        .snapshot
+        catalog::single_table(
+            "articles",
+            &[("id", "int4"), ("title", "varchar"), ("created", "date")],
+        )
     }
 
     fn reason(value: Value) -> String {

@@ -483,21 +483,13 @@ fn meta(value: &Value) -> Result<Meta, QueryError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::catalog::{self, CatalogRows, ColumnRow, IndexRow};
+    use crate::core::catalog;
 
     fn snapshot() -> SchemaSnapshot {
-        let column = |name: &str, udt: &str| ColumnRow::new("articles", name, udt, udt);
-        catalog::build(CatalogRows {
-            schema: "public".into(),
-            columns: vec![
-                column("id", "int4"),
-                column("title", "varchar"),
-                column("created", "timestamptz"),
-            ],
-            indexes: vec![IndexRow::primary_key("articles", "id")],
-            ..CatalogRows::default()
-        })
-        .snapshot
+        catalog::single_table(
+            "articles",
+            &[("id", "int4"), ("title", "varchar"), ("created", "timestamptz")],
+        )
     }
 
     fn parse_str(query: &str) -> Result<Query, QueryError> {
