@@ -144,24 +144,35 @@ where
     Fut: std::future::Future<Output = bool> + Send + 'static,
 {
     let interval = Duration::from_secs_f64(1.0 / rate);
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    let mut state = 0x2545_F491_4F6C_DD1Du64;
-    let mut n = 0u32;
-    loop {
-        let scheduled = started + interval * n;
-        if scheduled.duration_since(started) >= duration {
-            break;
+    let runtime = tokio::runtime::Handle::current();
+    // The pacer is an OS thread: tokio's timer wheel has 1 ms granularity and would release
+    // requests in bursts, adding its own lateness to every latency measured from the schedule.
+    let pacer = std::thread::spawn(move || {
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut n = 0u32;
+        loop {
+            let scheduled = started + interval * n;
+            if scheduled.duration_since(started) >= duration {
+                break;
+            }
+            if let Some(wait) = scheduled.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            let op = op.clone();
+            let key = next_key(&mut state);
+            tasks.push(runtime.spawn(async move {
+                let ok = op(key).await;
+                (ok, scheduled.elapsed().as_micros() as u32)
+            }));
+            n += 1;
         }
-        tokio::time::sleep_until(scheduled.into()).await;
-        let op = op.clone();
-        let key = next_key(&mut state);
-        tasks.push(tokio::spawn(async move {
-            let ok = op(key).await;
-            (ok, scheduled.elapsed().as_micros() as u32)
-        }));
-        n += 1;
-    }
+        tasks
+    });
+    let tasks = tokio::task::spawn_blocking(move || pacer.join().unwrap())
+        .await
+        .unwrap();
     let mut latencies = Vec::new();
     let mut errors = 0;
     for task in tasks {

@@ -74,7 +74,7 @@ impl App {
             )
         });
 
-        let state = web::Data::new(AppState {
+        let state = AppState {
             config: config.clone(),
             pool: pool.clone(),
             schema_actor,
@@ -82,22 +82,32 @@ impl App {
             metrics: Metrics::new().context("creating metrics")?,
             tokens,
             started: Instant::now(),
-        });
+        };
         let listener = TcpListener::bind((config.host.as_str(), config.port))
             .with_context(|| format!("binding {}:{}", config.host, config.port))?;
         let port = listener.local_addr()?.port();
         let max_payload_size = config.max_payload_size;
-        let workers = config.workers;
-        let mut server = HttpServer::new(move || {
+        let workers = config
+            .workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let worker_pool_max = config.db_pool_max.div_ceil(workers as u32).max(1);
+        let options = database.options.clone();
+        let server = HttpServer::new(move || {
+            // Each worker is its own single-threaded runtime; a pool whose connections were
+            // opened elsewhere has its socket readiness driven by another thread's reactor,
+            // which costs a cross-thread wake-up per query. A pool per worker keeps each
+            // connection's I/O on the thread that awaits it.
+            let state = web::Data::new(AppState {
+                pool: pool::connect_lazy(options.clone(), worker_pool_max),
+                ..state.clone()
+            });
             actix_web::App::new()
-                .app_data(state.clone())
+                .app_data(state)
                 .wrap(from_fn(observe))
                 .configure(|cfg| crate::http::configure(cfg, max_payload_size))
         })
-        .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS);
-        if let Some(workers) = workers {
-            server = server.workers(workers);
-        }
+        .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
+        .workers(workers);
         let server = server.listen(listener)?.run();
         tracing::info!(host = %config.host, port, "directrix listening");
         Ok(App {

@@ -13,19 +13,30 @@ const SLOW_STATEMENT: Duration = Duration::from_millis(500);
 
 /// Opens a pool. One connection is made eagerly so a wrong address fails at startup.
 pub async fn connect(options: PgConnectOptions, max_connections: u32) -> Result<PgPool, sqlx::Error> {
-    // UTC sessions: `extract()` on timestamptz and timestamp rendering must not depend on the
-    // server's time zone (the in-memory evaluator works in UTC).
-    let options = options
-        .application_name("directrix")
-        .options([("TimeZone", "UTC")])
-        .log_statements(LevelFilter::Trace)
-        .log_slow_statements(LevelFilter::Warn, SLOW_STATEMENT);
     PgPoolOptions::new()
         .max_connections(max_connections)
         .min_connections(1)
         .acquire_timeout(ACQUIRE_TIMEOUT)
-        .connect_with(options)
+        .connect_with(session_options(options))
         .await
+}
+
+/// A pool that connects on first use, from the runtime that uses it.
+pub fn connect_lazy(options: PgConnectOptions, max_connections: u32) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .connect_lazy_with(session_options(options))
+}
+
+fn session_options(options: PgConnectOptions) -> PgConnectOptions {
+    // UTC sessions: `extract()` on timestamptz and timestamp rendering must not depend on the
+    // server's time zone (the in-memory evaluator works in UTC).
+    options
+        .application_name("directrix")
+        .options([("TimeZone", "UTC")])
+        .log_statements(LevelFilter::Trace)
+        .log_slow_statements(LevelFilter::Warn, SLOW_STATEMENT)
 }
 
 /// Creates `database` if it does not exist, connecting through `maintenance` (the `postgres`
@@ -61,6 +72,8 @@ pub async fn server_version(pool: &PgPool) -> Result<String, sqlx::Error> {
 /// A connected database, and the embedded cluster behind it when we manage one.
 pub struct Database {
     pub pool: PgPool,
+    /// How to reach the database, for the per-worker pools.
+    pub options: PgConnectOptions,
     pub cluster: Option<super::cluster::ManagedCluster>,
 }
 
@@ -93,7 +106,7 @@ pub async fn open(config: &crate::config::Config) -> Result<Database, anyhow::Er
             (options, None)
         }
     };
-    let pool = connect(options, config.db_pool_max)
+    let pool = connect(options.clone(), config.db_pool_max)
         .await
         .context("connecting to PostgreSQL")?;
     match wal_level(&pool).await {
@@ -104,5 +117,9 @@ pub async fn open(config: &crate::config::Config) -> Result<Database, anyhow::Er
         ),
         Err(err) => tracing::warn!(error = %err, "cannot read wal_level"),
     }
-    Ok(Database { pool, cluster })
+    Ok(Database {
+        pool,
+        options,
+        cluster,
+    })
 }

@@ -15,6 +15,7 @@ use crate::core::schema::SchemaSnapshot;
 use crate::error::Error;
 
 /// Shared application state (`web::Data<AppState>`).
+#[derive(Clone)]
 pub struct AppState {
     pub config: Arc<Config>,
     pub pool: PgPool,
