@@ -11,6 +11,11 @@ use figment::providers::{Env, Serialized};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
+pub mod security;
+pub use security::{
+    AuthConfig, ClientIpConfig, CookieConfig, LimiterConfig, PressureConfig, RateLimits, SameSite,
+};
+
 /// The variables read from the environment. Figment lowercases env names, so each field is the
 /// lowercased Directus name.
 #[derive(Debug, Serialize, Deserialize)]
@@ -182,6 +187,14 @@ pub struct Config {
     pub max_batch_mutation: Option<usize>,
     /// `QUERY_LIMIT_DEFAULT`, `QUERY_LIMIT_MAX`, `MAX_RELATIONAL_DEPTH`.
     pub query: crate::core::query::Settings,
+    /// Tokens, sessions, cookies and login (`ACCESS_TOKEN_TTL`, `SESSION_COOKIE_*`, …).
+    pub auth: AuthConfig,
+    /// `IP_TRUST_PROXY`, `IP_CUSTOM_HEADER`.
+    pub client_ip: ClientIpConfig,
+    /// `RATE_LIMITER_*`.
+    pub rate_limits: RateLimits,
+    /// `PRESSURE_LIMITER_*`.
+    pub pressure: PressureConfig,
 }
 
 /// A configuration value that cannot be used.
@@ -200,13 +213,18 @@ impl Config {
             .merge(Env::raw().only(ENV_NAMES))
             .extract()
             .map_err(Box::new)?;
-        Config::from_raw(raw)
+        let security: security::SecurityEnv =
+            Figment::from(Serialized::defaults(security::SecurityEnv::default()))
+                .merge(Env::raw().only(security::ENV_NAMES))
+                .extract()
+                .map_err(Box::new)?;
+        Config::from_raw(raw, security)
     }
 
     /// A configuration with every default and the given database; what tests start from.
     pub fn for_database(database: DatabaseConfig) -> Config {
         // unwrap-free: the defaults are valid by construction, checked by a unit test.
-        let mut config = match Config::from_raw(RawEnv::default()) {
+        let mut config = match Config::from_raw(RawEnv::default(), security::SecurityEnv::default()) {
             Ok(config) => config,
             Err(_) => unreachable_defaults(),
         };
@@ -214,8 +232,9 @@ impl Config {
         config
     }
 
-    fn from_raw(raw: RawEnv) -> Result<Config, ConfigError> {
+    fn from_raw(raw: RawEnv, security: security::SecurityEnv) -> Result<Config, ConfigError> {
         let database = database_from(&raw)?;
+        let security = security.resolve()?;
         let log_style = match raw.log_style.as_str() {
             "pretty" => LogStyle::Pretty,
             "raw" => LogStyle::Raw,
@@ -270,6 +289,10 @@ impl Config {
                 max_relational_depth: raw.max_relational_depth.max(2),
                 ..crate::core::query::Settings::default()
             },
+            auth: security.auth,
+            client_ip: security.client_ip,
+            rate_limits: security.rate_limits,
+            pressure: security.pressure,
         })
     }
 }
@@ -388,7 +411,7 @@ mod tests {
 
     #[test]
     fn defaults_are_valid() {
-        let config = Config::from_raw(RawEnv::default()).unwrap();
+        let config = Config::from_raw(RawEnv::default(), security::SecurityEnv::default()).unwrap();
         assert_eq!(config.port, 8055);
         assert_eq!(config.max_payload_size, 1024 * 1024);
         assert!(matches!(config.database, DatabaseConfig::Embedded { .. }));
@@ -427,7 +450,7 @@ mod tests {
             admin_password: Some("hunter2".into()),
             ..RawEnv::default()
         };
-        let config = Config::from_raw(raw).unwrap();
+        let config = Config::from_raw(raw, security::SecurityEnv::default()).unwrap();
         assert!(!format!("{config:?}").contains("hunter2"));
     }
 

@@ -77,6 +77,22 @@ pub enum Error {
     /// HTTP 403: a token that cannot be decoded at all.
     #[error("Invalid token.")]
     InvalidToken,
+    /// HTTP 401: the user exists but is not `active`.
+    #[error("User suspended.")]
+    UserSuspended,
+    /// HTTP 401: none of the caller's policies admits the request's IP address.
+    #[error("Invalid IP address.")]
+    InvalidIp,
+    /// HTTP 401: the one-time password is missing or wrong for a user with TFA on.
+    #[error("Invalid user OTP.")]
+    InvalidOtp,
+    /// HTTP 429: a rate limiter is out of points; `Retry-After` says when it refills.
+    #[error("Too many requests, retry after {}.", human_seconds(*retry_after_secs))]
+    RequestsExceeded { retry_after_secs: u64 },
+    /// HTTP 503: the server is saturated and sheds load instead of queueing (Directus's
+    /// pressure limiter); `Retry-After` is sent.
+    #[error("Service \"api\" is unavailable. Under pressure.")]
+    UnderPressure { retry_after_secs: u64 },
     /// HTTP 413: the request body is larger than `MAX_PAYLOAD_SIZE`.
     #[error("Uploaded content is too large.")]
     ContentTooLarge,
@@ -131,6 +147,11 @@ impl Error {
             Error::InvalidCredentials => "INVALID_CREDENTIALS",
             Error::TokenExpired => "TOKEN_EXPIRED",
             Error::InvalidToken => "INVALID_TOKEN",
+            Error::UserSuspended => "USER_SUSPENDED",
+            Error::InvalidIp => "INVALID_IP",
+            Error::InvalidOtp => "INVALID_OTP",
+            Error::RequestsExceeded { .. } => "REQUESTS_EXCEEDED",
+            Error::UnderPressure { .. } => "SERVICE_UNAVAILABLE",
             Error::ContentTooLarge => "CONTENT_TOO_LARGE",
             Error::UnsupportedMediaType { .. } => "UNSUPPORTED_MEDIA_TYPE",
             Error::ServiceUnavailable { .. } => "SERVICE_UNAVAILABLE",
@@ -156,7 +177,13 @@ impl Error {
             | Error::ContainsNullValues { .. } => StatusCode::BAD_REQUEST,
             Error::RouteNotFound { .. } => StatusCode::NOT_FOUND,
             Error::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            Error::InvalidCredentials | Error::TokenExpired => StatusCode::UNAUTHORIZED,
+            Error::InvalidCredentials
+            | Error::TokenExpired
+            | Error::UserSuspended
+            | Error::InvalidIp
+            | Error::InvalidOtp => StatusCode::UNAUTHORIZED,
+            Error::RequestsExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Error::UnderPressure { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Error::ContentTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Error::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::ServiceUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -198,11 +225,19 @@ impl Error {
                 ext.insert("service".into(), json!(service));
                 ext.insert("reason".into(), json!(reason));
             }
+            Error::UnderPressure { .. } => {
+                ext.insert("service".into(), json!("api"));
+                ext.insert("reason".into(), json!("Under pressure"));
+            }
             Error::Forbidden
             | Error::FailedValidation { .. }
             | Error::InvalidCredentials
             | Error::TokenExpired
             | Error::InvalidToken
+            | Error::UserSuspended
+            | Error::InvalidIp
+            | Error::InvalidOtp
+            | Error::RequestsExceeded { .. }
             | Error::ContentTooLarge
             | Error::Internal(_) => {}
         }
@@ -225,6 +260,15 @@ impl Error {
     }
 }
 
+/// Seconds the way Directus's `ms()` prints them in messages: `1s`, `45s`, `2m`, `1h`.
+fn human_seconds(secs: u64) -> String {
+    match secs {
+        s if s >= 3_600 && s % 3_600 == 0 => format!("{}h", s / 3_600),
+        s if s >= 60 && s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
 fn quoted(items: &[String]) -> String {
     items
         .iter()
@@ -244,8 +288,14 @@ impl ResponseError for Error {
             tracing::error!(error = format!("{cause:#}"), "internal error");
         }
         let mut res = HttpResponse::build(self.status());
-        if let Error::MethodNotAllowed { allowed, .. } = self {
-            res.insert_header(("Allow", allowed.join(", ")));
+        match self {
+            Error::MethodNotAllowed { allowed, .. } => {
+                res.insert_header(("Allow", allowed.join(", ")));
+            }
+            Error::RequestsExceeded { retry_after_secs } | Error::UnderPressure { retry_after_secs } => {
+                res.insert_header(("Retry-After", retry_after_secs.to_string()));
+            }
+            _ => {}
         }
         res.json(self.envelope())
     }
