@@ -8,6 +8,7 @@ pub mod export;
 pub mod fields;
 pub mod items;
 pub mod items_write;
+pub mod limits;
 pub mod metrics;
 pub mod observe;
 pub mod relations;
