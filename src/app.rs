@@ -17,6 +17,7 @@ use crate::actors::schema::SchemaActor;
 use crate::config::Config;
 use crate::db::cluster::ManagedCluster;
 use crate::db::{bootstrap, introspect, pool};
+use crate::http::limits::Limits;
 use crate::http::metrics::Metrics;
 use crate::http::observe::observe;
 use crate::http::state::AppState;
@@ -81,6 +82,7 @@ impl App {
             schema_rx,
             metrics: Metrics::new().context("creating metrics")?,
             tokens,
+            limits: Limits::start(&config),
             started: Instant::now(),
         };
         let listener = TcpListener::bind((config.host.as_str(), config.port))
@@ -101,8 +103,10 @@ impl App {
                 pool: pool::connect_lazy(options.clone(), worker_pool_max),
                 ..state.clone()
             });
+            let limits = state.limits.middleware();
             actix_web::App::new()
                 .app_data(state)
+                .wrap(limits)
                 .wrap(from_fn(observe))
                 .configure(|cfg| crate::http::configure(cfg, max_payload_size))
         })

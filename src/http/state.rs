@@ -1,5 +1,5 @@
-//! What every handler can reach: the pool, the schema snapshot and its actor, the config and
-//! the metrics registry. Built once by `App::build`.
+//! What every handler can reach: the pool, the schema snapshot and its actor, the config, the
+//! metrics registry and the rate limiters. Built once by `App::build`.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -24,6 +24,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Static-token lookups, emptied on any access change.
     pub tokens: Arc<crate::actors::token_cache::TokenCache>,
+    /// Rate limiters and pressure settings; `check_auth` for the sign-in routes.
+    pub limits: Arc<super::limits::Limits>,
     pub started: Instant,
 }
 
