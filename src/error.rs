@@ -250,8 +250,16 @@ impl Error {
             let errors: Vec<Value> = failures
                 .iter()
                 .map(|f| {
-                    json!({"message": f.message(), "extensions":
-                        {"field": f.field, "path": [], "type": f.kind, "code": "FAILED_VALIDATION"}})
+                    let mut ext = json!({"field": f.field, "path": [], "type": f.kind});
+                    if let (Some(key), Some(expected), Some(map)) =
+                        (f.detail_key(), &f.expected, ext.as_object_mut())
+                    {
+                        map.insert(key.into(), expected.clone());
+                    }
+                    if let Some(map) = ext.as_object_mut() {
+                        map.insert("code".into(), json!("FAILED_VALIDATION"));
+                    }
+                    json!({"message": f.message(), "extensions": ext})
                 })
                 .collect();
             return json!({ "errors": errors });
