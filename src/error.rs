@@ -364,6 +364,27 @@ impl From<crate::core::payload::PayloadError> for Error {
     }
 }
 
+impl From<crate::core::access::AccessError> for Error {
+    fn from(err: crate::core::access::AccessError) -> Self {
+        use crate::core::access::AccessError;
+        match err {
+            AccessError::Forbidden => Error::Forbidden,
+            AccessError::Field {
+                collection,
+                field,
+                path,
+            } => Error::ForbiddenField {
+                collection,
+                field,
+                path,
+            },
+            AccessError::Validation(failures) => Error::FailedValidation { failures },
+            // A stored rule the server cannot apply: logged at the edge, never shown.
+            err @ AccessError::InvalidRule { .. } => Error::internal(err),
+        }
+    }
+}
+
 /// Result alias used across the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

@@ -12,11 +12,11 @@ mod parse;
 mod value;
 
 pub use parse::{Limits, json_steps, parse};
-pub use value::Scalar;
+pub use value::{Scalar, dynamic_now};
 
 /// Values of Directus's dynamic variables, fixed when a request is parsed. Core reads no clock
 /// and no session: callers pass them in. `$NOW` is resolved where values are coerced
-/// ([`value`]); the `$CURRENT_*` ones by [`Variables::current`].
+/// (`value.rs`); the `$CURRENT_*` ones by [`Variables::current`].
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Variables {
     /// `$NOW`.
