@@ -6,7 +6,7 @@
 //! request. [`Access::resolve`] then answers per collection and action with a [`Resolved`]: the
 //! items (an item filter), the fields, per-field visibility when policies disagree, validation
 //! rules and presets. `narrow_wildcards` shrinks `*` to readable fields, `check_query` walks
-//! every field a read touches, `Resolved::prepare_payload` checks a write.
+//! every field a read touches, [`Resolved::prepare_payload`] checks a write.
 //!
 //! What the SQL side must do with a [`Resolved`] (the parts no name check can do):
 //! - read: AND [`Resolved::row_filter`] (or, as Directus, [`Resolved::row_filter_for`] the
@@ -18,15 +18,16 @@
 //!   collection's read row filter (Directus does so for `_some`/`_none` subqueries; doing it for
 //!   M2O joins as well closes the oracle of directus#15437).
 //! - update: the target keys AND [`Resolved::write_condition`] of the payload keys must match
-//!   every key, else `FORBIDDEN`; then `Resolved::prepare_payload`. Delete: keys AND the row
-//!   filter. Create: `Resolved::prepare_payload` only (the item filter is not applied).
+//!   every key, else `FORBIDDEN`; then [`Resolved::prepare_payload`]. Delete: keys AND the row
+//!   filter. Create: [`Resolved::prepare_payload`] only (the item filter is not applied).
 //!
 //! Nothing here does I/O, reads the clock or knows SQL: `$NOW`, the user's row and the request
-//! IP come in as values. Files: [`ip`] (allow-lists), `resolve` (rows → [`Resolved`]); payload
-//! and query checks follow.
+//! IP come in as values. Files: [`ip`] (allow-lists), `resolve` (rows → [`Resolved`]),
+//! `validate` (payloads); query checks follow.
 
 pub mod ip;
 mod resolve;
+mod validate;
 
 use std::net::IpAddr;
 
@@ -38,6 +39,7 @@ use crate::core::payload::Failure;
 use crate::core::schema::SchemaSnapshot;
 
 pub use resolve::{FieldSet, Resolved, Rule, Visibility};
+pub use validate::validate_payload;
 
 /// What a permission row allows (`directus_permissions.action`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
