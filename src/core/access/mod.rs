@@ -5,7 +5,7 @@
 //! user, the role and its parents, or the public policy) and builds an [`Access`] once per
 //! request. [`Access::resolve`] then answers per collection and action with a [`Resolved`]: the
 //! items (an item filter), the fields, per-field visibility when policies disagree, validation
-//! rules and presets. `narrow_wildcards` shrinks `*` to readable fields, `check_query` walks
+//! rules and presets. [`narrow_wildcards`] shrinks `*` to readable fields, [`check_query`] walks
 //! every field a read touches, [`Resolved::prepare_payload`] checks a write.
 //!
 //! What the SQL side must do with a [`Resolved`] (the parts no name check can do):
@@ -23,9 +23,10 @@
 //!
 //! Nothing here does I/O, reads the clock or knows SQL: `$NOW`, the user's row and the request
 //! IP come in as values. Files: [`ip`] (allow-lists), `resolve` (rows → [`Resolved`]),
-//! `validate` (payloads); query checks follow.
+//! `validate` (payloads), `query_check` (queries).
 
 pub mod ip;
+mod query_check;
 mod resolve;
 mod validate;
 
@@ -38,6 +39,7 @@ use crate::core::filter::Variables;
 use crate::core::payload::Failure;
 use crate::core::schema::SchemaSnapshot;
 
+pub use query_check::{check_query, narrow_wildcards};
 pub use resolve::{FieldSet, Resolved, Rule, Visibility};
 pub use validate::validate_payload;
 
@@ -230,7 +232,7 @@ impl Access {
         Resolved::from_rows(&rows, snapshot, collection, action, vars).map(Some)
     }
 
-    /// A read resolver for `check_query` and `narrow_wildcards`.
+    /// A read resolver for [`check_query`] and [`narrow_wildcards`].
     pub fn reader<'a>(
         &'a self,
         snapshot: &'a SchemaSnapshot,
