@@ -250,8 +250,16 @@ impl Error {
             let errors: Vec<Value> = failures
                 .iter()
                 .map(|f| {
-                    json!({"message": f.message(), "extensions":
-                        {"field": f.field, "path": [], "type": f.kind, "code": "FAILED_VALIDATION"}})
+                    let mut ext = json!({"field": f.field, "path": [], "type": f.kind});
+                    if let (Some(key), Some(expected), Some(map)) =
+                        (f.detail_key(), &f.expected, ext.as_object_mut())
+                    {
+                        map.insert(key.into(), expected.clone());
+                    }
+                    if let Some(map) = ext.as_object_mut() {
+                        map.insert("code".into(), json!("FAILED_VALIDATION"));
+                    }
+                    json!({"message": f.message(), "extensions": ext})
                 })
                 .collect();
             return json!({ "errors": errors });
@@ -352,6 +360,27 @@ impl From<crate::core::payload::PayloadError> for Error {
         match err {
             crate::core::payload::PayloadError::Invalid(reason) => Error::InvalidPayload { reason },
             crate::core::payload::PayloadError::Validation(failures) => Error::FailedValidation { failures },
+        }
+    }
+}
+
+impl From<crate::core::access::AccessError> for Error {
+    fn from(err: crate::core::access::AccessError) -> Self {
+        use crate::core::access::AccessError;
+        match err {
+            AccessError::Forbidden => Error::Forbidden,
+            AccessError::Field {
+                collection,
+                field,
+                path,
+            } => Error::ForbiddenField {
+                collection,
+                field,
+                path,
+            },
+            AccessError::Validation(failures) => Error::FailedValidation { failures },
+            // A stored rule the server cannot apply: logged at the edge, never shown.
+            err @ AccessError::InvalidRule { .. } => Error::internal(err),
         }
     }
 }

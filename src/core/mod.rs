@@ -1,9 +1,10 @@
-//! Pure logic shared by every layer: the schema model, field types and name rules.
+//! Pure logic shared by every layer: the schema model, field types, name rules, queries,
+//! filters and access control.
 //!
 //! Nothing in `core` does I/O, reads the clock or knows about HTTP or SQL connections; callers
-//! pass data in. Later issues add the query AST, filter evaluator, permission merge and the
-//! pgoutput decoder here, under the same rule.
+//! pass data in. Later issues add the pgoutput decoder here, under the same rule.
 
+pub mod access;
 pub mod catalog;
 pub mod field_type;
 pub mod filter;

@@ -19,18 +19,79 @@ pub type ColumnValue = Option<String>;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
     pub field: String,
-    /// `required` or `nnull`.
+    /// Directus's `type`: `required` or `nnull` from the schema; the operator of a failed
+    /// permission validation rule without its underscore (`eq`, `in`, `contains`, ...).
     pub kind: &'static str,
+    /// What the rule compared with, shown as Directus shows it: `valid` for `eq`/`in`/`lt`...,
+    /// `invalid` for `neq`/`nin`, `substring` for the string tests ([`Failure::detail_key`]).
+    pub expected: Option<Value>,
 }
 
 impl Failure {
-    /// Directus's message for the failure.
+    /// A failure with no compared value (`required`, `nnull`, `null`, `empty`, ...).
+    pub fn new(field: impl Into<String>, kind: &'static str) -> Failure {
+        Failure {
+            field: field.into(),
+            kind,
+            expected: None,
+        }
+    }
+
+    /// The `extensions` key Directus puts [`Failure::expected`] under, for this kind.
+    pub fn detail_key(&self) -> Option<&'static str> {
+        match self.kind {
+            "eq" | "in" | "lt" | "lte" | "gt" | "gte" | "between" => Some("valid"),
+            "neq" | "nin" | "nbetween" => Some("invalid"),
+            k if k.contains("contains") || k.contains("starts_with") || k.contains("ends_with") => {
+                Some("substring")
+            }
+            _ => None,
+        }
+    }
+
+    /// Directus's message for the failure (`messageConstructor` of `FailedValidationError`).
     pub fn message(&self) -> String {
-        let detail = match self.kind {
-            "required" => "Value is required.",
-            _ => "Value can't be null.",
+        let shown = |v: &Value| match v {
+            Value::String(s) => format!("\"{s}\""),
+            Value::Array(items) => items
+                .iter()
+                .map(|i| match i {
+                    Value::String(s) => format!("\"{s}\""),
+                    other => format!("\"{other}\""),
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+            other => format!("\"{other}\""),
         };
-        format!("Validation failed for field \"{}\". {detail}", self.field)
+        let expected = self.expected.as_ref().map(shown).unwrap_or_default();
+        let detail = match self.kind {
+            "required" => "Value is required.".to_string(),
+            "nnull" => "Value can't be null.".to_string(),
+            "null" => "Value has to be null.".to_string(),
+            "empty" => "Value has to be empty.".to_string(),
+            "nempty" => "Value can't be empty.".to_string(),
+            "regex" => "Value doesn't have the correct format.".to_string(),
+            "eq" => format!("Value has to be {expected}."),
+            "neq" => format!("Value can't be {expected}."),
+            "lt" => format!("Value has to be less than {expected}."),
+            "lte" => format!("Value has to be less than or equal to {expected}."),
+            "gt" => format!("Value has to be greater than {expected}."),
+            "gte" => format!("Value has to be greater than or equal to {expected}."),
+            "in" => format!("Value has to be one of {expected}."),
+            "nin" => format!("Value can't be one of {expected}."),
+            "between" => format!("Value has to be between {expected}."),
+            "nbetween" => format!("Value can't be between {expected}."),
+            "contains" | "icontains" => format!("Value has to contain {expected}."),
+            "ncontains" | "nicontains" => format!("Value can't contain {expected}."),
+            // Directus adds no detail for the other string tests.
+            _ => String::new(),
+        };
+        let head = format!("Validation failed for field \"{}\".", self.field);
+        if detail.is_empty() {
+            head
+        } else {
+            format!("{head} {detail}")
+        }
     }
 }
 
@@ -111,10 +172,7 @@ pub fn prepare(
                     && !column.has_auto_increment
                     && !column.is_generated;
                 if required {
-                    failures.push(Failure {
-                        field: field.field.clone(),
-                        kind: "required",
-                    });
+                    failures.push(Failure::new(field.field.clone(), "required"));
                 }
             }
             Some(Value::Null) => {
@@ -124,10 +182,7 @@ pub fn prepare(
                     out.push((field.field.clone(), Some((ctx.new_uuid)())));
                 } else if auto_key {
                 } else if !column.is_nullable {
-                    failures.push(Failure {
-                        field: field.field.clone(),
-                        kind: "nnull",
-                    });
+                    failures.push(Failure::new(field.field.clone(), "nnull"));
                 } else {
                     out.push((field.field.clone(), None));
                 }

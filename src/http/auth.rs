@@ -38,6 +38,9 @@ impl Accountability {
             now: chrono::Utc::now(),
             user: self.user.map(|u| u.to_string()),
             role: self.role.map(|r| r.to_string()),
+            // Roles, policies and rows come from the permission loader; until it is wired in,
+            // `$CURRENT_ROLES`/`$CURRENT_POLICIES` are empty and paths resolve to null.
+            ..Default::default()
         }
     }
 }

@@ -12,24 +12,87 @@ mod parse;
 mod value;
 
 pub use parse::{Limits, json_steps, parse};
-pub use value::Scalar;
+pub use value::{Scalar, dynamic_now};
 
-/// Values of Directus's dynamic variables (`$NOW`, `$CURRENT_USER`, `$CURRENT_ROLE`), fixed
-/// when a request is parsed. Core reads no clock and no session: callers pass them in.
-#[derive(Debug, Clone, PartialEq)]
+/// Values of Directus's dynamic variables, fixed when a request is parsed. Core reads no clock
+/// and no session: callers pass them in. `$NOW` is resolved where values are coerced
+/// (`value.rs`); the `$CURRENT_*` ones by [`Variables::current`].
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Variables {
+    /// `$NOW`.
     pub now: chrono::DateTime<chrono::Utc>,
+    /// `$CURRENT_USER`: the user's id; `None` when anonymous.
     pub user: Option<String>,
+    /// `$CURRENT_ROLE`: the user's role id.
     pub role: Option<String>,
+    /// `$CURRENT_ROLES`: the role and every role it is nested in (Directus's
+    /// `accountability.roles`).
+    pub roles: Vec<String>,
+    /// `$CURRENT_POLICIES`: ids of the policies that apply to this request.
+    pub policies: Vec<String>,
+    /// The user's row, for `$CURRENT_USER.<field>`; loaded by the caller with the fields the
+    /// permission rules name.
+    pub user_row: Option<serde_json::Map<String, serde_json::Value>>,
+    /// The role's row, for `$CURRENT_ROLE.<field>`.
+    pub role_row: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl From<chrono::DateTime<chrono::Utc>> for Variables {
     fn from(now: chrono::DateTime<chrono::Utc>) -> Self {
         Variables {
             now,
-            user: None,
-            role: None,
+            ..Variables::default()
         }
+    }
+}
+
+impl Variables {
+    /// The value of a `$CURRENT_*` variable or path, as Directus's `parseFilter` resolves it, or
+    /// `None` when `text` names none (it is then a literal). Ids are strings, lists are arrays
+    /// (an `_in` list takes their items), and a path the supplied row lacks is `null`, as in
+    /// Directus. `$CURRENT_ROLES` and `$CURRENT_POLICIES` have rows only for `.id`.
+    pub fn current(&self, text: &str) -> Option<serde_json::Value> {
+        use serde_json::Value;
+        let ids = |ids: &[String]| Value::Array(ids.iter().cloned().map(Value::String).collect());
+        let id = |id: &Option<String>| id.clone().map(Value::String).unwrap_or(Value::Null);
+        let (name, path) = match text.split_once('.') {
+            Some((name, path)) => (name, Some(path)),
+            None => (text, None),
+        };
+        Some(match (name, path) {
+            ("$CURRENT_USER", None) => id(&self.user),
+            ("$CURRENT_USER", Some(path)) => row_path(self.user_row.as_ref(), path),
+            ("$CURRENT_ROLE", None) => id(&self.role),
+            ("$CURRENT_ROLE", Some(path)) => row_path(self.role_row.as_ref(), path),
+            ("$CURRENT_ROLES", None | Some("id")) => ids(&self.roles),
+            ("$CURRENT_POLICIES", None | Some("id")) => ids(&self.policies),
+            ("$CURRENT_ROLES" | "$CURRENT_POLICIES", Some(_)) => Value::Null,
+            _ => return None,
+        })
+    }
+}
+
+/// `a.b` in a row: objects are walked by key, arrays map over their items (Directus's
+/// `get-with-arrays`); anything missing is `null`.
+fn row_path(row: Option<&serde_json::Map<String, serde_json::Value>>, path: &str) -> serde_json::Value {
+    fn walk(value: &serde_json::Value, steps: &[&str]) -> serde_json::Value {
+        use serde_json::Value;
+        let Some((step, rest)) = steps.split_first() else {
+            return value.clone();
+        };
+        match value {
+            Value::Object(map) => map.get(*step).map(|v| walk(v, rest)).unwrap_or(Value::Null),
+            Value::Array(items) => Value::Array(items.iter().map(|v| walk(v, steps)).collect()),
+            _ => Value::Null,
+        }
+    }
+    let steps: Vec<&str> = path.split('.').collect();
+    match (row, steps.split_first()) {
+        (Some(row), Some((first, rest))) => row
+            .get(*first)
+            .map(|v| walk(v, rest))
+            .unwrap_or(serde_json::Value::Null),
+        _ => serde_json::Value::Null,
     }
 }
 

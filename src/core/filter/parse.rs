@@ -360,14 +360,27 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// `$CURRENT_USER` and `$CURRENT_ROLE` become the caller's ids (`null` when anonymous).
-    /// Paths like `$CURRENT_USER.org` need the user's row and come with the auth issue.
-    fn substitute(&self, value: Value) -> Value {
-        match value.as_str() {
-            Some("$CURRENT_USER") => self.vars.user.clone().map(Value::String).unwrap_or(Value::Null),
-            Some("$CURRENT_ROLE") => self.vars.role.clone().map(Value::String).unwrap_or(Value::Null),
-            _ => value,
+    /// `$CURRENT_USER`, `$CURRENT_ROLE.name` etc. become their values ([`Variables::current`]);
+    /// Directus substitutes first and rewrites `"true"`/`"null"` after (`parse-filter.ts`).
+    fn substitute(&self, value: &Value) -> Value {
+        let value = match value.as_str().and_then(|s| self.vars.current(s)) {
+            Some(resolved) => resolved,
+            None => value.clone(),
+        };
+        normalize(&value)
+    }
+
+    /// The items of an `_in`/`_between` list with variables substituted; a variable holding a
+    /// list (`$CURRENT_ROLES`) adds its items, as Directus's `flatMap` does.
+    fn list_items(&self, items: Vec<Value>) -> Vec<Value> {
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            match self.substitute(&item) {
+                Value::Array(inner) => out.extend(inner.iter().map(normalize)),
+                other => out.push(other),
+            }
         }
+        out
     }
 
     fn operand(
@@ -379,7 +392,8 @@ impl<'a> Parser<'a> {
     ) -> Result<Operand, FilterError> {
         use Operator::*;
         let name = op.as_str();
-        let value = self.substitute(normalize(value));
+        let raw = value;
+        let value = self.substitute(value);
         let scalar = |v: &Value| -> Result<Scalar, FilterError> {
             match v {
                 Value::String(s) if s.is_empty() => Err(invalid(format!(
@@ -402,18 +416,20 @@ impl<'a> Parser<'a> {
                 s => Operand::Scalar(s),
             },
             In | Nin | Between | Nbetween => {
-                let items = list(&value)
-                    .ok_or_else(|| invalid(format!("\"{name}\" has to be an array of values")))?;
+                // Split before substituting, so `"$CURRENT_ROLES"` and `["$CURRENT_USER"]`
+                // expand the same way whatever the variable holds.
+                let items =
+                    list(raw).ok_or_else(|| invalid(format!("\"{name}\" has to be an array of values")))?;
+                // A list written non-empty may still expand to none (`$CURRENT_ROLES` of a
+                // user without a role): it then matches nothing, as Directus's empty `whereIn`.
+                let items = self.list_items(items);
                 if items.len() > self.limits.max_list {
                     return Err(invalid(format!(
                         "\"{name}\" takes at most {} values",
                         self.limits.max_list
                     )));
                 }
-                let items = items
-                    .iter()
-                    .map(|v| scalar(&normalize(v)))
-                    .collect::<Result<Vec<_>, _>>()?;
+                let items = items.iter().map(scalar).collect::<Result<Vec<_>, _>>()?;
                 if matches!(op, In | Nin) {
                     Operand::List(items)
                 } else {
@@ -681,6 +697,185 @@ mod tests {
             deep = json!({"_and": [deep]});
         }
         assert!(reason(deep).contains("deeper than 10"));
+    }
+
+    const USER: &str = "9d6a3c8e-5d1f-4f5e-9a57-2b1a4c1e0f01";
+    const ROLE: &str = "4b0f3a1c-8c2d-4e6b-a1f7-0c9d2e3f4a5b";
+    const PARENT_ROLE: &str = "1f2e3d4c-5b6a-4978-8a9b-0c1d2e3f4a5b";
+    const POLICY: &str = "7e8f9a0b-1c2d-4e3f-8a5b-6c7d8e9f0a1b";
+
+    fn people() -> SchemaSnapshot {
+        catalog::single_table(
+            "people",
+            &[
+                ("id", "int4"),
+                ("owner", "uuid"),
+                ("org", "int4"),
+                ("label", "varchar"),
+                ("born", "date"),
+            ],
+        )
+    }
+
+    fn signed_in() -> Variables {
+        let row = |v: Value| v.as_object().cloned();
+        Variables {
+            now: chrono::DateTime::UNIX_EPOCH,
+            user: Some(USER.into()),
+            role: Some(ROLE.into()),
+            roles: vec![ROLE.into(), PARENT_ROLE.into()],
+            policies: vec![POLICY.into()],
+            user_row: row(json!({"org": 7, "nick": "ann", "avatar": {"size": 3}})),
+            role_row: row(json!({"name": "Editor"})),
+        }
+    }
+
+    /// The operand of a single-condition filter.
+    fn operand(filter: Value, vars: Variables) -> Operand {
+        match parse(&filter, &people(), "people", vars, Limits::default()) {
+            Ok(Filter::Condition(condition)) => condition.operand,
+            other => panic!("expected one condition, got {other:?}"),
+        }
+    }
+
+    fn text(s: &str) -> Scalar {
+        Scalar::Text(s.into())
+    }
+
+    #[test]
+    fn current_user_and_role_are_the_callers_ids() {
+        assert_eq!(
+            operand(json!({"owner": {"_eq": "$CURRENT_USER"}}), signed_in()),
+            Operand::Scalar(text(USER))
+        );
+        assert_eq!(
+            operand(json!({"label": {"_eq": "$CURRENT_ROLE"}}), signed_in()),
+            Operand::Scalar(text(ROLE))
+        );
+    }
+
+    #[test]
+    fn anonymous_current_user_is_null() {
+        let anonymous = Variables::from(chrono::DateTime::UNIX_EPOCH);
+        assert_eq!(
+            operand(json!({"owner": {"_eq": "$CURRENT_USER"}}), anonymous.clone()),
+            Operand::Scalar(Scalar::Null)
+        );
+        assert_eq!(
+            operand(json!({"owner": {"_in": ["$CURRENT_USER"]}}), anonymous),
+            Operand::List(vec![Scalar::Null])
+        );
+    }
+
+    #[test]
+    fn current_roles_and_policies_expand_inside_in_lists() {
+        let both = Operand::List(vec![text(ROLE), text(PARENT_ROLE)]);
+        assert_eq!(
+            operand(json!({"owner": {"_in": "$CURRENT_ROLES"}}), signed_in()),
+            both
+        );
+        assert_eq!(
+            operand(json!({"owner": {"_in": ["$CURRENT_ROLES"]}}), signed_in()),
+            both
+        );
+        assert_eq!(
+            operand(
+                json!({"owner": {"_nin": ["$CURRENT_USER", "$CURRENT_ROLES"]}}),
+                signed_in()
+            ),
+            Operand::List(vec![text(USER), text(ROLE), text(PARENT_ROLE)])
+        );
+        assert_eq!(
+            operand(json!({"owner": {"_in": ["$CURRENT_POLICIES"]}}), signed_in()),
+            Operand::List(vec![text(POLICY)])
+        );
+        assert_eq!(
+            operand(json!({"owner": {"_in": ["$CURRENT_POLICIES.id"]}}), signed_in()),
+            Operand::List(vec![text(POLICY)])
+        );
+    }
+
+    #[test]
+    fn a_variable_list_may_expand_to_nothing() {
+        let no_role = Variables {
+            user: Some(USER.into()),
+            ..Variables::default()
+        };
+        assert_eq!(
+            operand(json!({"owner": {"_in": "$CURRENT_ROLES"}}), no_role),
+            Operand::List(Vec::new())
+        );
+        // A list written empty is still refused.
+        assert!(
+            parse(
+                &json!({"owner": {"_in": []}}),
+                &people(),
+                "people",
+                signed_in(),
+                Limits::default()
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn current_user_and_role_paths_read_the_supplied_rows() {
+        assert_eq!(
+            operand(json!({"org": {"_eq": "$CURRENT_USER.org"}}), signed_in()),
+            Operand::Scalar(Scalar::Int(7))
+        );
+        assert_eq!(
+            operand(json!({"org": {"_in": ["$CURRENT_USER.org", 9]}}), signed_in()),
+            Operand::List(vec![Scalar::Int(7), Scalar::Int(9)])
+        );
+        assert_eq!(
+            operand(json!({"org": {"_eq": "$CURRENT_USER.avatar.size"}}), signed_in()),
+            Operand::Scalar(Scalar::Int(3))
+        );
+        assert_eq!(
+            operand(json!({"label": {"_eq": "$CURRENT_ROLE.name"}}), signed_in()),
+            Operand::Scalar(text("Editor"))
+        );
+        assert_eq!(
+            operand(json!({"label": {"_contains": "$CURRENT_USER.nick"}}), signed_in()),
+            Operand::Text("ann".into())
+        );
+    }
+
+    #[test]
+    fn unknown_paths_resolve_to_null_as_in_directus() {
+        assert_eq!(
+            operand(json!({"org": {"_eq": "$CURRENT_USER.nope"}}), signed_in()),
+            Operand::Scalar(Scalar::Null)
+        );
+        assert_eq!(
+            operand(json!({"label": {"_eq": "$CURRENT_ROLES.name"}}), signed_in()),
+            Operand::Scalar(Scalar::Null)
+        );
+        let anonymous = Variables::default();
+        assert_eq!(
+            operand(json!({"org": {"_eq": "$CURRENT_USER.org"}}), anonymous),
+            Operand::Scalar(Scalar::Null)
+        );
+    }
+
+    #[test]
+    fn now_works_inside_in_lists() {
+        assert_eq!(
+            operand(json!({"born": {"_in": ["$NOW", "$NOW(-1 day)"]}}), signed_in()),
+            Operand::List(vec![
+                Scalar::Date(chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()),
+                Scalar::Date(chrono::NaiveDate::from_ymd_opt(1969, 12, 31).unwrap()),
+            ])
+        );
+    }
+
+    #[test]
+    fn a_literal_that_only_looks_like_a_variable_stays_literal() {
+        assert_eq!(
+            operand(json!({"label": {"_eq": "$CURRENT_USERS"}}), signed_in()),
+            Operand::Scalar(text("$CURRENT_USERS"))
+        );
     }
 
     proptest::proptest! {

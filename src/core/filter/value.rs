@@ -177,7 +177,7 @@ fn parse_timestamp(s: &str) -> Option<DateTime<Utc>> {
 /// `$NOW`, `$NOW(-1 year)`, `$NOW(+2d)`, `$NOW(-90 minutes)`: `Ok(None)` when `text` is not one.
 /// Directus's grammar (`adjust-date.ts`): an optional sign, a number, an optional unit (default
 /// days) from its list of spellings.
-fn dynamic_now(text: &str, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, String> {
+pub fn dynamic_now(text: &str, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, String> {
     let Some(rest) = text.strip_prefix("$NOW") else {
         return Ok(None);
     };

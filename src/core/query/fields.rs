@@ -127,7 +127,7 @@ pub fn split(text: &str) -> Vec<String> {
 }
 
 /// `a.b.json(c, d.e)` → `["a", "b", "json(c, d.e)"]`: dots inside parentheses stay.
-fn split_path(path: &str) -> Vec<&str> {
+pub fn split_path(path: &str) -> Vec<&str> {
     let mut parts = Vec::new();
     let (mut depth, mut start) = (0i32, 0);
     for (i, c) in path.char_indices() {
