@@ -344,10 +344,12 @@ async fn run(quick: bool, duration: Duration) {
                         .await
                         .is_ok();
                     }
+                    let everything = directrix::db::items::rules::ReadRules::unrestricted();
                     let target = read::Target {
                         snapshot: &schema,
                         schema: "public",
                         collection: &collection,
+                        rules: &everything,
                     };
                     let key = key.to_string();
                     let sql = read::select(&target, &parsed, by_key.then_some(key.as_str())).unwrap();

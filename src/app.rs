@@ -62,7 +62,7 @@ impl App {
         let (snapshot_tx, schema_rx) = watch::channel(Arc::new(built.snapshot));
         let actor_pool = pool.clone();
         let user_schema = config.user_schema.clone();
-        let tokens = Arc::new(crate::actors::token_cache::TokenCache::default());
+        let tokens = Arc::new(crate::actors::access_cache::AccessCache::default());
         let actor_tokens = tokens.clone();
         let schema_actor = Supervisor::start(move |_| {
             SchemaActor::new(
@@ -81,7 +81,7 @@ impl App {
             schema_actor,
             schema_rx,
             metrics: Metrics::new().context("creating metrics")?,
-            tokens,
+            access: tokens,
             limits: Limits::start(&config),
             started: Instant::now(),
         };

@@ -3,5 +3,5 @@
 //! Now: the schema actor and the static-token cache its listener empties. The replication consumer, collection feeds, socket sessions, hook
 //! pipeline and scheduler join here in later issues.
 
+pub mod access_cache;
 pub mod schema;
-pub mod token_cache;

@@ -23,7 +23,7 @@ use sqlx::postgres::PgListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::actors::token_cache::TokenCache;
+use crate::actors::access_cache::AccessCache;
 use crate::core::schema::SchemaSnapshot;
 use crate::db::introspect;
 use crate::error::Error;
@@ -48,7 +48,7 @@ pub struct SchemaActor {
     skipped_tables: BTreeSet<String>,
     listener: Option<JoinHandle<()>>,
     /// Emptied on every access notification (and on reconnect, when some may be lost).
-    tokens: Arc<TokenCache>,
+    tokens: Arc<AccessCache>,
 }
 
 impl SchemaActor {
@@ -59,7 +59,7 @@ impl SchemaActor {
         snapshot: watch::Sender<Arc<SchemaSnapshot>>,
         loaded_at: Instant,
         poll: bool,
-        tokens: Arc<TokenCache>,
+        tokens: Arc<AccessCache>,
     ) -> Self {
         SchemaActor {
             pool,
@@ -131,7 +131,7 @@ impl Supervised for SchemaActor {
 
 /// Forwards notifications to the actor. A lost connection may have dropped notifications, so
 /// reconnecting counts as a change too.
-async fn listen(pool: PgPool, addr: Addr<SchemaActor>, tokens: Arc<TokenCache>) {
+async fn listen(pool: PgPool, addr: Addr<SchemaActor>, tokens: Arc<AccessCache>) {
     while !pool.is_closed() {
         let mut listener = match PgListener::connect_with(&pool).await {
             Ok(listener) => listener,

@@ -23,6 +23,21 @@ pub fn verify(password: &str, phc: &str) -> bool {
     })
 }
 
+/// Whether a stored hash was made with other settings than ours (Directus writes argon2id with
+/// 64 MiB and 3 passes, older tools argon2i): verified logins rewrite it with ours.
+pub fn needs_rehash(phc: &str) -> bool {
+    let Ok(parsed) = PasswordHash::new(phc) else {
+        return true;
+    };
+    let ours = argon2::Params::default();
+    let param = |name: &str| parsed.params.get_decimal(name);
+    parsed.algorithm.as_str() != "argon2id"
+        || parsed.version != Some(argon2::Version::V0x13 as u32)
+        || param("m") != Some(ours.m_cost())
+        || param("t") != Some(ours.t_cost())
+        || param("p") != Some(ours.p_cost())
+}
+
 /// The stored form of a static token.
 pub fn token_digest(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
@@ -50,6 +65,24 @@ mod tests {
         assert!(verify("correct horse", &phc));
         assert!(!verify("wrong", &phc));
         assert!(!verify("correct horse", "not a hash"));
+    }
+
+    #[test]
+    fn foreign_parameters_need_a_rehash() {
+        let ours = hash("secret").unwrap();
+        assert!(!needs_rehash(&ours));
+        // What Directus (node `argon2` defaults) writes: argon2id, 64 MiB, 3 passes, 4 lanes.
+        let directus = Argon2::new(
+            argon2::Algorithm::Argon2id,
+            argon2::Version::V0x13,
+            argon2::Params::new(65_536, 3, 4, None).unwrap(),
+        )
+        .hash_password(b"secret")
+        .unwrap()
+        .to_string();
+        assert!(verify("secret", &directus));
+        assert!(needs_rehash(&directus));
+        assert!(needs_rehash("not a hash"));
     }
 
     #[test]

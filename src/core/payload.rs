@@ -110,8 +110,8 @@ pub struct Context<'a> {
     pub now: &'a str,
     /// The user writing, for `user-created` / `user-updated`.
     pub user: Option<&'a str>,
-    /// Hashes a value for `hash` fields.
-    pub hash: &'a dyn Fn(&str) -> Result<String, String>,
+    /// Hashes a value for `hash` fields; given `collection.field` and the value.
+    pub hash: &'a dyn Fn(&str, &str) -> Result<String, String>,
     /// A new uuid for `uuid` fields left empty.
     pub new_uuid: &'a dyn Fn() -> String,
 }
@@ -191,9 +191,13 @@ pub fn prepare(
                 if column.is_generated {
                     continue;
                 }
-                let text = to_text(value, field.field_type, has("hash"), ctx).map_err(|reason| {
-                    PayloadError::Invalid(format!("{reason} in field \"{}\"", field.field))
-                })?;
+                let text = to_text(
+                    value,
+                    field.field_type,
+                    has("hash").then(|| format!("{}.{}", collection.collection, field.field)),
+                    ctx,
+                )
+                .map_err(|reason| PayloadError::Invalid(format!("{reason} in field \"{}\"", field.field)))?;
                 out.push((field.field.clone(), text));
             }
         }
@@ -208,7 +212,7 @@ pub fn prepare(
 fn to_text(
     value: &Value,
     field_type: FieldType,
-    hash: bool,
+    hash: Option<String>,
     ctx: &Context<'_>,
 ) -> Result<ColumnValue, String> {
     let text = match value {
@@ -232,8 +236,8 @@ fn to_text(
     } else {
         text
     };
-    if hash {
-        return (ctx.hash)(&text).map(Some);
+    if let Some(field) = hash {
+        return (ctx.hash)(&field, &text).map(Some);
     }
     Ok(Some(text))
 }

@@ -10,8 +10,14 @@ use tracing::instrument;
 
 use crate::core::catalog::{self, Built, CatalogRows};
 
+// Directus's system collections that live in our `directrix` schema, read like user tables
+// under their Directus names (`directrix.users` is `directus_users`), so `/users`, `/roles`,
+// `/policies`, `/permissions` and `/access` get the whole query language and permission model
+// of `/items`. `db::sql::table` maps the names back.
+const SYSTEM_TABLES: &str = "array['users', 'roles', 'policies', 'access', 'permissions']";
+
 const COLUMNS: &str = r#"
-select c.relname::text as table_name,
+select case when n.nspname = $1 then c.relname::text else 'directus_' || c.relname end as table_name,
        a.attname::text as column_name,
        t.typname::text as udt_name,
        format_type(a.atttypid, null) as data_type,
@@ -29,7 +35,8 @@ join pg_class c on c.oid = a.attrelid
 join pg_namespace n on n.oid = c.relnamespace
 join pg_type t on t.oid = a.atttypid
 left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
-where n.nspname = $1 and c.relkind in ('r', 'p') and not c.relispartition
+where (n.nspname = $1 or (n.nspname = 'directrix' and c.relname = any(SYSTEM_TABLES)))
+  and c.relkind in ('r', 'p') and not c.relispartition
   and a.attnum > 0 and not a.attisdropped
 order by c.relname, a.attnum
 "#;
@@ -37,7 +44,7 @@ order by c.relname, a.attnum
 // Facts per column that leads at least one index; `indnatts = 1` keeps composite keys out of
 // "primary key" and "unique" (Directus needs a single-column key).
 const INDEXES: &str = r#"
-select c.relname::text as table_name,
+select case when n.nspname = $1 then c.relname::text else 'directus_' || c.relname end as table_name,
        a.attname::text as column_name,
        bool_or(i.indisprimary and i.indnkeyatts = 1) as is_primary_key,
        bool_or(i.indisunique and i.indnkeyatts = 1 and i.indpred is null) as is_unique,
@@ -46,16 +53,18 @@ from pg_index i
 join pg_class c on c.oid = i.indrelid
 join pg_namespace n on n.oid = c.relnamespace
 join pg_attribute a on a.attrelid = c.oid and a.attnum = i.indkey[0]
-where n.nspname = $1
+where (n.nspname = $1 or (n.nspname = 'directrix' and c.relname = any(SYSTEM_TABLES)))
 group by 1, 2
 "#;
 
 const FOREIGN_KEYS: &str = r#"
 select con.conname::text as constraint_name,
-       c.relname::text as table_name,
+       case when n.nspname = $1 then c.relname::text else 'directus_' || c.relname end as table_name,
        a.attname::text as column_name,
-       fn.nspname::text as foreign_schema,
-       fc.relname::text as foreign_table,
+       case when fn.nspname = 'directrix' and fc.relname = any(SYSTEM_TABLES) then $1
+            else fn.nspname::text end as foreign_schema,
+       case when fn.nspname = 'directrix' and fc.relname = any(SYSTEM_TABLES) then 'directus_' || fc.relname
+            else fc.relname::text end as foreign_table,
        fa.attname::text as foreign_column,
        con.confupdtype::text as on_update,
        con.confdeltype::text as on_delete
@@ -66,7 +75,8 @@ join pg_class fc on fc.oid = con.confrelid
 join pg_namespace fn on fn.oid = fc.relnamespace
 join pg_attribute a on a.attrelid = con.conrelid and a.attnum = con.conkey[1]
 join pg_attribute fa on fa.attrelid = con.confrelid and fa.attnum = con.confkey[1]
-where con.contype = 'f' and n.nspname = $1 and cardinality(con.conkey) = 1
+where con.contype = 'f' and cardinality(con.conkey) = 1
+  and (n.nspname = $1 or (n.nspname = 'directrix' and c.relname = any(SYSTEM_TABLES)))
 order by c.relname, a.attname
 "#;
 
@@ -104,6 +114,7 @@ async fn rows_of<T: DeserializeOwned + Send + Unpin + 'static>(
     query: &'static str,
     user_schema: &str,
 ) -> Result<Vec<T>, sqlx::Error> {
+    let query = query.replace("SYSTEM_TABLES", SYSTEM_TABLES);
     let sql = format!("select coalesce(jsonb_agg(to_jsonb(r)), '[]') from ({query}) r");
     let Json(rows): Json<Vec<T>> = sqlx::query_scalar(AssertSqlSafe(sql))
         .bind(user_schema)

@@ -5,6 +5,7 @@
 //! `core::name`, and are always quoted with [`sql::ident`]; values are always bound parameters.
 //! Postgres errors become client errors in one place, [`constraint::classify`].
 
+pub mod access;
 pub mod bootstrap;
 pub mod cluster;
 pub mod constraint;
@@ -13,5 +14,6 @@ pub mod introspect;
 pub mod items;
 pub mod metadata;
 pub mod pool;
+pub mod sessions;
 pub mod sql;
 pub mod users;

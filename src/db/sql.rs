@@ -23,6 +23,15 @@ pub fn qualified(schema: &str, name: &str) -> String {
     format!("{}.{}", ident(schema), ident(name))
 }
 
+/// The table behind a collection: `directus_users` and the other system collections live in
+/// our `directrix` schema under their short names; every other collection is `schema.name`.
+pub fn table(schema: &str, collection: &str) -> String {
+    match collection.strip_prefix("directus_") {
+        Some(short) => qualified("directrix", short),
+        None => qualified(schema, collection),
+    }
+}
+
 /// Quotes a string literal for DDL: `it's` → `'it''s'`. NUL cannot be stored in Postgres
 /// text and is rejected by the caller before this point.
 pub fn literal(text: &str) -> String {

@@ -13,7 +13,11 @@ use crate::error::Error;
 /// `GET /collections`.
 pub async fn read_all(_: Admin, state: web::Data<AppState>) -> HttpResponse {
     let schema = state.schema();
-    let data: Vec<_> = schema.collections.values().collect();
+    let data: Vec<_> = schema
+        .collections
+        .values()
+        .filter(|c| !super::schema_guard::is_system(&c.collection))
+        .collect();
     envelope::ok(data)
 }
 
@@ -23,6 +27,7 @@ pub async fn read_one(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
+    super::schema_guard::refuse_system(&path)?;
     let schema = state.schema();
     let collection = schema.collection(&path).ok_or(Error::Forbidden)?;
     Ok(envelope::ok(collection))
@@ -58,6 +63,7 @@ pub async fn update(
     body: web::Json<Value>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
+    super::schema_guard::refuse_system(&path)?;
     if let Some(meta) = schema_change::plan_update_collection(&state.schema(), &path, body.into_inner())? {
         ddl::save_collection_meta(&state.pool, &meta).await?;
     }
@@ -74,6 +80,7 @@ pub async fn delete(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
+    super::schema_guard::refuse_system(&path)?;
     let schema = state.schema();
     let collection = schema_change::check_delete_collection(&schema, &path)?;
     let incoming: Vec<_> = schema.relations_touching(&path).collect();

@@ -13,7 +13,10 @@ use crate::error::Error;
 /// `GET /fields`.
 pub async fn read_all(_: Admin, state: web::Data<AppState>) -> HttpResponse {
     let schema = state.schema();
-    let data: Vec<_> = schema.fields().collect();
+    let data: Vec<_> = schema
+        .fields()
+        .filter(|f| !super::schema_guard::is_system(&f.collection))
+        .collect();
     envelope::ok(data)
 }
 
@@ -23,6 +26,7 @@ pub async fn read_collection(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
+    super::schema_guard::refuse_system(&path)?;
     let schema = state.schema();
     let collection = schema_change::table_collection(&schema, &path)?;
     Ok(envelope::ok(&collection.fields))
@@ -34,6 +38,7 @@ pub async fn read_one(
     path: web::Path<(String, String)>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
+    super::schema_guard::refuse_system(&path.0)?;
     let (collection, field) = path.into_inner();
     let schema = state.schema();
     let field = schema_change::table_collection(&schema, &collection)?
@@ -49,6 +54,7 @@ pub async fn create(
     body: web::Json<Value>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
+    super::schema_guard::refuse_system(&path)?;
     let plan = schema_change::plan_create_field(&state.schema(), &path, body.into_inner())?;
     ddl::create_field(&state.pool, &state.config.user_schema, &path, &plan).await?;
     respond_with(&state, &path, &plan.field).await
@@ -61,6 +67,7 @@ pub async fn update(
     body: web::Json<Value>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
+    super::schema_guard::refuse_system(&path.0)?;
     let (collection, field) = path.into_inner();
     let schema = state.schema();
     let plan = schema_change::plan_update_field(&schema, &collection, &field, body.into_inner())?;
@@ -74,6 +81,7 @@ pub async fn delete(
     path: web::Path<(String, String)>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
+    super::schema_guard::refuse_system(&path.0)?;
     let (collection, field) = path.into_inner();
     let schema = state.schema();
     // A field that does not exist is deleted already: 204, as Directus answers.

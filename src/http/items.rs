@@ -5,36 +5,46 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Map, Value};
 
-use super::auth::{Accountability, Admin};
+use super::auth::Accountability;
+use super::route_target::{CollectionName, ItemKey};
 use super::state::AppState;
 use crate::core::query::{self, Query, params};
 use crate::core::schema::{Collection, SchemaSnapshot};
 use crate::db::items::read::{self, Target};
+use crate::db::items::rules::ReadRules;
 use crate::error::Error;
 
 /// The collection an `/items` route names: a table, and not a Directus system collection.
-pub(super) fn collection<'a>(schema: &'a SchemaSnapshot, name: &str) -> Result<&'a Collection, Error> {
-    let collection = crate::core::schema_change::table_collection(schema, name)?;
-    if name.starts_with("directus_") {
+pub(super) fn collection<'a>(
+    schema: &'a SchemaSnapshot,
+    name: &CollectionName,
+) -> Result<&'a Collection, Error> {
+    if name.name.starts_with("directus_") && !name.system {
         return Err(Error::Forbidden);
     }
-    Ok(collection)
+    Ok(crate::core::schema_change::table_collection(schema, &name.name)?)
 }
 
-fn parse_query(
+/// Parses a read's query and authorizes it for the caller: `*` narrows to readable fields,
+/// anything unreadable is refused, and the rules the SQL must apply come back with it.
+pub(super) fn authorized_query(
     state: &AppState,
     acc: &Accountability,
     params: &Map<String, Value>,
     schema: &SchemaSnapshot,
     name: &str,
-) -> Result<Query, Error> {
-    Ok(query::parse(
-        params,
+) -> Result<(Query, ReadRules), Error> {
+    let vars = acc.variables();
+    let mut query = query::parse(params, schema, name, vars.clone(), state.config.query)?;
+    let rules = super::access::authorize_read(
+        acc,
         schema,
         name,
-        acc.variables(),
-        state.config.query,
-    )?)
+        &mut query,
+        &super::access::requested_fields(params),
+        &vars,
+    )?;
+    Ok((query, rules))
 }
 
 /// Where reads of `collection` run: this app's user schema, on the given snapshot.
@@ -42,11 +52,13 @@ pub(super) fn target<'a>(
     state: &'a AppState,
     schema: &'a SchemaSnapshot,
     collection: &'a Collection,
+    rules: &'a ReadRules,
 ) -> Target<'a> {
     Target {
         snapshot: schema,
         schema: &state.config.user_schema,
         collection,
+        rules,
     }
 }
 
@@ -56,20 +68,20 @@ fn url_params(req: &HttpRequest) -> Result<Map<String, Value>, Error> {
 
 /// `GET /items/:collection`.
 pub async fn read_many(
-    admin: Admin,
+    acc: Accountability,
     req: HttpRequest,
-    path: web::Path<String>,
+    name: CollectionName,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
     let params = url_params(&req)?;
-    respond_many(&state, &admin.0, &path, &params).await
+    respond_many(&state, &acc, &name, &params).await
 }
 
 /// `SEARCH /items/:collection`: `{"query": {...}}` in the body replaces the URL query.
 pub async fn search(
-    admin: Admin,
+    acc: Accountability,
     req: HttpRequest,
-    path: web::Path<String>,
+    name: CollectionName,
     body: web::Json<Value>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
@@ -81,19 +93,20 @@ pub async fn search(
         },
         _ => return Err(Error::payload("\"value\" must be of type object")),
     };
-    respond_many(&state, &admin.0, &path, &params).await
+    respond_many(&state, &acc, &name, &params).await
 }
 
 async fn respond_many(
     state: &AppState,
     acc: &Accountability,
-    name: &str,
+    name: &CollectionName,
     params: &Map<String, Value>,
 ) -> Result<HttpResponse, Error> {
     let schema = state.schema();
     let collection = collection(&schema, name)?;
-    let mut query = parse_query(state, acc, params, &schema, name)?;
-    let target = target(state, &schema, collection);
+    let name = collection.collection.as_str();
+    let (mut query, rules) = authorized_query(state, acc, params, &schema, name)?;
+    let target = target(state, &schema, collection, &rules);
     if collection.is_singleton() {
         query.limit = Some(1);
         query.offset = 0;
@@ -130,18 +143,29 @@ async fn respond_many(
 
 /// `GET /items/:collection/:id`.
 pub async fn read_one(
-    admin: Admin,
+    acc: Accountability,
     req: HttpRequest,
-    path: web::Path<(String, String)>,
+    name: CollectionName,
+    ItemKey(key): ItemKey,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
-    let (name, key) = path.into_inner();
+    read_by_key(&acc, &req, &name, &key, &state).await
+}
+
+/// Reads one item by key (also `GET /users/me`).
+pub(super) async fn read_by_key(
+    acc: &Accountability,
+    req: &HttpRequest,
+    name: &CollectionName,
+    key: &str,
+    state: &AppState,
+) -> Result<HttpResponse, Error> {
     let schema = state.schema();
-    let collection = collection(&schema, &name)?;
-    read::check_key(collection, &key)?;
-    let query = parse_query(&state, &admin.0, &url_params(&req)?, &schema, &name)?;
-    let target = target(&state, &schema, collection);
-    let rows = read::fetch(&state.pool, &target, &query, Some(&key)).await?;
+    let collection = collection(&schema, name)?;
+    read::check_key(collection, key)?;
+    let (query, rules) = authorized_query(state, acc, &url_params(req)?, &schema, &collection.collection)?;
+    let target = target(state, &schema, collection, &rules);
+    let rows = read::fetch(&state.pool, &target, &query, Some(key)).await?;
     let row = rows.into_iter().next().ok_or(Error::Forbidden)?;
     Ok(json_body(format!("{{\"data\":{row}}}")))
 }

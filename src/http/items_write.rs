@@ -5,13 +5,17 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Map, Value};
 
-use super::auth::{Accountability, Admin};
+use super::access::{authorize_payload, write_condition, write_rules};
+use super::auth::Accountability;
 use super::items::{collection, target};
+use super::route_target::{CollectionName, ItemKey};
 use super::state::AppState;
+use crate::core::access::Action;
 use crate::core::payload::{self, Context, Mode};
 use crate::core::query::{self, Settings, params};
 use crate::core::schema::{Collection, SchemaSnapshot};
 use crate::db::items::read;
+use crate::db::items::rules::ReadRules;
 use crate::db::items::{nested, write};
 use crate::error::Error;
 
@@ -36,10 +40,19 @@ impl Stamp {
         Context {
             now: &self.now,
             user: self.user.as_deref(),
-            hash: &|text| crate::core::password::hash(text).map_err(|e| e.to_string()),
+            hash: &hash_field,
             new_uuid: &|| uuid::Uuid::new_v4().to_string(),
         }
     }
+}
+
+/// `hash` fields store argon2id, except static tokens (`directus_users.token`): those are
+/// looked up on every request, so they are stored as a SHA-256 digest of a long random string.
+fn hash_field(field: &str, text: &str) -> Result<String, String> {
+    if field == "directus_users.token" {
+        return Ok(crate::core::password::token_digest(text));
+    }
+    crate::core::password::hash(text).map_err(|e| e.to_string())
 }
 
 fn check_batch(state: &AppState, count: usize) -> Result<(), Error> {
@@ -55,7 +68,7 @@ fn check_batch(state: &AppState, count: usize) -> Result<(), Error> {
 /// no ids in routes: 404, as Directus), with a key of the right shape.
 fn item_collection<'a>(
     schema: &'a SchemaSnapshot,
-    name: &str,
+    name: &CollectionName,
     key: &str,
     req: &HttpRequest,
 ) -> Result<&'a Collection, Error> {
@@ -68,7 +81,7 @@ fn item_collection<'a>(
 /// as Directus).
 fn writable_collection<'a>(
     schema: &'a SchemaSnapshot,
-    name: &str,
+    name: &CollectionName,
     req: &HttpRequest,
 ) -> Result<&'a Collection, Error> {
     let collection = collection(schema, name)?;
@@ -82,14 +95,14 @@ fn writable_collection<'a>(
 
 /// `POST /items/:collection`.
 pub async fn create(
-    admin: Admin,
+    acc: Accountability,
     req: HttpRequest,
-    path: web::Path<String>,
+    name: CollectionName,
     body: web::Json<Value>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
     let schema = state.schema();
-    let collection = writable_collection(&schema, &path, &req)?;
+    let collection = writable_collection(&schema, &name, &req)?;
     let body = body.into_inner();
     let many = body.is_array();
     let items = match body {
@@ -97,7 +110,23 @@ pub async fn create(
         item => vec![item],
     };
     check_batch(&state, items.len())?;
-    let stamp = Stamp::of(&admin.0);
+    // Every item is checked before anything is written: one forbidden item rejects the batch.
+    let vars = acc.variables();
+    let items = items
+        .iter()
+        .map(|item| {
+            authorize_payload(
+                &acc,
+                &schema,
+                &collection.collection,
+                Action::Create,
+                item,
+                &vars,
+                0,
+            )
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let stamp = Stamp::of(&acc);
     let ctx = stamp.context();
     let nested_writes = items
         .iter()
@@ -134,8 +163,8 @@ pub async fn create(
     } else if let [values] = prepared.as_slice() {
         // One statement is atomic on its own: no transaction round trips, and when the
         // read-back needs only the new row, it comes back from the same statement.
-        let query = read_back_query(&state, &admin.0, &req, &schema, collection)?;
-        let target = target(&state, &schema, collection);
+        let (query, rules) = read_back_query(&state, &acc, &req, &schema, collection)?;
+        let target = target(&state, &schema, collection, &rules);
         let mut conn = state.pool.acquire().await?;
         if !many && let Some(select) = read::select_inserted(&target, &query) {
             let row = write::insert_returning(
@@ -159,21 +188,46 @@ pub async fn create(
         }
         tx.commit().await?;
     }
-    read_back(&state, &admin.0, &req, &schema, collection, &keys, !many).await
+    read_back(&state, &acc, &req, &schema, collection, &keys, !many).await
 }
 
 /// `PATCH /items/:collection/:id`.
 pub async fn update_one(
-    admin: Admin,
+    acc: Accountability,
     req: HttpRequest,
-    path: web::Path<(String, String)>,
+    name: CollectionName,
+    ItemKey(key): ItemKey,
     body: web::Json<Value>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
-    let (name, key) = path.into_inner();
+    update_by_key(&acc, &req, &name, key, body.into_inner(), &state).await
+}
+
+/// Updates one item by key and reads it back (also `PATCH /users/me`).
+pub(super) async fn update_by_key(
+    acc: &Accountability,
+    req: &HttpRequest,
+    name: &CollectionName,
+    key: String,
+    body: Value,
+    state: &AppState,
+) -> Result<HttpResponse, Error> {
     let schema = state.schema();
-    let collection = item_collection(&schema, &name, &key, &req)?;
-    let stamp = Stamp::of(&admin.0);
+    let collection = item_collection(&schema, name, &key, req)?;
+    let vars = acc.variables();
+    let rules = write_rules(acc, &schema, &collection.collection, Action::Update, &vars)?;
+    let body = authorize_payload(
+        acc,
+        &schema,
+        &collection.collection,
+        Action::Update,
+        &body,
+        &vars,
+        0,
+    )?;
+    let condition = write_condition(rules.as_ref(), &body)?;
+    ensure_writable(state, &schema, collection, std::slice::from_ref(&key), condition).await?;
+    let stamp = Stamp::of(acc);
     let ctx = stamp.context();
     if nested::has_nested(&schema, collection, &body) {
         let mut tx = state.pool.begin().await?;
@@ -204,24 +258,34 @@ pub async fn update_one(
         )
         .await?;
     }
-    read_back(&state, &admin.0, &req, &schema, collection, &[key], true).await
+    read_back(state, acc, req, &schema, collection, &[key], true).await
 }
 
 /// `PATCH /items/:collection`: a batch, `{keys, data}`, `{query, data}`, or a singleton.
 pub async fn update_many(
-    admin: Admin,
+    acc: Accountability,
     req: HttpRequest,
-    path: web::Path<String>,
+    name: CollectionName,
     body: web::Json<Value>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
     let schema = state.schema();
-    let collection = collection(&schema, &path)?;
-    let stamp = Stamp::of(&admin.0);
+    let collection = collection(&schema, &name)?;
+    let stamp = Stamp::of(&acc);
     let ctx = stamp.context();
     let body = body.into_inner();
+    let vars = acc.variables();
+    let name = collection.collection.as_str();
+    let rules = write_rules(&acc, &schema, name, Action::Update, &vars)?;
     let mut tx = state.pool.begin().await?;
     let keys = if collection.is_singleton() {
+        let body = authorize_payload(&acc, &schema, name, Action::Update, &body, &vars, 0)?;
+        if let Some(key) = write::first_key(&mut tx, &state.config.user_schema, collection).await? {
+            let condition = write_condition(rules.as_ref(), &body)?;
+            ensure_writable(&state, &schema, collection, std::slice::from_ref(&key), condition).await?;
+        } else {
+            authorize_payload(&acc, &schema, name, Action::Create, &body, &vars, 0)?;
+        }
         let values = payload::prepare(collection, &body, Mode::Update, &ctx)?;
         let key = match write::first_key(&mut tx, &state.config.user_schema, collection).await? {
             Some(key) => {
@@ -243,20 +307,31 @@ pub async fn update_many(
         vec![key]
     } else if let Value::Array(items) = &body {
         check_batch(&state, items.len())?;
-        let mut keys = Vec::with_capacity(items.len());
+        // Every item is checked before any is written: one forbidden item rejects the batch.
+        let mut checked = Vec::with_capacity(items.len());
         for item in items {
             let key = item
                 .as_object()
                 .and_then(|o| payload::key_of(collection, o))
                 .ok_or_else(|| Error::payload("Item in update misses primary key"))?;
-            update_item(&state, &mut tx, &schema, collection, &key, item, &ctx).await?;
+            let item = authorize_payload(&acc, &schema, name, Action::Update, item, &vars, 0)?;
+            let condition = write_condition(rules.as_ref(), &without_key(collection, &item))?;
+            ensure_writable(&state, &schema, collection, std::slice::from_ref(&key), condition).await?;
+            checked.push((key, item));
+        }
+        let mut keys = Vec::with_capacity(checked.len());
+        for (key, item) in checked {
+            update_item(&state, &mut tx, &schema, collection, &key, &item, &ctx).await?;
             keys.push(key);
         }
         keys
     } else {
         let (selector, data) = batch_body(body, true)?;
-        let keys = keys_for(&state, &admin.0, &schema, collection, selector).await?;
+        let keys = keys_for(&state, &acc, &schema, collection, selector).await?;
         check_batch(&state, keys.len())?;
+        let data = authorize_payload(&acc, &schema, name, Action::Update, &data, &vars, 0)?;
+        let condition = write_condition(rules.as_ref(), &data)?;
+        ensure_writable(&state, &schema, collection, &keys, condition).await?;
         if nested::has_nested(&schema, collection, &data) {
             for key in &keys {
                 update_item(&state, &mut tx, &schema, collection, key, &data, &ctx).await?;
@@ -270,7 +345,7 @@ pub async fn update_many(
     tx.commit().await?;
     read_back(
         &state,
-        &admin.0,
+        &acc,
         &req,
         &schema,
         collection,
@@ -320,14 +395,25 @@ async fn update_item(
 
 /// `DELETE /items/:collection/:id`: 204, also when there was nothing to delete.
 pub async fn delete_one(
-    _: Admin,
+    acc: Accountability,
     req: HttpRequest,
-    path: web::Path<(String, String)>,
+    name: CollectionName,
+    ItemKey(key): ItemKey,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
-    let (name, key) = path.into_inner();
     let schema = state.schema();
     let collection = item_collection(&schema, &name, &key, &req)?;
+    let rules = write_rules(
+        &acc,
+        &schema,
+        &collection.collection,
+        Action::Delete,
+        &acc.variables(),
+    )?;
+    let condition = rules.as_ref().map(|r| r.row_filter().cloned());
+    if let Some(condition) = condition {
+        ensure_writable(&state, &schema, collection, std::slice::from_ref(&key), condition).await?;
+    }
     let mut conn = state.pool.acquire().await?;
     write::delete(&mut conn, &state.config.user_schema, collection, &[key]).await?;
     Ok(HttpResponse::NoContent().finish())
@@ -335,25 +421,35 @@ pub async fn delete_one(
 
 /// `DELETE /items/:collection`: an array of keys, `{keys}` or `{query}`; one transaction.
 pub async fn delete_many(
-    admin: Admin,
-    path: web::Path<String>,
+    acc: Accountability,
+    name: CollectionName,
     body: Option<web::Json<Value>>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
     let schema = state.schema();
-    let collection = collection(&schema, &path)?;
+    let collection = collection(&schema, &name)?;
     let body = body.map(|b| b.into_inner()).unwrap_or(Value::Object(Map::new()));
     let keys = match body {
         Value::Array(keys) => keys.iter().map(key_text).collect::<Result<Vec<_>, _>>()?,
         other => {
             let (selector, _) = batch_body(other, false)?;
-            keys_for(&state, &admin.0, &schema, collection, selector).await?
+            keys_for(&state, &acc, &schema, collection, selector).await?
         }
     };
     check_batch(&state, keys.len())?;
     for key in &keys {
         read::check_key(collection, key)
             .map_err(|_| Error::payload(format!("Invalid primary key \"{key}\"")))?;
+    }
+    let rules = write_rules(
+        &acc,
+        &schema,
+        &collection.collection,
+        Action::Delete,
+        &acc.variables(),
+    )?;
+    if let Some(rules) = &rules {
+        ensure_writable(&state, &schema, collection, &keys, rules.row_filter().cloned()).await?;
     }
     let mut tx = state.pool.begin().await?;
     write::delete(&mut tx, &state.config.user_schema, collection, &keys).await?;
@@ -432,8 +528,12 @@ async fn keys_for(
         default_limit: QUERY_WRITE_DEFAULT_LIMIT,
         ..state.config.query
     };
-    let query = query::parse(&params, schema, &collection.collection, acc.variables(), settings)?;
-    let target = target(state, schema, collection);
+    let vars = acc.variables();
+    let mut query = query::parse(&params, schema, &collection.collection, vars.clone(), settings)?;
+    let requested = vec![pk.clone()];
+    let rules =
+        super::access::authorize_read(acc, schema, &collection.collection, &mut query, &requested, &vars)?;
+    let target = target(state, schema, collection, &rules);
     let rows = read::fetch(&state.pool, &target, &query, None).await?;
     rows.iter()
         .map(|row| {
@@ -450,15 +550,54 @@ fn read_back_query(
     req: &HttpRequest,
     schema: &SchemaSnapshot,
     collection: &Collection,
-) -> Result<query::Query, Error> {
+) -> Result<(query::Query, ReadRules), Error> {
     let params = params::decode(req.query_string()).map_err(|e| Error::query(e.to_string()))?;
-    Ok(query::parse(
-        &params,
-        schema,
-        &collection.collection,
-        acc.variables(),
-        state.config.query,
-    )?)
+    super::items::authorized_query(state, acc, &params, schema, &collection.collection)
+}
+
+/// Refuses the write unless every item `keys` names exists and matches `condition` (the
+/// action's item rule and, for updates, the cases of the written fields).
+async fn ensure_writable(
+    state: &AppState,
+    schema: &SchemaSnapshot,
+    collection: &Collection,
+    keys: &[String],
+    condition: Option<crate::core::filter::Filter>,
+) -> Result<(), Error> {
+    let Some(condition) = condition else {
+        return Ok(());
+    };
+    let pk = collection.primary_key.as_deref().ok_or(Error::Forbidden)?;
+    let pk_type = collection
+        .field(pk)
+        .map(|f| f.field_type)
+        .ok_or(Error::Forbidden)?;
+    let mut distinct: Vec<&String> = keys.iter().collect();
+    distinct.sort();
+    distinct.dedup();
+    let owned: Vec<String> = distinct.iter().map(|k| (*k).clone()).collect();
+    let by_key = crate::core::filter::keys_in(pk, pk_type, &owned)
+        .map_err(|e| Error::internal(anyhow::anyhow!("{e}")))?;
+    let everything = ReadRules::unrestricted();
+    let target = target(state, schema, collection, &everything);
+    let sql = read::count_matching(
+        &target,
+        &crate::core::filter::Filter::And(vec![by_key, condition]),
+    )?;
+    let matching = read::number(&state.pool, &sql).await?;
+    if usize::try_from(matching).ok() != Some(owned.len()) {
+        return Err(Error::Forbidden);
+    }
+    Ok(())
+}
+
+/// An item of a batch update without its key: the key names the item, it is not written.
+fn without_key(collection: &Collection, item: &Value) -> Value {
+    let mut item = item.clone();
+    if let (Some(pk), Some(object)) = (collection.primary_key.as_deref(), item.as_object_mut()) {
+        object.remove(pk);
+    }
+    item
 }
 
 fn json_response(body: String) -> HttpResponse {
@@ -477,7 +616,12 @@ async fn read_back(
     keys: &[String],
     single: bool,
 ) -> Result<HttpResponse, Error> {
-    let mut query = read_back_query(state, acc, req, schema, collection)?;
+    let (mut query, rules) = match read_back_query(state, acc, req, schema, collection) {
+        Ok(authorized) => authorized,
+        // Written but not readable by the writer: 204, as Directus answers.
+        Err(Error::Forbidden) => return Ok(HttpResponse::NoContent().finish()),
+        Err(err) => return Err(err),
+    };
     let pk = collection.primary_key.as_deref().ok_or(Error::Forbidden)?;
     let pk_type = collection
         .field(pk)
@@ -491,7 +635,7 @@ async fn read_back(
     });
     query.limit = None;
     query.offset = 0;
-    let target = target(state, schema, collection);
+    let target = target(state, schema, collection, &rules);
     let rows = read::fetch(&state.pool, &target, &query, None).await?;
     let body = if single {
         match rows.into_iter().next() {

@@ -1,6 +1,7 @@
 //! Routes and extractors. Handlers parse, authenticate, call one `core` planner and one `db`
 //! function or actor message, and map the result; no SQL and no business rules live here.
 
+pub mod access;
 pub mod auth;
 pub mod collections;
 pub mod envelope;
@@ -12,8 +13,11 @@ pub mod limits;
 pub mod metrics;
 pub mod observe;
 pub mod relations;
+pub mod route_target;
+pub mod schema_guard;
 pub mod server;
 pub mod state;
+pub mod users;
 
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::{HttpRequest, HttpResponse, Resource, web};
@@ -47,6 +51,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_payload_size: usize) {
             .route(web::patch().to(items_write::update_one))
             .route(web::delete().to(items_write::delete_one)),
     )
+    .configure(system_routes)
+    .service(resource("/auth/login").route(web::post().to(auth::session::login)))
+    .service(resource("/auth/refresh").route(web::post().to(auth::session::refresh)))
+    .service(resource("/auth/logout").route(web::post().to(auth::session::logout)))
     .service(resource("/server/ping").route(web::get().to(server::ping)))
     .service(resource("/server/health").route(web::get().to(server::health)))
     .service(resource("/server/info").route(web::get().to(server::info)))
@@ -87,6 +95,43 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_payload_size: usize) {
             .route(web::delete().to(relations::delete)),
     )
     .default_service(web::to(route_not_found));
+}
+
+/// Directus's system collections served by the items handlers under their own paths.
+const SYSTEM_ROUTES: &[(&str, &str)] = &[
+    ("/users", "directus_users"),
+    ("/roles", "directus_roles"),
+    ("/policies", "directus_policies"),
+    ("/permissions", "directus_permissions"),
+    ("/access", "directus_access"),
+];
+
+fn system_routes(cfg: &mut web::ServiceConfig) {
+    // Before `/users/{id}`, which would otherwise take "me" as a key.
+    cfg.service(
+        resource("/users/me")
+            .route(web::get().to(users::read_me))
+            .route(web::patch().to(users::update_me)),
+    );
+    for (path, collection) in SYSTEM_ROUTES {
+        let system = route_target::SystemCollection(collection);
+        cfg.service(
+            resource(path)
+                .app_data(system)
+                .route(web::get().to(items::read_many))
+                .route(web::method(search_method()).to(items::search))
+                .route(web::post().to(items_write::create))
+                .route(web::patch().to(items_write::update_many))
+                .route(web::delete().to(items_write::delete_many)),
+        )
+        .service(
+            resource(&format!("{path}/{{id}}"))
+                .app_data(system)
+                .route(web::get().to(items::read_one))
+                .route(web::patch().to(items_write::update_one))
+                .route(web::delete().to(items_write::delete_one)),
+        );
+    }
 }
 
 /// The `SEARCH` HTTP method Directus accepts for reads with the query in the body.

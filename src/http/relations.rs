@@ -12,7 +12,13 @@ use crate::error::Error;
 
 /// `GET /relations`.
 pub async fn read_all(_: Admin, state: web::Data<AppState>) -> HttpResponse {
-    envelope::ok(&state.schema().relations)
+    let schema = state.schema();
+    let data: Vec<_> = schema
+        .relations
+        .iter()
+        .filter(|r| !super::schema_guard::is_system(&r.collection))
+        .collect();
+    envelope::ok(data)
 }
 
 /// `GET /relations/:collection`: the relations stored on that collection.
@@ -21,6 +27,7 @@ pub async fn read_collection(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
+    super::schema_guard::refuse_system(&path)?;
     let schema = state.schema();
     schema_change::table_collection(&schema, &path)?;
     let data: Vec<_> = schema.relations_of(&path).collect();
@@ -33,6 +40,7 @@ pub async fn read_one(
     path: web::Path<(String, String)>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
+    super::schema_guard::refuse_system(&path.0)?;
     let (collection, field) = path.into_inner();
     let schema = state.schema();
     schema_change::table_collection(&schema, &collection)?;
@@ -47,6 +55,10 @@ pub async fn create(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
     let plan = schema_change::plan_create_relation(&state.schema(), body.into_inner())?;
+    super::schema_guard::refuse_system(&plan.collection)?;
+    if let Some(fk) = &plan.foreign_key {
+        super::schema_guard::refuse_system(&fk.foreign_table)?;
+    }
     ddl::save_relation(&state.pool, &state.config.user_schema, &plan).await?;
     respond_with(&state, &plan.collection, &plan.field).await
 }
@@ -58,6 +70,7 @@ pub async fn update(
     body: web::Json<Value>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
+    super::schema_guard::refuse_system(&path.0)?;
     let (collection, field) = path.into_inner();
     let plan = schema_change::plan_update_relation(&state.schema(), &collection, &field, body.into_inner())?;
     ddl::save_relation(&state.pool, &state.config.user_schema, &plan).await?;
@@ -70,6 +83,7 @@ pub async fn delete(
     path: web::Path<(String, String)>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
+    super::schema_guard::refuse_system(&path.0)?;
     let (collection, field) = path.into_inner();
     let schema = state.schema();
     let relation = schema_change::check_delete_relation(&schema, &collection, &field)?;

@@ -22,8 +22,8 @@ pub struct AppState {
     pub schema_actor: Addr<SchemaActor>,
     pub schema_rx: watch::Receiver<Arc<SchemaSnapshot>>,
     pub metrics: Metrics,
-    /// Static-token lookups, emptied on any access change.
-    pub tokens: Arc<crate::actors::token_cache::TokenCache>,
+    /// Token owners and principals, emptied on any access change.
+    pub access: Arc<crate::actors::access_cache::AccessCache>,
     /// Rate limiters and pressure settings; `check_auth` for the sign-in routes.
     pub limits: Arc<super::limits::Limits>,
     pub started: Instant,

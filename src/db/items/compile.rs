@@ -9,7 +9,7 @@ use crate::core::field_type::FieldType;
 use crate::core::filter::eval::like_pattern;
 use crate::core::filter::{Condition, Filter, Function, Operand, Operator, Quantifier, RelationKind, Scalar};
 use crate::core::schema::SchemaSnapshot;
-use crate::db::sql::{ident, qualified};
+use crate::db::sql::{ident, table};
 
 /// One bound parameter, always sent as text (or a text array) and cast in SQL.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,6 +47,20 @@ impl Sql {
     pub fn param(&mut self, bind: Bind) -> String {
         self.binds.push(bind);
         format!("${}", self.binds.len())
+    }
+
+    /// Compiles a fragment to place later: it shares this statement's parameters, and its text
+    /// is returned instead of appended.
+    pub fn fragment<E>(&mut self, build: impl FnOnce(&mut Sql) -> Result<(), E>) -> Result<String, E> {
+        let mut scratch = Sql {
+            text: String::new(),
+            binds: std::mem::take(&mut self.binds),
+            aliases: self.aliases,
+        };
+        let outcome = build(&mut scratch);
+        self.binds = scratch.binds;
+        self.aliases = scratch.aliases;
+        outcome.map(|()| scratch.text)
     }
 
     /// A fresh table alias for a subquery.
@@ -147,7 +161,7 @@ pub fn filter(
             } else {
                 "exists (select 1 from "
             });
-            sql.push(&qualified(schema, related))
+            sql.push(&table(schema, related))
                 .push(" ")
                 .push(&sub)
                 .push(" where ")
@@ -323,7 +337,7 @@ pub fn count_related(
     let sub = format!("{alias}_c");
     Some(format!(
         "(select count(*) from {} {sub} where {sub}.{} = {alias}.{})",
-        qualified(schema, &relation.collection),
+        table(schema, &relation.collection),
         ident(&relation.field),
         ident(pk)
     ))

@@ -3,6 +3,7 @@
 pub mod compile;
 pub mod nested;
 pub mod read;
+pub mod rules;
 pub mod write;
 
 use sqlx::postgres::PgArguments;

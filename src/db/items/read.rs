@@ -6,13 +6,14 @@ use sqlx::{PgPool, Row};
 use tracing::instrument;
 
 use super::compile::{self, Bind, Sql, StaleSchema};
+use super::rules::{ReadRules, RowRule};
 use crate::core::field_type::FieldType;
 use crate::core::filter::Function;
 use crate::core::query::aggregate::AggregateFn;
 use crate::core::query::fields::{Nested, Selection};
 use crate::core::query::{Query, Sort};
 use crate::core::schema::{Collection, SchemaSnapshot};
-use crate::db::sql::{ident, literal, qualified};
+use crate::db::sql::{ident, literal, table};
 use crate::error::Error;
 
 /// Where rows come from and what else narrows them.
@@ -20,6 +21,8 @@ pub struct Target<'a> {
     pub snapshot: &'a SchemaSnapshot,
     pub schema: &'a str,
     pub collection: &'a Collection,
+    /// What the caller may see, applied at every level of the statement.
+    pub rules: &'a ReadRules,
 }
 
 /// `select <row json> from <collection> t where … order by … limit … offset …`.
@@ -37,7 +40,7 @@ pub fn select(target: &Target<'_>, query: &Query, key: Option<&str>) -> Result<S
         "t",
     )?;
     sql.push("::text from ")
-        .push(&qualified(target.schema, &target.collection.collection))
+        .push(&table(target.schema, &target.collection.collection))
         .push(" t");
     where_clause(&mut sql, target, query, key)?;
     if key.is_none() {
@@ -56,10 +59,30 @@ pub fn select(target: &Target<'_>, query: &Query, key: Option<&str>) -> Result<S
 /// `select json_build_object(<group keys>, <aggregates>) … group by …`: Directus's aggregate
 /// rows, with counts, integer and numeric results as strings (as node-pg returns them).
 fn aggregate_select(target: &Target<'_>, query: &Query) -> Result<Sql, StaleSchema> {
+    let mut sql = Sql::default();
     let mut pairs: Vec<(String, String)> = Vec::new();
     let mut group_exprs = Vec::new();
     for key in &query.group_by {
-        let column = format!("t.{}", ident(&key.field));
+        let column = match target
+            .rules
+            .field_condition(&target.collection.collection, &key.field)
+        {
+            None => format!("t.{}", ident(&key.field)),
+            // Grouping by a field visible only in some rows groups the others under null.
+            Some(rule) => sql.fragment(|case| {
+                case.push("(case when ");
+                compile::filter(
+                    case,
+                    rule,
+                    target.snapshot,
+                    target.schema,
+                    &target.collection.collection,
+                    "t",
+                )?;
+                case.push(&format!(" then t.{} end)", ident(&key.field)));
+                Ok(())
+            })?,
+        };
         let expr = match key.function {
             Some(function) => function_expr(function, &column),
             None => column.clone(),
@@ -78,7 +101,23 @@ fn aggregate_select(target: &Target<'_>, query: &Query) -> Result<Sql, StaleSche
             pairs.push((name.to_string(), "count(*)::text".to_string()));
             continue;
         };
-        let column = format!("t.{}", ident(field));
+        let column = match target.rules.field_condition(&target.collection.collection, field) {
+            None => format!("t.{}", ident(field)),
+            // A field visible only in some rows aggregates only over those rows.
+            Some(rule) => sql.fragment(|case| {
+                case.push("case when ");
+                compile::filter(
+                    case,
+                    rule,
+                    target.snapshot,
+                    target.schema,
+                    &target.collection.collection,
+                    "t",
+                )?;
+                case.push(&format!(" then t.{} end", ident(field)));
+                Ok(())
+            })?,
+        };
         let float = matches!(field_type, FieldType::Float);
         let as_text = |e: String| if float { e } else { format!("{e}::text") };
         let expr = match aggregate.function {
@@ -103,7 +142,6 @@ fn aggregate_select(target: &Target<'_>, query: &Query) -> Result<Sql, StaleSche
             format!("json_build_object({})", inner.join(", ")),
         ));
     }
-    let mut sql = Sql::default();
     let members: Vec<String> = pairs
         .iter()
         .map(|(k, e)| format!("{}, {e}", literal(k)))
@@ -112,7 +150,7 @@ fn aggregate_select(target: &Target<'_>, query: &Query) -> Result<Sql, StaleSche
         "select json_build_object({})::text from ",
         members.join(", ")
     ));
-    sql.push(&qualified(target.schema, &target.collection.collection))
+    sql.push(&table(target.schema, &target.collection.collection))
         .push(" t");
     where_clause(&mut sql, target, query, None)?;
     if !group_exprs.is_empty() {
@@ -138,7 +176,16 @@ fn function_expr(function: Function, column: &str) -> String {
 /// no search): `select <row json> from ins t`, to run after `with ins as (insert … returning *)`
 /// in the same statement. `None` when the read-back needs more than the inserted row.
 pub fn select_inserted(target: &Target<'_>, query: &Query) -> Option<Sql> {
-    let simple = query.filter.is_none()
+    // The caller's rules may hide the new row or some of its fields: those read back the
+    // normal way, after the insert.
+    let unrestricted = target.rules.unrestricted
+        || target
+            .rules
+            .collections
+            .get(&target.collection.collection)
+            .is_some_and(|rules| rules.rows.is_none() && rules.conditional.is_empty());
+    let simple = unrestricted
+        && query.filter.is_none()
         && query.search.is_none()
         && query.aggregate.is_empty()
         && query
@@ -166,11 +213,39 @@ pub fn select_inserted(target: &Target<'_>, query: &Query) -> Option<Sql> {
 pub fn count(target: &Target<'_>, query: Option<&Query>) -> Result<Sql, StaleSchema> {
     let mut sql = Sql::default();
     sql.push("select count(*) from ")
-        .push(&qualified(target.schema, &target.collection.collection))
+        .push(&table(target.schema, &target.collection.collection))
         .push(" t");
-    if let Some(query) = query {
-        where_clause(&mut sql, target, query, None)?;
-    }
+    // `total_count` counts every row the caller may see, so the row rule applies without a query.
+    let everything = Query {
+        fields: Vec::new(),
+        filter: None,
+        search: None,
+        sort: Vec::new(),
+        limit: None,
+        offset: 0,
+        meta: Default::default(),
+        aggregate: Vec::new(),
+        group_by: Vec::new(),
+    };
+    where_clause(&mut sql, target, query.unwrap_or(&everything), None)?;
+    Ok(sql)
+}
+
+/// `select count(*) … where <filter>`, without the caller's rules: for checking that the
+/// items a write names all match that write's rule.
+pub fn count_matching(target: &Target<'_>, filter: &crate::core::filter::Filter) -> Result<Sql, StaleSchema> {
+    let mut sql = Sql::default();
+    sql.push("select count(*) from ")
+        .push(&table(target.schema, &target.collection.collection))
+        .push(" t where ");
+    compile::filter(
+        &mut sql,
+        filter,
+        target.snapshot,
+        target.schema,
+        &target.collection.collection,
+        "t",
+    )?;
     Ok(sql)
 }
 
@@ -193,6 +268,24 @@ fn where_clause(
             .bind(Bind::Text(Some(key.to_string())))
             .push(&format!(" as {data_type})"));
     }
+    match target.rules.rows(&target.collection.collection) {
+        RowRule::All => {}
+        RowRule::None => {
+            and(sql);
+            sql.push("false");
+        }
+        RowRule::Matching(rule) => {
+            and(sql);
+            compile::filter(
+                sql,
+                rule,
+                target.snapshot,
+                target.schema,
+                &target.collection.collection,
+                "t",
+            )?;
+        }
+    }
     if let Some(filter) = &query.filter {
         and(sql);
         compile::filter(
@@ -206,7 +299,29 @@ fn where_clause(
     }
     if let Some(search) = &query.search {
         and(sql);
-        search_clause(sql, target.collection, search, "t");
+        search_clause(sql, target, target.collection, search, "t")?;
+    }
+    Ok(())
+}
+
+/// `expr`, or `case when <rule> then expr end` where the field is visible only in some rows.
+fn guarded(
+    sql: &mut Sql,
+    target: &Target<'_>,
+    collection: &str,
+    field: &str,
+    alias: &str,
+    expr: &str,
+) -> Result<(), StaleSchema> {
+    match target.rules.field_condition(collection, field) {
+        None => {
+            sql.push(expr);
+        }
+        Some(rule) => {
+            sql.push("case when ");
+            compile::filter(sql, rule, target.snapshot, target.schema, collection, alias)?;
+            sql.push(" then ").push(expr).push(" end");
+        }
     }
     Ok(())
 }
@@ -244,7 +359,7 @@ fn sort_expr(key: &Sort, alias: &str, schema: &str, hop: usize) -> String {
             format!(
                 "(select {} from {} {sub} where {sub}.{} = {alias}.{})",
                 sort_expr(key, &sub, schema, hop + 1),
-                qualified(schema, &step.related),
+                table(schema, &step.related),
                 ident(&step.key),
                 ident(&step.field)
             )
@@ -254,13 +369,20 @@ fn sort_expr(key: &Sort, alias: &str, schema: &str, hop: usize) -> String {
 
 /// Directus's `search`: text fields by case-insensitive substring, numbers and uuids by
 /// equality when the term is one; no field qualifies → no row.
-fn search_clause(sql: &mut Sql, collection: &Collection, term: &str, alias: &str) {
+fn search_clause(
+    sql: &mut Sql,
+    target: &Target<'_>,
+    collection: &Collection,
+    term: &str,
+    alias: &str,
+) -> Result<(), StaleSchema> {
     let mut any = false;
     sql.push("(");
     for field in &collection.fields {
         let searchable = field.meta.as_ref().is_none_or(|m| m.searchable);
         let Some(column) = &field.schema else { continue };
-        if !searchable {
+        // Searching a field the caller may not read would reveal its values one guess at a time.
+        if !searchable || !target.rules.readable(&collection.collection, &field.field) {
             continue;
         }
         let expr = format!("{alias}.{}", ident(&field.field));
@@ -286,15 +408,32 @@ fn search_clause(sql: &mut Sql, collection: &Collection, term: &str, alias: &str
             sql.push(" or ");
         }
         any = true;
+        let conditional = target.rules.field_condition(&collection.collection, &field.field);
+        if let Some(rule) = conditional {
+            sql.push("(");
+            compile::filter(
+                sql,
+                rule,
+                target.snapshot,
+                target.schema,
+                &collection.collection,
+                alias,
+            )?;
+            sql.push(" and ");
+        }
         sql.push(&prefix).bind(Bind::Text(Some(value)));
         if prefix.ends_with("cast(") {
             sql.push(&format!(" as {})", column.data_type));
+        }
+        if conditional.is_some() {
+            sql.push(")");
         }
     }
     if !any {
         sql.push("false");
     }
     sql.push(")");
+    Ok(())
 }
 
 /// `String(Number(s)) === s` in Directus, and the value fits the column type.
@@ -370,14 +509,13 @@ fn value(
 ) -> Result<(), StaleSchema> {
     match selection {
         Selection::Column { field, field_type } => {
-            sql.push(&render(&format!("{alias}.{}", ident(field)), *field_type));
+            let expr = render(&format!("{alias}.{}", ident(field)), *field_type);
+            guarded(sql, target, collection, field, alias, &expr)?;
         }
         Selection::Json { field, steps, .. } => {
             let path = sql.param(Bind::TextArray(steps.iter().cloned().map(Some).collect()));
-            sql.push(&format!(
-                "({alias}.{}::jsonb #> cast({path} as text[]))",
-                ident(field)
-            ));
+            let expr = format!("({alias}.{}::jsonb #> cast({path} as text[]))", ident(field));
+            guarded(sql, target, collection, field, alias, &expr)?;
         }
         Selection::Function {
             field,
@@ -388,10 +526,11 @@ fn value(
             let counted = compile::count_related(target.snapshot, target.schema, collection, field, alias)
                 .unwrap_or_else(|| compile::count_json(&column));
             // Directus on Postgres returns counts as strings.
-            sql.push(&format!("{counted}::text"));
+            guarded(sql, target, collection, field, alias, &format!("{counted}::text"))?;
         }
         Selection::Function { field, function, .. } => {
-            sql.push(&function_expr(*function, &format!("{alias}.{}", ident(field))));
+            let expr = function_expr(*function, &format!("{alias}.{}", ident(field)));
+            guarded(sql, target, collection, field, alias, &expr)?;
         }
         Selection::Alias { target: inner, .. } => {
             value(sql, target, collection, inner, alias)?;
@@ -408,7 +547,7 @@ fn value(
             object(sql, target, related, children, &sub)?;
             sql.push(&format!(
                 " from {} {sub} where {sub}.{} = {alias}.{}",
-                qualified(target.schema, related),
+                table(target.schema, related),
                 ident(related_key),
                 ident(field)
             ));
@@ -446,7 +585,7 @@ fn value(
             }
             sql.push(&format!(
                 " as o from {} {sub} where {sub}.{} = {alias}.{}",
-                qualified(target.schema, related),
+                table(target.schema, related),
                 ident(related_field),
                 ident(&parent_key),
             ));
@@ -476,13 +615,23 @@ fn nested_conditions(
     nested: &Nested,
     alias: &str,
 ) -> Result<(), StaleSchema> {
+    match target.rules.rows(related) {
+        RowRule::All => {}
+        RowRule::None => {
+            sql.push(" and false");
+        }
+        RowRule::Matching(rule) => {
+            sql.push(" and ");
+            compile::filter(sql, rule, target.snapshot, target.schema, related, alias)?;
+        }
+    }
     if let Some(filter) = &nested.filter {
         sql.push(" and ");
         compile::filter(sql, filter, target.snapshot, target.schema, related, alias)?;
     }
     if let (Some(search), Some(collection)) = (&nested.search, target.snapshot.collection(related)) {
         sql.push(" and ");
-        search_clause(sql, collection, search, alias);
+        search_clause(sql, target, collection, search, alias)?;
     }
     Ok(())
 }

@@ -6,7 +6,7 @@ use tracing::instrument;
 
 use crate::core::payload::ColumnValue;
 use crate::core::schema::Collection;
-use crate::db::sql::{ident, qualified};
+use crate::db::sql::{ident, table};
 use crate::error::Error;
 
 fn column_type(collection: &Collection, field: &str) -> Result<String, Error> {
@@ -80,7 +80,7 @@ fn insert_sql(
     collection: &Collection,
     values: &[(String, ColumnValue)],
 ) -> Result<String, Error> {
-    let table = qualified(schema, &collection.collection);
+    let table = table(schema, &collection.collection);
     let mut sql = format!("insert into {table} ");
     if values.is_empty() {
         sql.push_str("default values");
@@ -127,7 +127,7 @@ pub async fn update(
     }
     let sql = format!(
         "update {} set {} where {} = any(cast(${} as {pk_type}[]))",
-        qualified(schema, &collection.collection),
+        table(schema, &collection.collection),
         sets.join(", "),
         ident(pk),
         values.len() + 1
@@ -155,7 +155,7 @@ pub async fn delete(
     let (pk, pk_type) = primary_key(collection)?;
     let sql = format!(
         "delete from {} where {} = any(cast($1 as {pk_type}[]))",
-        qualified(schema, &collection.collection),
+        table(schema, &collection.collection),
         ident(pk)
     );
     let done = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -176,7 +176,7 @@ pub async fn exists(
     let (pk, pk_type) = primary_key(collection)?;
     let sql = format!(
         "select exists (select 1 from {} where {} = cast($1 as {pk_type}))",
-        qualified(schema, &collection.collection),
+        table(schema, &collection.collection),
         ident(pk)
     );
     let found: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
@@ -200,7 +200,7 @@ pub async fn child_keys(
     let sql = format!(
         "select {}::text from {} where {} = cast($1 as {field_type})",
         ident(pk),
-        qualified(schema, &collection.collection),
+        table(schema, &collection.collection),
         ident(field)
     );
     let keys: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
@@ -221,7 +221,7 @@ pub async fn first_key(
     let sql = format!(
         "select {}::text from {} limit 1",
         ident(pk),
-        qualified(schema, &collection.collection)
+        table(schema, &collection.collection)
     );
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
         .fetch_optional(&mut *conn)

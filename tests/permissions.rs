@@ -1,0 +1,416 @@
+//! The permission matrix: public, an editor whose policy reads and updates only their own
+//! articles (`author = $CURRENT_USER`) with a field list, and the admin — across reads, query
+//! parameters, relations, counts and batch writes. Also the system collections behind
+//! `/users`, `/roles`, `/policies`, `/permissions`, `/access`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{ADMIN_EMAIL, ADMIN_PASSWORD, TestApp, fresh_database, spawn_app_with, test_config};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const EDITOR: &str = "00000000-0000-4000-8000-00000000000e";
+const OTHER: &str = "00000000-0000-4000-8000-00000000000f";
+const EDITOR_ROLE: &str = "00000000-0000-4000-8000-0000000000e1";
+const EDITOR_POLICY: &str = "00000000-0000-4000-8000-0000000000e2";
+
+struct World {
+    app: TestApp,
+    editor: String,
+}
+
+async fn world() -> World {
+    let mut config = test_config(&fresh_database().await);
+    config.auth.login_stall = Duration::from_millis(1);
+    config.rate_limits.auth.enabled = false;
+    let app = spawn_app_with(config).await;
+    let hash = directrix::core::password::hash("editor-pw").unwrap();
+    app.sql(&format!(
+        r#"
+        create table articles (
+            id serial primary key,
+            title text,
+            status text not null default 'draft',
+            secret text,
+            author uuid references directrix.users (id)
+        );
+        create table comments (
+            id serial primary key,
+            body text,
+            article integer references articles (id)
+        );
+        insert into directrix.roles (id, name) values ('{EDITOR_ROLE}', 'Editor');
+        insert into directrix.policies (id, name, app_access) values ('{EDITOR_POLICY}', 'Editing', true);
+        insert into directrix.access (role, policy) values ('{EDITOR_ROLE}', '{EDITOR_POLICY}');
+        insert into directrix.users (id, email, password, role) values
+            ('{EDITOR}', 'editor@example.com', '{hash}', '{EDITOR_ROLE}'),
+            ('{OTHER}', 'other@example.com', '{hash}', '{EDITOR_ROLE}');
+        insert into directrix.permissions (policy, collection, action, permissions, validation, presets, fields) values
+            ('{EDITOR_POLICY}', 'articles', 'read', '{{"author": {{"_eq": "$CURRENT_USER"}}}}', null, null,
+             '{{id,title,status,secret,author}}'),
+            ('{EDITOR_POLICY}', 'articles', 'create', null, '{{"title": {{"_nnull": true}}}}',
+             '{{"status": "draft", "author": "$CURRENT_USER"}}', '{{title,status,author}}'),
+            ('{EDITOR_POLICY}', 'articles', 'update', '{{"author": {{"_eq": "$CURRENT_USER"}}}}', null, null,
+             '{{title}}'),
+            ('{EDITOR_POLICY}', 'comments', 'read', null, null, null, '{{*}}');
+        insert into directrix.permissions (policy, collection, action, permissions, fields)
+            select a.policy, 'articles', 'read', '{{"status": {{"_eq": "published"}}}}', '{{id,title,status}}'
+            from directrix.access a where a.role is null and a."user" is null;
+        insert into articles (title, status, secret, author) values
+            ('Mine, published', 'published', 's1', '{EDITOR}'),
+            ('Mine, draft', 'draft', 's2', '{EDITOR}'),
+            ('Theirs, published', 'published', 's3', '{OTHER}'),
+            ('Theirs, draft', 'draft', 's4', '{OTHER}');
+        insert into comments (body, article) values ('on mine', 1), ('on theirs', 3);
+        "#
+    ))
+    .await;
+    // The snapshot must see the new tables before the first request.
+    app.eventually("tables in the snapshot", || async {
+        app.get("/items/comments").await.status == 200
+    })
+    .await;
+    let login = app
+        .send(
+            Method::POST,
+            "/auth/login",
+            Some(json!({"email": "editor@example.com", "password": "editor-pw"})),
+            None,
+        )
+        .await
+        .data();
+    let editor = login["access_token"].as_str().unwrap().to_string();
+    World { app, editor }
+}
+
+impl World {
+    async fn public(&self, path: &str) -> common::Reply {
+        self.app.send(Method::GET, path, None, None).await
+    }
+
+    async fn editor(&self, method: Method, path: &str, body: Option<Value>) -> common::Reply {
+        self.app.send(method, path, body, Some(&self.editor)).await
+    }
+}
+
+fn titles(data: &Value) -> Vec<String> {
+    let mut titles: Vec<String> = data
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row["title"].as_str().unwrap_or_default().to_string())
+        .collect();
+    titles.sort();
+    titles
+}
+
+#[actix_web::test]
+async fn reads_show_exactly_the_permitted_rows_and_fields() {
+    let w = world().await;
+    // Public: published rows, three fields; `*` narrows silently.
+    let public = w.public("/items/articles?sort=id").await.data();
+    assert_eq!(titles(&public), ["Mine, published", "Theirs, published"]);
+    let keys: Vec<&String> = public[0].as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["id", "title", "status"]);
+    // Editor: own rows only, with the fields of the editor's list.
+    let editor = w.editor(Method::GET, "/items/articles", None).await.data();
+    assert_eq!(titles(&editor), ["Mine, draft", "Mine, published"]);
+    assert!(editor[0]["secret"].is_string());
+    // Admin: everything.
+    assert_eq!(
+        w.app
+            .get("/items/articles")
+            .await
+            .data()
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
+    // Someone else's article by id: as if it did not exist.
+    w.editor(Method::GET, "/items/articles/3", None)
+        .await
+        .assert_error(403, "FORBIDDEN");
+    w.public("/items/articles/2").await.assert_error(403, "FORBIDDEN");
+    assert_eq!(
+        w.public("/items/articles/1").await.data()["title"],
+        "Mine, published"
+    );
+    // Collections without any permission.
+    w.public("/items/comments").await.assert_error(403, "FORBIDDEN");
+    w.app.stop().await;
+}
+
+#[actix_web::test]
+async fn no_query_parameter_reaches_an_unreadable_field() {
+    let w = world().await;
+    for path in [
+        "/items/articles?fields=secret",
+        "/items/articles?fields=id,secret",
+        "/items/articles?filter[secret][_eq]=s1",
+        "/items/articles?filter[_or][0][secret][_nnull]=true",
+        "/items/articles?sort=secret",
+        "/items/articles?aggregate[max]=secret",
+        "/items/articles?aggregate[count]=author",
+        "/items/articles?groupBy[]=author",
+        "/items/articles?fields=author.email",
+    ] {
+        let reply = w.public(path).await;
+        reply.assert_error(403, "FORBIDDEN");
+    }
+    // Search looks only in readable fields: the secret is not found through it.
+    let found = w.public("/items/articles?search=s1").await.data();
+    assert_eq!(found, json!([]));
+    let found = w.public("/items/articles?search=published").await.data();
+    assert_eq!(titles(&found), ["Mine, published", "Theirs, published"]);
+    // Counts count what the caller may see.
+    let meta = w
+        .public("/items/articles?meta=*&filter[title][_contains]=Mine")
+        .await
+        .json();
+    assert_eq!(meta["meta"], json!({"total_count": 2, "filter_count": 1}));
+    let agg = w.public("/items/articles?aggregate[count]=*").await.data();
+    assert_eq!(agg, json!([{"count": "2"}]));
+    let grouped = w
+        .editor(
+            Method::GET,
+            "/items/articles?aggregate[count]=*&groupBy[]=status&sort=status",
+            None,
+        )
+        .await
+        .data();
+    assert_eq!(
+        grouped,
+        json!([{"status": "draft", "count": "1"}, {"status": "published", "count": "1"}])
+    );
+    // Relations: the editor may read comments, and through them only their own articles.
+    let comments = w
+        .editor(
+            Method::GET,
+            "/items/comments?fields=body,article.title&sort=id",
+            None,
+        )
+        .await
+        .data();
+    assert_eq!(comments[0]["article"]["title"], "Mine, published");
+    assert_eq!(
+        comments[1]["article"],
+        Value::Null,
+        "a related row the editor may not read"
+    );
+    // And not the users behind the articles.
+    w.editor(Method::GET, "/items/articles?fields=author.email", None)
+        .await
+        .assert_error(403, "FORBIDDEN");
+    w.app.stop().await;
+}
+
+#[actix_web::test]
+async fn writes_follow_presets_validation_and_item_rules() {
+    let w = world().await;
+    let created = w
+        .editor(Method::POST, "/items/articles", Some(json!({"title": "New"})))
+        .await
+        .data();
+    assert_eq!(created["status"], "draft", "preset");
+    assert_eq!(created["author"], EDITOR, "preset from $CURRENT_USER");
+    let invalid = w
+        .editor(Method::POST, "/items/articles", Some(json!({"title": null})))
+        .await;
+    invalid.assert_error(400, "FAILED_VALIDATION");
+    // A field outside the create list.
+    w.editor(
+        Method::POST,
+        "/items/articles",
+        Some(json!({"title": "x", "secret": "y"})),
+    )
+    .await
+    .assert_error(403, "FORBIDDEN");
+    // A batch with one item the editor may not update: nothing is written.
+    let batch = w
+        .editor(
+            Method::PATCH,
+            "/items/articles",
+            Some(json!([{"id": 1, "title": "changed"}, {"id": 3, "title": "changed"}])),
+        )
+        .await;
+    batch.assert_error(403, "FORBIDDEN");
+    let titles_now = titles(&w.app.get("/items/articles").await.data());
+    assert!(!titles_now.contains(&"changed".to_string()), "{titles_now:?}");
+    // Own item: allowed.
+    let updated = w
+        .editor(
+            Method::PATCH,
+            "/items/articles/1",
+            Some(json!({"title": "Mine, renamed"})),
+        )
+        .await
+        .data();
+    assert_eq!(updated["title"], "Mine, renamed");
+    // A field outside the update list, and someone else's item.
+    w.editor(
+        Method::PATCH,
+        "/items/articles/1",
+        Some(json!({"status": "published"})),
+    )
+    .await
+    .assert_error(403, "FORBIDDEN");
+    w.editor(Method::PATCH, "/items/articles/3", Some(json!({"title": "x"})))
+        .await
+        .assert_error(403, "FORBIDDEN");
+    // No delete permission at all.
+    w.editor(Method::DELETE, "/items/articles/1", None)
+        .await
+        .assert_error(403, "FORBIDDEN");
+    let public_post = w
+        .app
+        .send(
+            Method::POST,
+            "/items/articles",
+            Some(json!({"title": "anon"})),
+            None,
+        )
+        .await;
+    public_post.assert_error(403, "FORBIDDEN");
+    assert_eq!(
+        w.app
+            .get("/items/articles")
+            .await
+            .data()
+            .as_array()
+            .unwrap()
+            .len(),
+        5
+    );
+    w.app.stop().await;
+}
+
+#[actix_web::test]
+async fn permission_changes_apply_at_once() {
+    let w = world().await;
+    assert_eq!(
+        w.editor(Method::GET, "/items/articles", None)
+            .await
+            .data()
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    w.app
+        .sql(&format!(
+            "update directrix.permissions set permissions = null where policy = '{EDITOR_POLICY}' and action = 'read' and collection = 'articles'"
+        ))
+        .await;
+    w.app
+        .eventually("the widened rule applies", || async {
+            w.editor(Method::GET, "/items/articles", None)
+                .await
+                .data()
+                .as_array()
+                .unwrap()
+                .len()
+                == 4
+        })
+        .await;
+    w.app.stop().await;
+}
+
+#[actix_web::test]
+async fn system_collections_use_the_same_engine() {
+    let w = world().await;
+    // Admin: the whole query language on users, roles, policies, permissions and access.
+    let users = w
+        .app
+        .get("/users?fields=email,role.name&filter[email][_ends_with]=@example.com&sort=email")
+        .await
+        .data();
+    let emails: Vec<&str> = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["email"].as_str().unwrap())
+        .collect();
+    assert_eq!(emails, [ADMIN_EMAIL, "editor@example.com", "other@example.com"]);
+    assert_eq!(users[1]["role"]["name"], "Editor");
+    let me = w.app.get("/users/me?fields=email,password,token").await.data();
+    assert_eq!(me["email"], ADMIN_EMAIL);
+    assert_eq!(me["password"], "**********", "hashes never leave the server");
+    assert_eq!(me["token"], "**********");
+    assert!(w.app.get("/roles").await.data().as_array().unwrap().len() >= 2);
+    assert!(!w.app.get("/policies").await.data().as_array().unwrap().is_empty());
+    assert!(!w.app.get("/access").await.data().as_array().unwrap().is_empty());
+    let rows = w
+        .app
+        .get(&format!("/permissions?filter[policy][_eq]={EDITOR_POLICY}"))
+        .await
+        .data();
+    assert_eq!(rows.as_array().unwrap().len(), 4);
+    // The editor has no permission on users: /users is forbidden, /users/me gives the id.
+    w.editor(Method::GET, "/users", None)
+        .await
+        .assert_error(403, "FORBIDDEN");
+    assert_eq!(
+        w.editor(Method::GET, "/users/me", None).await.data(),
+        json!({"id": EDITOR})
+    );
+    w.public("/users/me")
+        .await
+        .assert_error(401, "INVALID_CREDENTIALS");
+    // A user created through /users logs in with the password given; a static token set
+    // through /users authenticates.
+    let created = w
+        .app
+        .post(
+            "/users",
+            json!({"email": "new@example.com", "password": "new-pw", "role": EDITOR_ROLE, "token": "new-static-token"}),
+        )
+        .await
+        .data();
+    assert_eq!(created["password"], "**********");
+    let login = w
+        .app
+        .send(
+            Method::POST,
+            "/auth/login",
+            Some(json!({"email": "new@example.com", "password": "new-pw"})),
+            None,
+        )
+        .await;
+    assert!(login.data()["access_token"].is_string());
+    let mine = w
+        .app
+        .send(Method::GET, "/users/me", None, Some("new-static-token"))
+        .await
+        .data();
+    assert_eq!(mine["id"], created["id"]);
+    // The schema API keeps to user collections.
+    let collections = w.app.get("/collections").await.data();
+    assert!(
+        collections
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| !c["collection"].as_str().unwrap().starts_with("directus_"))
+    );
+    w.app
+        .delete("/collections/directus_users")
+        .await
+        .assert_error(403, "FORBIDDEN");
+    // And admin login still works.
+    let admin = w
+        .app
+        .send(
+            Method::POST,
+            "/auth/login",
+            Some(json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})),
+            None,
+        )
+        .await;
+    assert_eq!(admin.status, 200);
+    w.app.stop().await;
+}
