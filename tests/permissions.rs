@@ -202,6 +202,26 @@ async fn no_query_parameter_reaches_an_unreadable_field() {
         Value::Null,
         "a related row the editor may not read"
     );
+    // A filter through a relation sees only related rows the caller may read, so it cannot
+    // probe values of someone else's article.
+    let probe = w
+        .editor(
+            Method::GET,
+            "/items/comments?filter[article][secret][_eq]=s3",
+            None,
+        )
+        .await
+        .data();
+    assert_eq!(probe, json!([]));
+    let own = w
+        .editor(
+            Method::GET,
+            "/items/comments?filter[article][secret][_eq]=s1&fields=body",
+            None,
+        )
+        .await
+        .data();
+    assert_eq!(own, json!([{"body": "on mine"}]));
     // And not the users behind the articles.
     w.editor(Method::GET, "/items/articles?fields=author.email", None)
         .await

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use super::auth::Accountability;
 use crate::core::access::{Action, FieldSet, Resolved, Visibility, check_query, narrow_wildcards};
-use crate::core::filter::{Filter, Variables};
+use crate::core::filter::{Filter, RelationKind, Variables};
 use crate::core::query::Query;
 use crate::core::query::fields::Selection;
 use crate::core::schema::SchemaSnapshot;
@@ -48,7 +48,10 @@ pub fn authorize_read(
     narrow_wildcards(&mut query.fields, requested, collection, &reader)?;
     check_query(query, snapshot, collection, &reader)?;
     let mut collections = Vec::new();
-    touched(&query.fields, collection, &mut collections);
+    touched(&query.fields, collection, snapshot, &mut collections);
+    if let Some(filter) = &query.filter {
+        filtered(filter, &mut collections);
+    }
     let mut rules = ReadRules::default();
     for name in collections {
         if rules.collections.contains_key(&name) {
@@ -98,21 +101,38 @@ fn column_of(selection: &Selection) -> Option<&str> {
     }
 }
 
+/// Every collection a filter's relational conditions look into.
+fn filtered(filter: &Filter, out: &mut Vec<String>) {
+    match filter {
+        Filter::And(children) | Filter::Or(children) => children.iter().for_each(|c| filtered(c, out)),
+        Filter::Condition(_) => {}
+        Filter::Relation(relation) => {
+            let related = match &relation.kind {
+                RelationKind::ManyToOne { related, .. } | RelationKind::OneToMany { related, .. } => related,
+            };
+            out.push(related.clone());
+            filtered(&relation.filter, out);
+        }
+    }
+}
+
 /// Every collection the selections read rows of, starting with `collection`.
-fn touched(selections: &[Selection], collection: &str, out: &mut Vec<String>) {
+fn touched(selections: &[Selection], collection: &str, snapshot: &SchemaSnapshot, out: &mut Vec<String>) {
     out.push(collection.to_string());
     for selection in selections {
         match selection {
             Selection::ManyToOne {
                 related, children, ..
-            } => touched(children, related, out),
+            } => touched(children, related, snapshot, out),
             Selection::OneToMany {
                 related, children, ..
             } => match children {
-                Some(children) => touched(children, related, out),
+                Some(children) => touched(children, related, snapshot, out),
                 None => out.push(related.clone()),
             },
-            Selection::Alias { target, .. } => touched(std::slice::from_ref(target), collection, out),
+            Selection::Alias { target, .. } => {
+                touched(std::slice::from_ref(target), collection, snapshot, out)
+            }
             _ => {}
         }
     }

@@ -5,6 +5,7 @@
 //! is a bound parameter, sent as text and cast to the column's own type, so Postgres parses it
 //! exactly as it would a literal for that column. Semantics match `core::filter::eval`.
 
+use super::rules::{ReadRules, RowRule};
 use crate::core::field_type::FieldType;
 use crate::core::filter::eval::like_pattern;
 use crate::core::filter::{Condition, Filter, Function, Operand, Operator, Quantifier, RelationKind, Scalar};
@@ -87,6 +88,33 @@ pub fn filter(
     collection: &str,
     alias: &str,
 ) -> Result<(), StaleSchema> {
+    filter_in(sql, filter, snapshot, schema, collection, alias, None)
+}
+
+/// [`filter`] for a caller's own filter: a relational condition only looks at related rows
+/// the caller may read, so a filter cannot probe values in rows hidden from them.
+pub fn filter_as(
+    sql: &mut Sql,
+    filter: &Filter,
+    snapshot: &SchemaSnapshot,
+    schema: &str,
+    collection: &str,
+    alias: &str,
+    rules: &ReadRules,
+) -> Result<(), StaleSchema> {
+    let rules = (!rules.unrestricted).then_some(rules);
+    filter_in(sql, filter, snapshot, schema, collection, alias, rules)
+}
+
+fn filter_in(
+    sql: &mut Sql,
+    filter: &Filter,
+    snapshot: &SchemaSnapshot,
+    schema: &str,
+    collection: &str,
+    alias: &str,
+    rules: Option<&ReadRules>,
+) -> Result<(), StaleSchema> {
     match filter {
         Filter::And(children) | Filter::Or(children) if children.is_empty() => {
             sql.push(if matches!(filter, Filter::And(_)) {
@@ -106,7 +134,7 @@ pub fn filter(
                 if i > 0 {
                     sql.push(joiner);
                 }
-                self::filter(sql, child, snapshot, schema, collection, alias)?;
+                filter_in(sql, child, snapshot, schema, collection, alias, rules)?;
             }
             sql.push(")");
         }
@@ -167,7 +195,20 @@ pub fn filter(
                 .push(" where ")
                 .push(&join)
                 .push(" and ");
-            self::filter(sql, &relation.filter, snapshot, schema, related, &sub)?;
+            if let Some(rules) = rules {
+                match rules.rows(related) {
+                    RowRule::All => {}
+                    RowRule::None => {
+                        sql.push("false and ");
+                    }
+                    // The rule is the server's, not the caller's: compiled without restriction.
+                    RowRule::Matching(rule) => {
+                        filter_in(sql, rule, snapshot, schema, related, &sub, None)?;
+                        sql.push(" and ");
+                    }
+                }
+            }
+            filter_in(sql, &relation.filter, snapshot, schema, related, &sub, rules)?;
             sql.push(")");
         }
     }
@@ -332,14 +373,33 @@ pub fn count_related(
     field: &str,
     alias: &str,
 ) -> Option<String> {
+    count_related_where(snapshot, schema, collection, field, alias, None)
+}
+
+/// The subquery alias [`count_related_where`] gives the related rows.
+pub fn count_alias(alias: &str) -> String {
+    format!("{alias}_c")
+}
+
+/// [`count_related`], counting only related rows that also match `condition` (SQL over the
+/// rows aliased [`count_alias`]): the caller's read rule on the related collection.
+pub fn count_related_where(
+    snapshot: &SchemaSnapshot,
+    schema: &str,
+    collection: &str,
+    field: &str,
+    alias: &str,
+    condition: Option<&str>,
+) -> Option<String> {
     let relation = snapshot.one_to_many(collection, field)?;
     let pk = snapshot.collection(collection)?.primary_key.as_deref()?;
-    let sub = format!("{alias}_c");
+    let sub = count_alias(alias);
     Some(format!(
-        "(select count(*) from {} {sub} where {sub}.{} = {alias}.{})",
+        "(select count(*) from {} {sub} where {sub}.{} = {alias}.{}{})",
         table(schema, &relation.collection),
         ident(&relation.field),
-        ident(pk)
+        ident(pk),
+        condition.map(|c| format!(" and {c}")).unwrap_or_default()
     ))
 }
 

@@ -288,13 +288,14 @@ fn where_clause(
     }
     if let Some(filter) = &query.filter {
         and(sql);
-        compile::filter(
+        compile::filter_as(
             sql,
             filter,
             target.snapshot,
             target.schema,
             &target.collection.collection,
             "t",
+            target.rules,
         )?;
     }
     if let Some(search) = &query.search {
@@ -523,8 +524,34 @@ fn value(
             ..
         } => {
             let column = format!("{alias}.{}", ident(field));
-            let counted = compile::count_related(target.snapshot, target.schema, collection, field, alias)
-                .unwrap_or_else(|| compile::count_json(&column));
+            // Only related rows the caller may read are counted.
+            let related = target
+                .snapshot
+                .one_to_many(collection, field)
+                .map(|r| r.collection.clone());
+            let condition = match related.as_deref().map(|r| (r, target.rules.rows(r))) {
+                None | Some((_, RowRule::All)) => None,
+                Some((_, RowRule::None)) => Some("false".to_string()),
+                Some((related, RowRule::Matching(rule))) => Some(sql.fragment(|part| {
+                    compile::filter(
+                        part,
+                        rule,
+                        target.snapshot,
+                        target.schema,
+                        related,
+                        &compile::count_alias(alias),
+                    )
+                })?),
+            };
+            let counted = compile::count_related_where(
+                target.snapshot,
+                target.schema,
+                collection,
+                field,
+                alias,
+                condition.as_deref(),
+            )
+            .unwrap_or_else(|| compile::count_json(&column));
             // Directus on Postgres returns counts as strings.
             guarded(sql, target, collection, field, alias, &format!("{counted}::text"))?;
         }
@@ -627,7 +654,15 @@ fn nested_conditions(
     }
     if let Some(filter) = &nested.filter {
         sql.push(" and ");
-        compile::filter(sql, filter, target.snapshot, target.schema, related, alias)?;
+        compile::filter_as(
+            sql,
+            filter,
+            target.snapshot,
+            target.schema,
+            related,
+            alias,
+            target.rules,
+        )?;
     }
     if let (Some(search), Some(collection)) = (&nested.search, target.snapshot.collection(related)) {
         sql.push(" and ");
