@@ -116,20 +116,46 @@ fn filtered(filter: &Filter, out: &mut Vec<String>) {
     }
 }
 
-/// Every collection the selections read rows of, starting with `collection`.
+/// Every collection the selections read rows of, starting with `collection`: nested
+/// relations, the relations their `deep` filters look into, and O2M rows `count()` counts.
 fn touched(selections: &[Selection], collection: &str, snapshot: &SchemaSnapshot, out: &mut Vec<String>) {
     out.push(collection.to_string());
     for selection in selections {
         match selection {
             Selection::ManyToOne {
-                related, children, ..
-            } => touched(children, related, snapshot, out),
+                related,
+                children,
+                nested,
+                ..
+            } => {
+                touched(children, related, snapshot, out);
+                if let Some(filter) = &nested.filter {
+                    filtered(filter, out);
+                }
+            }
             Selection::OneToMany {
-                related, children, ..
-            } => match children {
-                Some(children) => touched(children, related, snapshot, out),
-                None => out.push(related.clone()),
-            },
+                related,
+                children,
+                nested,
+                ..
+            } => {
+                match children {
+                    Some(children) => touched(children, related, snapshot, out),
+                    None => out.push(related.clone()),
+                }
+                if let Some(filter) = &nested.filter {
+                    filtered(filter, out);
+                }
+            }
+            Selection::Function {
+                field,
+                function: crate::core::filter::Function::Count,
+                ..
+            } => {
+                if let Some(relation) = snapshot.one_to_many(collection, field) {
+                    out.push(relation.collection.clone());
+                }
+            }
             Selection::Alias { target, .. } => {
                 touched(std::slice::from_ref(target), collection, snapshot, out)
             }
