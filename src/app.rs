@@ -83,6 +83,7 @@ impl App {
             metrics: Metrics::new().context("creating metrics")?,
             access: tokens,
             limits: Limits::start(&config),
+            mailer: Arc::new(crate::mail::Mailer::new(&config.mail)),
             started: Instant::now(),
         };
         let listener = TcpListener::bind((config.host.as_str(), config.port))

@@ -13,7 +13,8 @@ use serde::{Deserialize, Serialize};
 
 pub mod security;
 pub use security::{
-    AuthConfig, ClientIpConfig, CookieConfig, LimiterConfig, PressureConfig, RateLimits, SameSite,
+    AuthConfig, ClientIpConfig, CookieConfig, EmailTransport, LimiterConfig, MailConfig, Outbox,
+    PressureConfig, RateLimits, SameSite,
 };
 
 /// The variables read from the environment. Figment lowercases env names, so each field is the
@@ -195,6 +196,8 @@ pub struct Config {
     pub rate_limits: RateLimits,
     /// `PRESSURE_LIMITER_*`.
     pub pressure: PressureConfig,
+    /// `EMAIL_*`, `PASSWORD_RESET_URL_ALLOW_LIST`.
+    pub mail: MailConfig,
 }
 
 /// A configuration value that cannot be used.
@@ -293,6 +296,7 @@ impl Config {
             client_ip: security.client_ip,
             rate_limits: security.rate_limits,
             pressure: security.pressure,
+            mail: security.mail,
         })
     }
 }

@@ -10,4 +10,5 @@ pub mod core;
 pub mod db;
 pub mod error;
 pub mod http;
+pub mod mail;
 pub mod telemetry;

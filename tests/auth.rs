@@ -424,3 +424,85 @@ async fn query_one(app: &TestApp, sql: &str) -> String {
         .unwrap();
     value
 }
+
+#[actix_web::test]
+async fn password_reset_mails_a_single_use_link() {
+    let mut config = config().await;
+    let outbox = directrix::config::Outbox::default();
+    config.mail.transport = directrix::config::EmailTransport::Capture(outbox.clone());
+    config.mail.reset_url_allow_list = vec!["https://app.example.com/reset".into()];
+    let app = spawn_app_with(config).await;
+    create_user(&app, "forgetful@example.com", "old-pw", "").await;
+    let request = |body: Value| {
+        let app = &app;
+        async move {
+            app.send(Method::POST, "/auth/password/request", Some(body), None)
+                .await
+        }
+    };
+    // Unknown emails get the same answer and no mail.
+    assert_eq!(request(json!({"email": "nobody@example.com"})).await.status, 204);
+    let refused =
+        request(json!({"email": "forgetful@example.com", "reset_url": "https://evil.example.com/x"})).await;
+    refused.assert_error(400, "INVALID_PAYLOAD");
+    let asked =
+        request(json!({"email": "FORGETFUL@example.com", "reset_url": "https://app.example.com/reset"}))
+            .await;
+    assert_eq!(asked.status, 204);
+    let mut mail = None;
+    for _ in 0..100 {
+        mail = outbox.lock().unwrap().first().cloned();
+        if mail.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mail = mail.expect("a reset mail");
+    assert_eq!(
+        outbox.lock().unwrap().len(),
+        1,
+        "one mail, none for the unknown email"
+    );
+    assert_eq!(mail.to, "forgetful@example.com");
+    let token = mail
+        .text
+        .split("https://app.example.com/reset?token=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("link with token")
+        .to_string();
+    let reset = |token: String, password: &'static str| {
+        let app = &app;
+        async move {
+            app.send(
+                Method::POST,
+                "/auth/password/reset",
+                Some(json!({"token": token, "password": password})),
+                None,
+            )
+            .await
+        }
+    };
+    assert_eq!(reset(token.clone(), "new-pw").await.status, 204);
+    login(
+        &app,
+        json!({"email": "forgetful@example.com", "password": "old-pw"}),
+    )
+    .await
+    .assert_error(401, "INVALID_CREDENTIALS");
+    assert!(
+        login(
+            &app,
+            json!({"email": "forgetful@example.com", "password": "new-pw"})
+        )
+        .await
+        .data()["access_token"]
+            .is_string()
+    );
+    // The link works once: the password it was made for is gone.
+    reset(token, "again").await.assert_error(403, "FORBIDDEN");
+    reset("garbage".into(), "x")
+        .await
+        .assert_error(403, "INVALID_TOKEN");
+    app.stop().await;
+}

@@ -72,6 +72,15 @@ pub(super) struct SecurityEnv {
     pressure_limiter_max_in_flight: usize,
     /// Seconds.
     pressure_limiter_retry_after: u64,
+    email_from: String,
+    /// `smtp` sends; anything else (Directus's default `sendmail`) logs the mail instead.
+    email_transport: String,
+    email_smtp_host: Option<String>,
+    email_smtp_port: u16,
+    email_smtp_user: Option<String>,
+    email_smtp_password: Option<String>,
+    /// Comma-separated URLs `reset_url` may start with.
+    password_reset_url_allow_list: String,
 }
 
 impl Default for SecurityEnv {
@@ -108,6 +117,13 @@ impl Default for SecurityEnv {
             pressure_limiter_max_event_loop_delay: 500,
             pressure_limiter_max_in_flight: 4096,
             pressure_limiter_retry_after: 1,
+            email_from: "no-reply@example.com".into(),
+            email_transport: "sendmail".into(),
+            email_smtp_host: None,
+            email_smtp_port: 587,
+            email_smtp_user: None,
+            email_smtp_password: None,
+            password_reset_url_allow_list: String::new(),
         }
     }
 }
@@ -142,6 +158,13 @@ pub(super) const ENV_NAMES: &[&str] = &[
     "PRESSURE_LIMITER_MAX_EVENT_LOOP_DELAY",
     "PRESSURE_LIMITER_MAX_IN_FLIGHT",
     "PRESSURE_LIMITER_RETRY_AFTER",
+    "EMAIL_FROM",
+    "EMAIL_TRANSPORT",
+    "EMAIL_SMTP_HOST",
+    "EMAIL_SMTP_PORT",
+    "EMAIL_SMTP_USER",
+    "EMAIL_SMTP_PASSWORD",
+    "PASSWORD_RESET_URL_ALLOW_LIST",
 ];
 
 /// `SameSite` of a cookie we set.
@@ -219,9 +242,40 @@ pub struct PressureConfig {
     pub retry_after: Duration,
 }
 
+/// Mail delivered so far, for tests: the capturing transport appends here.
+pub type Outbox = std::sync::Arc<std::sync::Mutex<Vec<crate::mail::Mail>>>;
+
+/// How mail leaves (`EMAIL_TRANSPORT`).
+#[derive(Debug, Clone)]
+pub enum EmailTransport {
+    /// No transport configured: mail is logged, not sent.
+    Log,
+    /// `EMAIL_TRANSPORT=smtp`: `EMAIL_SMTP_HOST`, `_PORT`, `_USER`, `_PASSWORD` (plain SMTP to
+    /// a relay; TLS is the relay's job for now).
+    Smtp {
+        host: String,
+        port: u16,
+        user: Option<String>,
+        password: Option<secrecy::SecretString>,
+    },
+    /// Kept in memory (tests; never from the environment).
+    Capture(Outbox),
+}
+
+/// Outgoing mail (`EMAIL_*`) and where reset links may point.
+#[derive(Debug, Clone)]
+pub struct MailConfig {
+    /// `EMAIL_FROM`.
+    pub from: String,
+    pub transport: EmailTransport,
+    /// `PASSWORD_RESET_URL_ALLOW_LIST`.
+    pub reset_url_allow_list: Vec<String>,
+}
+
 /// Everything this module reads.
 #[derive(Debug, Clone)]
 pub struct Security {
+    pub mail: MailConfig,
     pub auth: AuthConfig,
     pub client_ip: ClientIpConfig,
     pub rate_limits: RateLimits,
@@ -276,7 +330,30 @@ impl SecurityEnv {
                 duration: Duration::from_secs(seconds),
             })
         };
+        let transport = match self.email_transport.as_str() {
+            "smtp" => EmailTransport::Smtp {
+                host: self.email_smtp_host.ok_or_else(|| ConfigError::Invalid {
+                    name: "EMAIL_SMTP_HOST",
+                    reason: "required when EMAIL_TRANSPORT is smtp".into(),
+                })?,
+                port: self.email_smtp_port,
+                user: self.email_smtp_user,
+                password: self.email_smtp_password.map(secrecy::SecretString::from),
+            },
+            _ => EmailTransport::Log,
+        };
         Ok(Security {
+            mail: MailConfig {
+                from: self.email_from,
+                transport,
+                reset_url_allow_list: self
+                    .password_reset_url_allow_list
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|u| !u.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+            },
             auth,
             client_ip: ClientIpConfig {
                 trust_proxy: self.ip_trust_proxy,

@@ -33,6 +33,7 @@ pub async fn by_token_digest(pool: &PgPool, digest: &str) -> Result<Option<Token
 #[derive(Debug, Clone, FromRow)]
 pub struct LoginUser {
     pub id: Uuid,
+    pub email: Option<String>,
     pub password: Option<String>,
     pub status: String,
     pub role: Option<Uuid>,
@@ -44,7 +45,7 @@ pub struct LoginUser {
 #[instrument(skip_all)]
 pub async fn by_email(pool: &PgPool, email: &str) -> Result<Option<LoginUser>, sqlx::Error> {
     sqlx::query_as(
-        r#"select id, password, status, role, tfa_secret, provider
+        r#"select id, email, password, status, role, tfa_secret, provider
            from directrix.users where lower(email) = lower($1)"#,
     )
     .bind(email)

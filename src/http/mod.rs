@@ -55,6 +55,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_payload_size: usize) {
     .service(resource("/auth/login").route(web::post().to(auth::session::login)))
     .service(resource("/auth/refresh").route(web::post().to(auth::session::refresh)))
     .service(resource("/auth/logout").route(web::post().to(auth::session::logout)))
+    .service(resource("/auth/password/request").route(web::post().to(auth::password::request)))
+    .service(resource("/auth/password/reset").route(web::post().to(auth::password::reset)))
     .service(resource("/server/ping").route(web::get().to(server::ping)))
     .service(resource("/server/health").route(web::get().to(server::health)))
     .service(resource("/server/info").route(web::get().to(server::info)))

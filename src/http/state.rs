@@ -26,6 +26,8 @@ pub struct AppState {
     pub access: Arc<crate::actors::access_cache::AccessCache>,
     /// Rate limiters and pressure settings; `check_auth` for the sign-in routes.
     pub limits: Arc<super::limits::Limits>,
+    /// Outgoing mail (password resets).
+    pub mailer: Arc<crate::mail::Mailer>,
     pub started: Instant,
 }
 

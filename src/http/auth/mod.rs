@@ -9,6 +9,7 @@
 //! loaded once and cached until access data changes, then narrowed by the request's IP.
 
 pub mod cookies;
+pub mod password;
 pub mod session;
 
 use std::future::Future;
