@@ -268,6 +268,9 @@ async fn run(quick: bool, duration: Duration) {
             .env("ADMIN_TOKEN", TOKEN)
             .env("ADMIN_PASSWORD", "bench")
             .env("LOG_LEVEL", "warn")
+            // The login scenario measures argon2id and the session write, not the stall.
+            .env("LOGIN_STALL_TIME", "0")
+            .env("RATE_LIMITER_AUTH_ENABLED", "false")
             .stdout(Stdio::null())
             .spawn()
             .unwrap(),
@@ -383,6 +386,59 @@ async fn run(quick: bool, duration: Duration) {
         let ratio = ours.ops_per_sec / baseline.ops_per_sec;
         rows.push((scenario.name, ours, baseline, ratio));
     }
+    // Permission cost: the same list read by the admin (no checks) and by an editor whose
+    // policy has an item filter, side by side.
+    let hash = directrix::core::password::hash("bench-editor").unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        r#"insert into directrix.roles (id, name) values ('00000000-0000-4000-8000-0000000000b1', 'Editor');
+           insert into directrix.policies (id, name) values ('00000000-0000-4000-8000-0000000000b2', 'Editing');
+           insert into directrix.access (role, policy) values ('00000000-0000-4000-8000-0000000000b1', '00000000-0000-4000-8000-0000000000b2');
+           insert into directrix.users (email, password, role) values ('editor@bench.test', '{hash}', '00000000-0000-4000-8000-0000000000b1');
+           insert into directrix.permissions (policy, collection, action, permissions, fields)
+           values ('00000000-0000-4000-8000-0000000000b2', 'articles', 'read', '{{"status": {{"_neq": "archived"}}}}', '{{*}}');"#
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
+    let (login_client, login_base) = (client.clone(), base.clone());
+    let login = move |email: &'static str, password: &'static str| {
+        let client = login_client.clone();
+        let base = login_base.clone();
+        async move {
+            client
+                .post(format!("{base}/auth/login"))
+                .json(&json!({"email": email, "password": password}))
+                .send()
+                .await
+                .ok()
+                .filter(|r| r.status().is_success())
+        }
+    };
+    let editor: serde_json::Value = login("editor@bench.test", "bench-editor")
+        .await
+        .expect("editor login")
+        .json()
+        .await
+        .unwrap();
+    let editor_token = editor["data"]["access_token"].as_str().unwrap().to_string();
+    let list = |token: String| {
+        let client = client.clone();
+        let url = format!("{base}/items/articles?limit=25");
+        move |_key: i64| {
+            let client = client.clone();
+            let url = url.clone();
+            let token = token.clone();
+            async move { ok(client.get(url).bearer_auth(token).send().await).await }
+        }
+    };
+    let as_admin = closed_loop(duration, list(TOKEN.to_string())).await;
+    let as_editor = closed_loop(duration, list(editor_token)).await;
+    let logins = closed_loop(duration, move |_key| {
+        let login = login.clone();
+        async move { login("editor@bench.test", "bench-editor").await.is_some() }
+    })
+    .await;
+
     println!(
         "\nREST load suite ({} s per run, concurrency {CONCURRENCY}, {ROWS} rows{})",
         duration.as_secs(),
@@ -408,7 +464,18 @@ async fn run(quick: bool, duration: Duration) {
         open.p99_ms,
         open.errors
     );
+    let permission_ratio = as_editor.ops_per_sec / as_admin.ops_per_sec;
+    println!(
+        "permissions: GET /items/articles?limit=25 admin {:.0}/s (p99 {:.2} ms), editor with item filter {:.0}/s (p99 {:.2} ms): ratio {permission_ratio:.2} (target >= 0.90)",
+        as_admin.ops_per_sec, as_admin.p99_ms, as_editor.ops_per_sec, as_editor.p99_ms
+    );
+    println!(
+        "login (argon2id 19 MiB x 2, session row, JWT; stall off): {:.0}/s, p50 {:.1} ms, p99 {:.1} ms, errors {}",
+        logins.ops_per_sec, logins.p50_ms, logins.p99_ms, logins.errors
+    );
     let report = json!({
+        "permissions": { "admin": as_admin, "editor": as_editor, "ratio": permission_ratio },
+        "login": logins,
         "quick": quick,
         "seconds_per_run": duration.as_secs(),
         "concurrency": CONCURRENCY,
