@@ -110,10 +110,19 @@ where
     F: Fn(i64) -> Fut + Send + Sync + Clone + 'static,
     Fut: std::future::Future<Output = bool> + Send,
 {
+    closed_loop_with(CONCURRENCY, duration, op).await
+}
+
+/// [`closed_loop`] with `clients` workers.
+async fn closed_loop_with<F, Fut>(clients: usize, duration: Duration, op: F) -> Measure
+where
+    F: Fn(i64) -> Fut + Send + Sync + Clone + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
     let errors = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut workers = Vec::new();
-    for w in 0..CONCURRENCY {
+    for w in 0..clients {
         let op = op.clone();
         let errors = errors.clone();
         workers.push(tokio::spawn(async move {
@@ -431,8 +440,11 @@ async fn run(quick: bool, duration: Duration) {
             async move { ok(client.get(url).bearer_auth(token).send().await).await }
         }
     };
-    let as_admin = closed_loop(duration, list(TOKEN.to_string())).await;
-    let as_editor = closed_loop(duration, list(editor_token)).await;
+    // Both at once, half the clients each, so they share the machine's state and noise.
+    let (as_admin, as_editor) = tokio::join!(
+        closed_loop_with(CONCURRENCY / 2, duration, list(TOKEN.to_string())),
+        closed_loop_with(CONCURRENCY / 2, duration, list(editor_token)),
+    );
     let logins = closed_loop(duration, move |_key| {
         let login = login.clone();
         async move { login("editor@bench.test", "bench-editor").await.is_some() }
