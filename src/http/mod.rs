@@ -12,6 +12,7 @@ pub mod items_write;
 pub mod limits;
 pub mod metrics;
 pub mod observe;
+pub mod permissions_me;
 pub mod relations;
 pub mod route_target;
 pub mod schema_guard;
@@ -115,6 +116,7 @@ fn system_routes(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(users::read_me))
             .route(web::patch().to(users::update_me)),
     );
+    cfg.service(resource("/permissions/me").route(web::get().to(permissions_me::read_me)));
     for (path, collection) in SYSTEM_ROUTES {
         let system = route_target::SystemCollection(collection);
         cfg.service(
