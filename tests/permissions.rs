@@ -434,3 +434,33 @@ async fn system_collections_use_the_same_engine() {
     assert_eq!(admin.status, 200);
     w.app.stop().await;
 }
+
+#[actix_web::test]
+async fn system_collections_have_directus_alias_fields() {
+    let w = world().await;
+    let roles = w
+        .app
+        .get(&format!(
+            "/roles/{EDITOR_ROLE}?fields=name,users.email,policies.policy.name"
+        ))
+        .await
+        .data();
+    let mut emails: Vec<&str> = roles["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["email"].as_str().unwrap())
+        .collect();
+    emails.sort();
+    assert_eq!(emails, ["editor@example.com", "other@example.com"]);
+    assert_eq!(roles["policies"][0]["policy"]["name"], "Editing");
+    let policy = w
+        .app
+        .get(&format!(
+            "/policies/{EDITOR_POLICY}?fields=name,permissions.collection,permissions.action"
+        ))
+        .await
+        .data();
+    assert_eq!(policy["permissions"].as_array().unwrap().len(), 4);
+    w.app.stop().await;
+}
