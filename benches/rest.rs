@@ -404,7 +404,7 @@ async fn run(quick: bool, duration: Duration) {
            insert into directrix.access (role, policy) values ('00000000-0000-4000-8000-0000000000b1', '00000000-0000-4000-8000-0000000000b2');
            insert into directrix.users (email, password, role) values ('editor@bench.test', '{hash}', '00000000-0000-4000-8000-0000000000b1');
            insert into directrix.permissions (policy, collection, action, permissions, fields)
-           values ('00000000-0000-4000-8000-0000000000b2', 'articles', 'read', '{{"status": {{"_neq": "archived"}}}}', '{{*}}');"#
+           values ('00000000-0000-4000-8000-0000000000b2', 'articles', 'read', '{{"status": {{"_neq": "archived"}}}}', '*');"#
     )))
     .execute(&pool)
     .await

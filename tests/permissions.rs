@@ -51,14 +51,14 @@ async fn world() -> World {
             ('{OTHER}', 'other@example.com', '{hash}', '{EDITOR_ROLE}');
         insert into directrix.permissions (policy, collection, action, permissions, validation, presets, fields) values
             ('{EDITOR_POLICY}', 'articles', 'read', '{{"author": {{"_eq": "$CURRENT_USER"}}}}', null, null,
-             '{{id,title,status,secret,author}}'),
+             'id,title,status,secret,author'),
             ('{EDITOR_POLICY}', 'articles', 'create', null, '{{"title": {{"_nnull": true}}}}',
-             '{{"status": "draft", "author": "$CURRENT_USER"}}', '{{title,status,author}}'),
+             '{{"status": "draft", "author": "$CURRENT_USER"}}', 'title,status,author'),
             ('{EDITOR_POLICY}', 'articles', 'update', '{{"author": {{"_eq": "$CURRENT_USER"}}}}', null, null,
-             '{{title}}'),
-            ('{EDITOR_POLICY}', 'comments', 'read', null, null, null, '{{*}}');
+             'title'),
+            ('{EDITOR_POLICY}', 'comments', 'read', null, null, null, '*');
         insert into directrix.permissions (policy, collection, action, permissions, fields)
-            select a.policy, 'articles', 'read', '{{"status": {{"_eq": "published"}}}}', '{{id,title,status}}'
+            select a.policy, 'articles', 'read', '{{"status": {{"_eq": "published"}}}}', 'id,title,status'
             from directrix.access a where a.role is null and a."user" is null;
         insert into articles (title, status, secret, author) values
             ('Mine, published', 'published', 's1', '{EDITOR}'),
@@ -222,8 +222,17 @@ async fn no_query_parameter_reaches_an_unreadable_field() {
         .await
         .data();
     assert_eq!(own, json!([{"body": "on mine"}]));
-    // And not the users behind the articles.
-    w.editor(Method::GET, "/items/articles?fields=author.email", None)
+    // Users behind the articles: an app-access policy reads its own user only (Directus's
+    // minimal app permissions), so the editor's own articles show the editor's email.
+    let authors = w
+        .editor(Method::GET, "/items/articles?fields=author.email", None)
+        .await
+        .data();
+    assert_eq!(
+        authors,
+        json!([{"author": {"email": "editor@example.com"}}, {"author": {"email": "editor@example.com"}}])
+    );
+    w.editor(Method::GET, "/items/articles?fields=author.token", None)
         .await
         .assert_error(403, "FORBIDDEN");
     w.app.stop().await;
@@ -370,14 +379,32 @@ async fn system_collections_use_the_same_engine() {
         .await
         .data();
     assert_eq!(rows.as_array().unwrap().len(), 4);
-    // The editor has no permission on users: /users is forbidden, /users/me gives the id.
+    // With app access, a user reads their own row and roles, nothing more.
+    let visible = w.editor(Method::GET, "/users?fields=email", None).await.data();
+    assert_eq!(visible, json!([{"email": "editor@example.com"}]));
+    assert_eq!(
+        w.editor(Method::GET, "/users/me?fields=email", None).await.data(),
+        json!({"email": "editor@example.com"})
+    );
+    w.editor(Method::GET, &format!("/users/{OTHER}"), None)
+        .await
+        .assert_error(403, "FORBIDDEN");
+    let roles = w.editor(Method::GET, "/roles?fields=name", None).await.data();
+    assert_eq!(roles, json!([{"name": "Editor"}]));
+    // Without app access and without a permission on users, /users/me still gives the id.
+    w.app
+        .sql(&format!(
+            "update directrix.policies set app_access = false where id = '{EDITOR_POLICY}'"
+        ))
+        .await;
+    w.app
+        .eventually("app access removed", || async {
+            w.editor(Method::GET, "/users/me", None).await.json()["data"] == json!({"id": EDITOR})
+        })
+        .await;
     w.editor(Method::GET, "/users", None)
         .await
         .assert_error(403, "FORBIDDEN");
-    assert_eq!(
-        w.editor(Method::GET, "/users/me", None).await.data(),
-        json!({"id": EDITOR})
-    );
     w.public("/users/me")
         .await
         .assert_error(401, "INVALID_CREDENTIALS");
@@ -462,5 +489,41 @@ async fn system_collections_have_directus_alias_fields() {
         .await
         .data();
     assert_eq!(policy["permissions"].as_array().unwrap().len(), 4);
+    w.app.stop().await;
+}
+
+#[actix_web::test]
+async fn ip_allow_lists_drop_policies_for_other_addresses() {
+    let w = world().await;
+    w.app
+        .patch(
+            &format!("/policies/{EDITOR_POLICY}"),
+            json!({"ip_access": ["10.0.0.0/8", "192.168.1.1"]}),
+        )
+        .await
+        .data();
+    w.app
+        .eventually("the policy is dropped for 127.0.0.1", || async {
+            w.editor(Method::GET, "/items/articles", None).await.status == 403
+        })
+        .await;
+    let policy = w
+        .app
+        .get(&format!("/policies/{EDITOR_POLICY}?fields=ip_access"))
+        .await
+        .data();
+    assert_eq!(policy["ip_access"], json!(["10.0.0.0/8", "192.168.1.1"]));
+    w.app
+        .patch(
+            &format!("/policies/{EDITOR_POLICY}"),
+            json!({"ip_access": "127.0.0.0/8"}),
+        )
+        .await
+        .data();
+    w.app
+        .eventually("the policy applies again", || async {
+            w.editor(Method::GET, "/items/articles", None).await.status == 200
+        })
+        .await;
     w.app.stop().await;
 }

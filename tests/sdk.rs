@@ -1,5 +1,7 @@
 //! The official `@directus/sdk` (npm, run by Node) against a running Directrix: CRUD, batch,
-//! filters, relational fields, aggregate, meta and errors. The script is
+//! filters, relational fields, aggregate, meta and errors with a static token; login, refresh
+//! and logout in json mode; and a non-admin user with a role, a policy and a narrowed read
+//! permission, all created through the SDK. The script is
 //! `clients/sdk-check/check.mjs`; `scripts/test.sh` installs its dependency.
 
 mod common;
@@ -56,6 +58,8 @@ async fn the_directus_sdk_works_against_directrix_unchanged() {
             .arg("check.mjs")
             .arg(base)
             .arg(common::ADMIN_TOKEN)
+            .env("ADMIN_EMAIL", common::ADMIN_EMAIL)
+            .env("ADMIN_PASSWORD", common::ADMIN_PASSWORD)
             .current_dir(dir)
             .output()
     })

@@ -79,7 +79,8 @@ pub async fn load(pool: &PgPool, user: Option<Uuid>) -> Result<Principal, sqlx::
     .await?;
     let role_ids: Vec<Uuid> = roles.iter().map(|(id, _)| *id).collect();
     let policies: Vec<PolicyDb> = sqlx::query_as(
-        r#"select distinct on (p.id) p.id, p.admin_access, p.app_access, p.enforce_tfa, p.ip_access
+        r#"select distinct on (p.id) p.id, p.admin_access, p.app_access, p.enforce_tfa,
+                  string_to_array(p.ip_access, ',') as ip_access
            from directrix.access a join directrix.policies p on p.id = a.policy
            where case when $1::uuid is null then a."user" is null and a.role is null
                       else a."user" = $1 or a.role = any($2) end
@@ -91,12 +92,30 @@ pub async fn load(pool: &PgPool, user: Option<Uuid>) -> Result<Principal, sqlx::
     .await?;
     let policy_ids: Vec<Uuid> = policies.iter().map(|p| p.id).collect();
     let permissions: Vec<PermissionDb> = sqlx::query_as(
-        r#"select policy, collection, action, permissions, validation, presets, fields
+        r#"select policy, collection, action, permissions, validation, presets,
+                  string_to_array(fields, ',') as fields
            from directrix.permissions where policy = any($1) order by id"#,
     )
     .bind(&policy_ids)
     .fetch_all(&mut *conn)
     .await?;
+    let mut permissions: Vec<PermissionRow> = permissions
+        .into_iter()
+        .filter_map(|p| {
+            Some(PermissionRow {
+                policy: p.policy,
+                collection: p.collection,
+                action: Action::parse(&p.action)?,
+                fields: p.fields,
+                permissions: p.permissions,
+                validation: p.validation,
+                presets: p.presets,
+            })
+        })
+        .collect();
+    for policy in policies.iter().filter(|p| p.app_access) {
+        permissions.extend(app_access_minimal(policy.id));
+    }
     Ok(Principal {
         user: user_row.as_ref().and(user),
         role,
@@ -113,19 +132,53 @@ pub async fn load(pool: &PgPool, user: Option<Uuid>) -> Result<Principal, sqlx::
                 ip_access: p.ip_access,
             })
             .collect(),
-        permissions: permissions
-            .into_iter()
-            .filter_map(|p| {
-                Some(PermissionRow {
-                    policy: p.policy,
-                    collection: p.collection,
-                    action: Action::parse(&p.action)?,
-                    fields: p.fields,
-                    permissions: p.permissions,
-                    validation: p.validation,
-                    presets: p.presets,
-                })
-            })
-            .collect(),
+        permissions,
     })
+}
+
+/// Directus's `appAccessMinimalPermissions` for the system collections we serve: a policy
+/// with app access may read its user's own row and its roles. Tied to that policy, so they
+/// go when an IP allow-list drops it.
+fn app_access_minimal(policy: uuid::Uuid) -> [PermissionRow; 2] {
+    let row = |collection: &str, rule: Value, fields: Vec<&str>| PermissionRow {
+        policy,
+        collection: collection.into(),
+        action: Action::Read,
+        fields: Some(fields.into_iter().map(str::to_string).collect()),
+        permissions: Some(rule),
+        validation: None,
+        presets: None,
+    };
+    [
+        row(
+            "directus_users",
+            serde_json::json!({"id": {"_eq": "$CURRENT_USER"}}),
+            vec![
+                "id",
+                "first_name",
+                "last_name",
+                "last_page",
+                "email",
+                "password",
+                "location",
+                "title",
+                "description",
+                "tags",
+                "provider",
+                "avatar",
+                "language",
+                "appearance",
+                "theme_light",
+                "theme_dark",
+                "tfa_secret",
+                "status",
+                "role",
+            ],
+        ),
+        row(
+            "directus_roles",
+            serde_json::json!({"id": {"_in": "$CURRENT_ROLES"}}),
+            vec!["*"],
+        ),
+    ]
 }

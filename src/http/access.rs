@@ -45,6 +45,11 @@ pub fn authorize_read(
         return Ok(ReadRules::unrestricted());
     }
     let reader = acc.access.reader(snapshot, vars);
+    if reader(collection)?.is_none() {
+        return Err(Error::ForbiddenCollection {
+            collection: collection.to_string(),
+        });
+    }
     narrow_wildcards(&mut query.fields, requested, collection, &reader)?;
     check_query(query, snapshot, collection, &reader)?;
     let mut collections = Vec::new();
@@ -179,7 +184,9 @@ pub fn write_rules(
     acc.access
         .resolve(snapshot, collection, action, vars)?
         .map(Some)
-        .ok_or(Error::Forbidden)
+        .ok_or_else(|| Error::ForbiddenCollection {
+            collection: collection.to_string(),
+        })
 }
 
 /// Checks one payload (and, through relations, the items nested in it) against the caller's
@@ -203,7 +210,9 @@ pub fn authorize_payload(
     if depth > 10 {
         return Err(Error::Forbidden);
     }
-    let rules = write_rules(acc, snapshot, collection, action, vars)?.ok_or(Error::Forbidden)?;
+    let Some(rules) = write_rules(acc, snapshot, collection, action, vars)? else {
+        return Ok(payload.clone());
+    };
     let mut checked = rules.prepare_payload(object, snapshot)?;
     for (field, value) in checked.iter_mut() {
         let Some(related) = related_collection(snapshot, collection, field) else {

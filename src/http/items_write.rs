@@ -619,7 +619,9 @@ async fn read_back(
     let (mut query, rules) = match read_back_query(state, acc, req, schema, collection) {
         Ok(authorized) => authorized,
         // Written but not readable by the writer: 204, as Directus answers.
-        Err(Error::Forbidden) => return Ok(HttpResponse::NoContent().finish()),
+        Err(Error::Forbidden | Error::ForbiddenCollection { .. }) => {
+            return Ok(HttpResponse::NoContent().finish());
+        }
         Err(err) => return Err(err),
     };
     let pk = collection.primary_key.as_deref().ok_or(Error::Forbidden)?;

@@ -25,7 +25,9 @@ pub async fn read_me(
 ) -> Result<HttpResponse, Error> {
     let user = acc.user.ok_or(Error::InvalidCredentials)?;
     match super::items::read_by_key(&acc, &req, &users(), &user.to_string(), &state).await {
-        Err(Error::Forbidden) => Ok(HttpResponse::Ok().json(serde_json::json!({"data": {"id": user}}))),
+        Err(Error::Forbidden | Error::ForbiddenCollection { .. }) => {
+            Ok(HttpResponse::Ok().json(serde_json::json!({"data": {"id": user}})))
+        }
         other => other,
     }
 }
