@@ -66,6 +66,9 @@ async fn world() -> World {
             ('Theirs, published', 'published', 's3', '{OTHER}'),
             ('Theirs, draft', 'draft', 's4', '{OTHER}');
         insert into comments (body, article) values ('on mine', 1), ('on theirs', 3);
+        insert into directrix.relations (many_collection, many_field, one_collection, one_field)
+            values ('comments', 'article', 'articles', 'comments');
+        insert into directrix.fields (collection, field, special) values ('articles', 'comments', '{{o2m}}');
         "#
     ))
     .await;
@@ -607,5 +610,55 @@ async fn policies_add_up_across_roles_users_and_parents() {
         .await
         .data();
     assert_eq!(me["first_name"], "Admin");
+    w.app.stop().await;
+}
+
+#[actix_web::test]
+async fn counts_of_related_rows_count_only_readable_ones() {
+    let w = world().await;
+    w.app
+        .sql(&format!(
+            r#"insert into comments (body, article) values ('hidden note', 2);
+               update directrix.permissions set permissions = '{{"body": {{"_eq": "on mine"}}}}'
+               where policy = '{EDITOR_POLICY}' and collection = 'comments';
+               update directrix.permissions set fields = 'id,title,status,secret,author,comments'
+               where policy = '{EDITOR_POLICY}' and collection = 'articles' and action = 'read';"#
+        ))
+        .await;
+    w.app
+        .eventually("the comment rule applies", || async {
+            w.editor(Method::GET, "/items/comments", None).await.json()["data"]
+                .as_array()
+                .is_some_and(|rows| rows.len() == 1)
+        })
+        .await;
+    let counted = w
+        .editor(
+            Method::GET,
+            "/items/articles?fields=title,count(comments)&sort=id",
+            None,
+        )
+        .await
+        .data();
+    assert_eq!(
+        counted,
+        json!([{"title": "Mine, published", "comments_count": "1"}, {"title": "Mine, draft", "comments_count": "0"}])
+    );
+    let filtered = w
+        .editor(
+            Method::GET,
+            "/items/articles?fields=title&filter[count(comments)][_gt]=0",
+            None,
+        )
+        .await
+        .data();
+    assert_eq!(filtered, json!([{"title": "Mine, published"}]));
+    // The admin counts everything.
+    let all = w
+        .app
+        .get("/items/articles?fields=title&filter[count(comments)][_gt]=0&sort=id")
+        .await
+        .data();
+    assert_eq!(all.as_array().unwrap().len(), 3);
     w.app.stop().await;
 }

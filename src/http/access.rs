@@ -55,7 +55,7 @@ pub fn authorize_read(
     let mut collections = Vec::new();
     touched(&query.fields, collection, snapshot, &mut collections);
     if let Some(filter) = &query.filter {
-        filtered(filter, &mut collections);
+        filtered(filter, collection, snapshot, &mut collections);
     }
     let mut rules = ReadRules::default();
     for name in collections {
@@ -106,17 +106,25 @@ fn column_of(selection: &Selection) -> Option<&str> {
     }
 }
 
-/// Every collection a filter's relational conditions look into.
-fn filtered(filter: &Filter, out: &mut Vec<String>) {
+/// Every collection a filter's relational conditions and `count()` conditions look into.
+fn filtered(filter: &Filter, collection: &str, snapshot: &SchemaSnapshot, out: &mut Vec<String>) {
     match filter {
-        Filter::And(children) | Filter::Or(children) => children.iter().for_each(|c| filtered(c, out)),
-        Filter::Condition(_) => {}
+        Filter::And(children) | Filter::Or(children) => children
+            .iter()
+            .for_each(|c| filtered(c, collection, snapshot, out)),
+        Filter::Condition(condition) => {
+            if condition.function == Some(crate::core::filter::Function::Count)
+                && let Some(relation) = snapshot.one_to_many(collection, &condition.field)
+            {
+                out.push(relation.collection.clone());
+            }
+        }
         Filter::Relation(relation) => {
             let related = match &relation.kind {
                 RelationKind::ManyToOne { related, .. } | RelationKind::OneToMany { related, .. } => related,
             };
             out.push(related.clone());
-            filtered(&relation.filter, out);
+            filtered(&relation.filter, related, snapshot, out);
         }
     }
 }
@@ -135,7 +143,7 @@ fn touched(selections: &[Selection], collection: &str, snapshot: &SchemaSnapshot
             } => {
                 touched(children, related, snapshot, out);
                 if let Some(filter) = &nested.filter {
-                    filtered(filter, out);
+                    filtered(filter, related, snapshot, out);
                 }
             }
             Selection::OneToMany {
@@ -149,7 +157,7 @@ fn touched(selections: &[Selection], collection: &str, snapshot: &SchemaSnapshot
                     None => out.push(related.clone()),
                 }
                 if let Some(filter) = &nested.filter {
-                    filtered(filter, out);
+                    filtered(filter, related, snapshot, out);
                 }
             }
             Selection::Function {

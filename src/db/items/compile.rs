@@ -147,8 +147,27 @@ fn filter_in(
             let column = match (condition.function, &field.schema) {
                 // `count(o2m)` has no column of its own: it counts the related rows.
                 (Some(Function::Count), None) => {
-                    let counted = count_related(snapshot, schema, collection, &condition.field, alias)
+                    // A caller's count counts only the related rows they may read.
+                    let related = snapshot
+                        .one_to_many(collection, &condition.field)
+                        .map(|r| r.collection.clone())
                         .ok_or_else(stale)?;
+                    let rule = match rules.map(|r| r.rows(&related)) {
+                        None | Some(RowRule::All) => None,
+                        Some(RowRule::None) => Some("false".to_string()),
+                        Some(RowRule::Matching(rule)) => Some(sql.fragment(|part| {
+                            filter_in(part, rule, snapshot, schema, &related, &count_alias(alias), None)
+                        })?),
+                    };
+                    let counted = count_related_where(
+                        snapshot,
+                        schema,
+                        collection,
+                        &condition.field,
+                        alias,
+                        rule.as_deref(),
+                    )
+                    .ok_or_else(stale)?;
                     (field.field_type, counted)
                 }
                 (_, Some(column)) => (field.field_type, column.data_type.clone()),
