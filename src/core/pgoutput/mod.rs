@@ -19,9 +19,13 @@
 //! already delivered). Protocol version 1 only, text tuples only; streamed and two-phase
 //! messages are refused with [`DecodeError::Unsupported`].
 
+#[cfg(test)]
+mod encode;
 mod lsn;
 mod message;
 mod reader;
+mod row;
+mod transaction;
 
 pub use lsn::{Lsn, LsnParseError};
 pub use message::{
@@ -29,3 +33,8 @@ pub use message::{
     RelationColumn, ReplicaIdentity, Truncate, Type, Update, decode,
 };
 pub use reader::DecodeError;
+pub use row::{Datum, Row};
+pub use transaction::{
+    Change, ColumnInfo, DEFAULT_CHANGE_LIMIT, Decoder, EmittedMessage, Event, Op, Overflow, RelationInfo,
+    StreamError, Transaction,
+};
