@@ -26,6 +26,7 @@ mod message;
 mod reader;
 mod row;
 mod transaction;
+pub mod value;
 
 pub use lsn::{Lsn, LsnParseError};
 pub use message::{
