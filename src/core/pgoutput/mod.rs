@@ -25,6 +25,8 @@ mod lsn;
 mod message;
 mod reader;
 mod row;
+#[cfg(test)]
+mod tests;
 mod transaction;
 pub mod value;
 
