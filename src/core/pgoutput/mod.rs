@@ -16,8 +16,9 @@
 //! This module never talks to Postgres and never decides which LSN is durable: the replication
 //! actor owns the connection, the slot and the confirmed position (it confirms a transaction's
 //! `end_lsn` once the feeds have it, and after a restart skips transactions whose `end_lsn` it
-//! already delivered). Protocol version 1 only, text tuples only; streamed and two-phase
-//! messages are refused with [`DecodeError::Unsupported`].
+//! already delivered). Protocol version 1 (version 2 without `streaming` sends the same
+//! messages), text tuples only; streamed and two-phase messages are refused with
+//! [`DecodeError::Unsupported`].
 
 #[cfg(test)]
 mod encode;
@@ -38,6 +39,6 @@ pub use message::{
 pub use reader::DecodeError;
 pub use row::{Datum, Row};
 pub use transaction::{
-    Change, ColumnInfo, DEFAULT_CHANGE_LIMIT, Decoder, EmittedMessage, Event, Op, Overflow, RelationInfo,
-    StreamError, Transaction,
+    Change, ColumnInfo, Decoder, EmittedMessage, Event, Op, Overflow, RelationInfo, StreamError, Transaction,
+    TransactionLimits,
 };

@@ -68,6 +68,14 @@ impl Row {
         self.columns.is_empty()
     }
 
+    /// Bytes of text the row holds, for the decoder's memory budget.
+    pub(super) fn text_len(&self) -> usize {
+        self.columns
+            .iter()
+            .map(|(_, d)| d.as_text().map_or(0, str::len))
+            .sum()
+    }
+
     /// Whether any value is [`Datum::Unchanged`] (still missing after the merge with the old row).
     pub fn has_unchanged(&self) -> bool {
         self.columns.iter().any(|(_, d)| d.is_unchanged())

@@ -178,7 +178,10 @@ proptest! {
     fn any_sequence_of_messages_is_assembled_or_refused_without_panicking(
         messages in vec(message(1..4, 0..2), 0..24),
     ) {
-        let mut decoder = Decoder::with_change_limit(3);
+        let mut decoder = Decoder::with_limits(TransactionLimits {
+            changes: 3,
+            bytes: 64,
+        });
         for message in &messages {
             match decoder.push(&encode(message)) {
                 Ok(Some(Event::Transaction(tx))) => {

@@ -21,9 +21,26 @@ use super::message::{self, ColumnData, Message, OldTuple, ReplicaIdentity};
 use super::reader::DecodeError;
 use super::row::{Datum, Row};
 
-/// How many changes one transaction keeps by default before it only counts them; bounds the
-/// memory a bulk `UPDATE` of millions of rows can take (see [`Transaction::overflow`]).
-pub const DEFAULT_CHANGE_LIMIT: usize = 100_000;
+/// How much of one transaction a [`Decoder`] keeps before it only counts the rest (see
+/// [`Transaction::overflow`]), so a bulk `UPDATE` of millions of rows, or of large values,
+/// cannot exhaust memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransactionLimits {
+    /// Changes kept per transaction.
+    pub changes: usize,
+    /// Bytes of text values (old and new rows) kept per transaction.
+    pub bytes: usize,
+}
+
+impl Default for TransactionLimits {
+    /// 100,000 changes or 64 MiB of values, whichever comes first.
+    fn default() -> Self {
+        TransactionLimits {
+            changes: 100_000,
+            bytes: 64 << 20,
+        }
+    }
+}
 
 /// Why a stream of payloads cannot be assembled into transactions.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -90,8 +107,9 @@ pub struct EmittedMessage {
     pub content: Vec<u8>,
 }
 
-/// Changes a transaction made past the decoder's change limit, counted per table. A consumer
-/// that gets these cannot replay the transaction row by row and should reload those tables.
+/// Changes a transaction made past the decoder's [`TransactionLimits`], counted per table. A
+/// consumer that gets these cannot replay the transaction row by row and should reload those
+/// tables.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Overflow {
     pub schema: Arc<str>,
@@ -117,8 +135,8 @@ pub struct Transaction {
     pub changes: Vec<Change>,
     /// Transactional `pg_logical_emit_message` messages, in order.
     pub messages: Vec<EmittedMessage>,
-    /// Non-empty when the transaction had more changes than the limit; `changes` then holds
-    /// only the first ones.
+    /// Non-empty when the transaction went past the decoder's [`TransactionLimits`]; `changes`
+    /// then holds only the changes made before that point.
     pub overflow: Vec<Overflow>,
 }
 
@@ -158,6 +176,8 @@ struct Open {
     origin: Option<String>,
     changes: Vec<Change>,
     messages: Vec<EmittedMessage>,
+    /// Text bytes held in `changes`.
+    bytes: usize,
     overflow: Vec<Overflow>,
 }
 
@@ -167,7 +187,7 @@ pub struct Decoder {
     relations: HashMap<u32, RelationInfo>,
     types: HashMap<u32, (String, String)>,
     open: Option<Open>,
-    change_limit: usize,
+    limits: TransactionLimits,
 }
 
 impl Default for Decoder {
@@ -177,20 +197,19 @@ impl Default for Decoder {
 }
 
 impl Decoder {
-    /// A decoder for a new session, keeping up to [`DEFAULT_CHANGE_LIMIT`] changes per
-    /// transaction.
+    /// A decoder for a new session, with the default [`TransactionLimits`].
     pub fn new() -> Self {
-        Decoder::with_change_limit(DEFAULT_CHANGE_LIMIT)
+        Decoder::with_limits(TransactionLimits::default())
     }
 
-    /// A decoder that keeps at most `limit` changes per transaction and counts the rest in
+    /// A decoder that keeps at most `limits` of each transaction and counts the rest in
     /// [`Transaction::overflow`].
-    pub fn with_change_limit(limit: usize) -> Self {
+    pub fn with_limits(limits: TransactionLimits) -> Self {
         Decoder {
             relations: HashMap::new(),
             types: HashMap::new(),
             open: None,
-            change_limit: limit,
+            limits,
         }
     }
 
@@ -236,6 +255,7 @@ impl Decoder {
                     origin: None,
                     changes: Vec::new(),
                     messages: Vec::new(),
+                    bytes: 0,
                     overflow: Vec::new(),
                 });
             }
@@ -344,7 +364,8 @@ impl Decoder {
             .ok_or(StreamError::UnknownRelation { oid })
     }
 
-    /// Adds a change to the open transaction, or counts it once the limit is reached.
+    /// Adds a change to the open transaction, or counts it once a limit is reached. After the
+    /// first overflow every later change is counted too, so `changes` stays a prefix.
     fn record(
         &mut self,
         oid: u32,
@@ -353,13 +374,20 @@ impl Decoder {
         new: Option<Row>,
         key: Row,
     ) -> Result<(), StreamError> {
-        let limit = self.change_limit;
+        let limits = self.limits;
         let (schema, table) = {
             let relation = self.relation_info(oid)?;
             (relation.schema.clone(), relation.table.clone())
         };
         let open = self.open_mut("change")?;
-        if open.changes.len() < limit {
+        let bytes = open.bytes
+            + [&old, &new]
+                .into_iter()
+                .flatten()
+                .map(Row::text_len)
+                .sum::<usize>();
+        if open.overflow.is_empty() && open.changes.len() < limits.changes && bytes <= limits.bytes {
+            open.bytes = bytes;
             open.changes.push(Change {
                 schema,
                 table,

@@ -343,8 +343,11 @@ fn origin_types_and_messages_are_kept() {
 }
 
 #[test]
-fn changes_past_the_limit_are_counted_per_table() {
-    let mut decoder = Decoder::with_change_limit(2);
+fn changes_past_the_change_limit_are_counted_per_table() {
+    let mut decoder = Decoder::with_limits(TransactionLimits {
+        changes: 2,
+        bytes: usize::MAX,
+    });
     let insert = encode(&Message::Insert(Insert {
         relation: ITEMS,
         new: vec![t("1"), t("x"), t("y")],
@@ -362,6 +365,39 @@ fn changes_past_the_limit_are_counted_per_table() {
             count: 3
         }]
     );
+}
+
+#[test]
+fn past_the_byte_limit_later_changes_are_counted_even_when_small() {
+    // Each row holds 3 + 3 + 3 text bytes; old and new rows both count.
+    let mut decoder = Decoder::with_limits(TransactionLimits {
+        changes: usize::MAX,
+        bytes: 20,
+    });
+    let insert = |body| {
+        encode(&Message::Insert(Insert {
+            relation: ITEMS,
+            new: vec![t("100"), t("abc"), t(body)],
+        }))
+    };
+    let tx = only_transaction(run(
+        &mut decoder,
+        &[
+            begin(1, 0x10),
+            items(ReplicaIdentity::Default),
+            insert("def"),
+            insert("a much longer body"),
+            // Would fit, but keeping it would leave a gap: `changes` stays a prefix.
+            insert(""),
+            commit(0x10),
+        ],
+    ));
+    assert_eq!(tx.changes.len(), 1);
+    assert_eq!(tx.overflow[0].count, 2);
+
+    // The budget is per transaction.
+    let tx = only_transaction(run(&mut decoder, &[begin(2, 0x20), insert("def"), commit(0x20)]));
+    assert_eq!((tx.changes.len(), tx.overflow.len()), (1, 0));
 }
 
 #[test]
