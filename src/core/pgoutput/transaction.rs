@@ -28,7 +28,7 @@ use super::row::{Datum, Row};
 pub struct TransactionLimits {
     /// Changes kept per transaction.
     pub changes: usize,
-    /// Bytes of text values (old and new rows) kept per transaction.
+    /// Bytes of text values (old, new and key rows) kept per transaction.
     pub bytes: usize,
 }
 
@@ -380,12 +380,13 @@ impl Decoder {
             (relation.schema.clone(), relation.table.clone())
         };
         let open = self.open_mut("change")?;
-        let bytes = open.bytes
-            + [&old, &new]
-                .into_iter()
-                .flatten()
-                .map(Row::text_len)
-                .sum::<usize>();
+        // The key counts too: under FULL it is a second copy of the old row.
+        let bytes = old
+            .iter()
+            .chain(&new)
+            .chain([&key])
+            .map(Row::text_len)
+            .fold(open.bytes, usize::saturating_add);
         if open.overflow.is_empty() && open.changes.len() < limits.changes && bytes <= limits.bytes {
             open.bytes = bytes;
             open.changes.push(Change {

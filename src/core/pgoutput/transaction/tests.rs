@@ -369,10 +369,10 @@ fn changes_past_the_change_limit_are_counted_per_table() {
 
 #[test]
 fn past_the_byte_limit_later_changes_are_counted_even_when_small() {
-    // Each row holds 3 + 3 + 3 text bytes; old and new rows both count.
+    // Each insert holds 3 + 3 + 3 text bytes in its new row and 3 in its key.
     let mut decoder = Decoder::with_limits(TransactionLimits {
         changes: usize::MAX,
-        bytes: 20,
+        bytes: 30,
     });
     let insert = |body| {
         encode(&Message::Insert(Insert {
