@@ -12,6 +12,7 @@ pub mod name;
 pub mod otp;
 pub mod password;
 pub mod payload;
+pub mod pgoutput;
 pub mod query;
 pub mod schema;
 pub mod schema_change;
