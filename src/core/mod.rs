@@ -1,8 +1,8 @@
 //! Pure logic shared by every layer: the schema model, field types, name rules, queries,
-//! filters and access control.
+//! filters, access control, tokens and the pgoutput (logical replication) decoder.
 //!
 //! Nothing in `core` does I/O, reads the clock or knows about HTTP or SQL connections; callers
-//! pass data in. Later issues add the pgoutput decoder here, under the same rule.
+//! pass data in.
 
 pub mod access;
 pub mod catalog;
