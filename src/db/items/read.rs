@@ -63,26 +63,8 @@ fn aggregate_select(target: &Target<'_>, query: &Query) -> Result<Sql, StaleSche
     let mut pairs: Vec<(String, String)> = Vec::new();
     let mut group_exprs = Vec::new();
     for key in &query.group_by {
-        let column = match target
-            .rules
-            .field_condition(&target.collection.collection, &key.field)
-        {
-            None => format!("t.{}", ident(&key.field)),
-            // Grouping by a field visible only in some rows groups the others under null.
-            Some(rule) => sql.fragment(|case| {
-                case.push("(case when ");
-                compile::filter(
-                    case,
-                    rule,
-                    target.snapshot,
-                    target.schema,
-                    &target.collection.collection,
-                    "t",
-                )?;
-                case.push(&format!(" then t.{} end)", ident(&key.field)));
-                Ok(())
-            })?,
-        };
+        // Grouping by a field visible only in some rows groups the others under null.
+        let column = visible_column(&mut sql, target, &key.field)?;
         let expr = match key.function {
             Some(function) => function_expr(function, &column),
             None => column.clone(),
@@ -101,23 +83,8 @@ fn aggregate_select(target: &Target<'_>, query: &Query) -> Result<Sql, StaleSche
             pairs.push((name.to_string(), "count(*)::text".to_string()));
             continue;
         };
-        let column = match target.rules.field_condition(&target.collection.collection, field) {
-            None => format!("t.{}", ident(field)),
-            // A field visible only in some rows aggregates only over those rows.
-            Some(rule) => sql.fragment(|case| {
-                case.push("case when ");
-                compile::filter(
-                    case,
-                    rule,
-                    target.snapshot,
-                    target.schema,
-                    &target.collection.collection,
-                    "t",
-                )?;
-                case.push(&format!(" then t.{} end", ident(field)));
-                Ok(())
-            })?,
-        };
+        // A field visible only in some rows aggregates only over those rows.
+        let column = visible_column(&mut sql, target, field)?;
         let float = matches!(field_type, FieldType::Float);
         let as_text = |e: String| if float { e } else { format!("{e}::text") };
         let expr = match aggregate.function {
@@ -165,6 +132,45 @@ fn aggregate_select(target: &Target<'_>, query: &Query) -> Result<Sql, StaleSche
         );
     }
     Ok(sql)
+}
+
+/// The root collection's column `field` as the caller may see it: the column, or
+/// `(case when <rule> then t.field end)` where only some rows show it.
+fn visible_column(sql: &mut Sql, target: &Target<'_>, field: &str) -> Result<String, StaleSchema> {
+    let column = format!("t.{}", ident(field));
+    match target.rules.field_condition(&target.collection.collection, field) {
+        None => Ok(column),
+        Some(rule) => sql.fragment(|case| {
+            case.push("(case when ");
+            compile::filter(
+                case,
+                rule,
+                target.snapshot,
+                target.schema,
+                &target.collection.collection,
+                "t",
+            )?;
+            case.push(&format!(" then {column} end)"));
+            Ok(())
+        }),
+    }
+}
+
+/// The caller's row rule on `collection` (rows aliased `alias`) as SQL text sharing `sql`'s
+/// parameters: `None` when every row is visible.
+fn row_condition(
+    sql: &mut Sql,
+    target: &Target<'_>,
+    collection: &str,
+    alias: &str,
+) -> Result<Option<String>, StaleSchema> {
+    match target.rules.rows(collection) {
+        RowRule::All => Ok(None),
+        RowRule::None => Ok(Some("false".into())),
+        RowRule::Matching(rule) => sql
+            .fragment(|part| compile::filter(part, rule, target.snapshot, target.schema, collection, alias))
+            .map(Some),
+    }
 }
 
 fn function_expr(function: Function, column: &str) -> String {
@@ -268,23 +274,9 @@ fn where_clause(
             .bind(Bind::Text(Some(key.to_string())))
             .push(&format!(" as {data_type})"));
     }
-    match target.rules.rows(&target.collection.collection) {
-        RowRule::All => {}
-        RowRule::None => {
-            and(sql);
-            sql.push("false");
-        }
-        RowRule::Matching(rule) => {
-            and(sql);
-            compile::filter(
-                sql,
-                rule,
-                target.snapshot,
-                target.schema,
-                &target.collection.collection,
-                "t",
-            )?;
-        }
+    if let Some(rule) = row_condition(sql, target, &target.collection.collection, "t")? {
+        and(sql);
+        sql.push(&rule);
     }
     if let Some(filter) = &query.filter {
         and(sql);
@@ -529,19 +521,9 @@ fn value(
                 .snapshot
                 .one_to_many(collection, field)
                 .map(|r| r.collection.clone());
-            let condition = match related.as_deref().map(|r| (r, target.rules.rows(r))) {
-                None | Some((_, RowRule::All)) => None,
-                Some((_, RowRule::None)) => Some("false".to_string()),
-                Some((related, RowRule::Matching(rule))) => Some(sql.fragment(|part| {
-                    compile::filter(
-                        part,
-                        rule,
-                        target.snapshot,
-                        target.schema,
-                        related,
-                        &compile::count_alias(alias),
-                    )
-                })?),
+            let condition = match related.as_deref() {
+                Some(related) => row_condition(sql, target, related, &compile::count_alias(alias))?,
+                None => None,
             };
             let counted = compile::count_related_where(
                 target.snapshot,
@@ -642,15 +624,8 @@ fn nested_conditions(
     nested: &Nested,
     alias: &str,
 ) -> Result<(), StaleSchema> {
-    match target.rules.rows(related) {
-        RowRule::All => {}
-        RowRule::None => {
-            sql.push(" and false");
-        }
-        RowRule::Matching(rule) => {
-            sql.push(" and ");
-            compile::filter(sql, rule, target.snapshot, target.schema, related, alias)?;
-        }
+    if let Some(rule) = row_condition(sql, target, related, alias)? {
+        sql.push(" and ").push(&rule);
     }
     if let Some(filter) = &nested.filter {
         sql.push(" and ");
