@@ -662,3 +662,27 @@ async fn counts_of_related_rows_count_only_readable_ones() {
     assert_eq!(all.as_array().unwrap().len(), 3);
     w.app.stop().await;
 }
+
+#[actix_web::test]
+async fn deletes_follow_the_delete_rule() {
+    let w = world().await;
+    w.app
+        .sql(&format!(
+            r#"insert into directrix.permissions (policy, collection, action, permissions)
+               values ('{EDITOR_POLICY}', 'articles', 'delete', '{{"author": {{"_eq": "$CURRENT_USER"}}}}');"#
+        ))
+        .await;
+    w.app
+        .eventually("the delete rule applies", || async {
+            w.editor(Method::DELETE, "/items/articles/3", None).await.code() == "FORBIDDEN"
+                && w.editor(Method::DELETE, "/items/articles/2", None).await.status == 204
+        })
+        .await;
+    // A batch naming one item the editor may not delete deletes nothing.
+    w.editor(Method::DELETE, "/items/articles", Some(json!([1, 4])))
+        .await
+        .assert_error(403, "FORBIDDEN");
+    let left = titles(&w.app.get("/items/articles").await.data());
+    assert_eq!(left, ["Mine, published", "Theirs, draft", "Theirs, published"]);
+    w.app.stop().await;
+}

@@ -403,17 +403,7 @@ pub async fn delete_one(
 ) -> Result<HttpResponse, Error> {
     let schema = state.schema();
     let collection = item_collection(&schema, &name, &key, &req)?;
-    let rules = write_rules(
-        &acc,
-        &schema,
-        &collection.collection,
-        Action::Delete,
-        &acc.variables(),
-    )?;
-    let condition = rules.as_ref().map(|r| r.row_filter().cloned());
-    if let Some(condition) = condition {
-        ensure_writable(&state, &schema, collection, std::slice::from_ref(&key), condition).await?;
-    }
+    ensure_deletable(&state, &acc, &schema, collection, std::slice::from_ref(&key)).await?;
     let mut conn = state.pool.acquire().await?;
     write::delete(&mut conn, &state.config.user_schema, collection, &[key]).await?;
     Ok(HttpResponse::NoContent().finish())
@@ -441,16 +431,7 @@ pub async fn delete_many(
         read::check_key(collection, key)
             .map_err(|_| Error::payload(format!("Invalid primary key \"{key}\"")))?;
     }
-    let rules = write_rules(
-        &acc,
-        &schema,
-        &collection.collection,
-        Action::Delete,
-        &acc.variables(),
-    )?;
-    if let Some(rules) = &rules {
-        ensure_writable(&state, &schema, collection, &keys, rules.row_filter().cloned()).await?;
-    }
+    ensure_deletable(&state, &acc, &schema, collection, &keys).await?;
     let mut tx = state.pool.begin().await?;
     write::delete(&mut tx, &state.config.user_schema, collection, &keys).await?;
     tx.commit().await?;
@@ -589,6 +570,27 @@ async fn ensure_writable(
         return Err(Error::Forbidden);
     }
     Ok(())
+}
+
+/// Refuses a delete unless the caller's delete rule admits every item `keys` names.
+async fn ensure_deletable(
+    state: &AppState,
+    acc: &Accountability,
+    schema: &SchemaSnapshot,
+    collection: &Collection,
+    keys: &[String],
+) -> Result<(), Error> {
+    let rules = write_rules(
+        acc,
+        schema,
+        &collection.collection,
+        Action::Delete,
+        &acc.variables(),
+    )?;
+    match rules {
+        Some(rules) => ensure_writable(state, schema, collection, keys, rules.row_filter().cloned()).await,
+        None => Ok(()),
+    }
 }
 
 /// An item of a batch update without its key: the key names the item, it is not written.
