@@ -375,6 +375,20 @@ async fn tfa_users_need_a_current_otp() {
     )
     .await;
     assert!(reply.data()["access_token"].is_string());
+    // A secret set through /users is stored usable (only concealed on read).
+    let other = create_user(&app, "tfa2@example.com", "pw", "").await;
+    let patched = app
+        .patch(&format!("/users/{other}"), json!({"tfa_secret": secret}))
+        .await
+        .data();
+    assert_eq!(patched["tfa_secret"], "**********");
+    let otp = directrix::core::otp::code_at(&key, chrono::Utc::now().timestamp() / 30).unwrap();
+    let reply = login(
+        &app,
+        json!({"email": "tfa2@example.com", "password": "pw", "otp": otp}),
+    )
+    .await;
+    assert!(reply.data()["access_token"].is_string(), "{}", reply.text);
     app.stop().await;
 }
 

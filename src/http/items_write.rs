@@ -49,8 +49,11 @@ impl Stamp {
 /// `hash` fields store argon2id, except static tokens (`directus_users.token`): those are
 /// looked up on every request, so they are stored as a SHA-256 digest of a long random string.
 fn hash_field(field: &str, text: &str) -> Result<String, String> {
-    if field == "directus_users.token" {
-        return Ok(crate::core::password::token_digest(text));
+    match field {
+        "directus_users.token" => return Ok(crate::core::password::token_digest(text)),
+        // The TOTP secret must stay usable: Directus only conceals it on read (`conceal`).
+        "directus_users.tfa_secret" => return Ok(text.to_string()),
+        _ => {}
     }
     crate::core::password::hash(text).map_err(|e| e.to_string())
 }
