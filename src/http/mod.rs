@@ -38,20 +38,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_payload_size: usize) {
     .app_data(web::QueryConfig::default().error_handler(query_error))
     // The items routes come first: actix tries resources in order, and each dynamic pattern is
     // a regex match, so the hot path should not pay for the schema routes before it.
-    .service(
-        resource("/items/{collection}")
-            .route(web::get().to(items::read_many))
-            .route(web::method(search_method()).to(items::search))
-            .route(web::post().to(items_write::create))
-            .route(web::patch().to(items_write::update_many))
-            .route(web::delete().to(items_write::delete_many)),
-    )
-    .service(
-        resource("/items/{collection}/{id}")
-            .route(web::get().to(items::read_one))
-            .route(web::patch().to(items_write::update_one))
-            .route(web::delete().to(items_write::delete_one)),
-    )
+    .service(item_list(resource("/items/{collection}")))
+    .service(item_one(resource("/items/{collection}/{id}")))
     .configure(system_routes)
     .service(resource("/auth/login").route(web::post().to(auth::session::login)))
     .service(resource("/auth/refresh").route(web::post().to(auth::session::refresh)))
@@ -119,23 +107,27 @@ fn system_routes(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/permissions/me").route(web::get().to(permissions_me::read_me)));
     for (path, collection) in SYSTEM_ROUTES {
         let system = route_target::SystemCollection(collection);
-        cfg.service(
-            resource(path)
-                .app_data(system)
-                .route(web::get().to(items::read_many))
-                .route(web::method(search_method()).to(items::search))
-                .route(web::post().to(items_write::create))
-                .route(web::patch().to(items_write::update_many))
-                .route(web::delete().to(items_write::delete_many)),
-        )
-        .service(
-            resource(&format!("{path}/{{id}}"))
-                .app_data(system)
-                .route(web::get().to(items::read_one))
-                .route(web::patch().to(items_write::update_one))
-                .route(web::delete().to(items_write::delete_one)),
-        );
+        cfg.service(item_list(resource(path).app_data(system)))
+            .service(item_one(resource(&format!("{path}/{{id}}")).app_data(system)));
     }
+}
+
+/// The collection-wide items methods: list, `SEARCH`, create, batch update, batch delete.
+fn item_list(resource: Resource) -> Resource {
+    resource
+        .route(web::get().to(items::read_many))
+        .route(web::method(search_method()).to(items::search))
+        .route(web::post().to(items_write::create))
+        .route(web::patch().to(items_write::update_many))
+        .route(web::delete().to(items_write::delete_many))
+}
+
+/// The one-item methods: read, update, delete.
+fn item_one(resource: Resource) -> Resource {
+    resource
+        .route(web::get().to(items::read_one))
+        .route(web::patch().to(items_write::update_one))
+        .route(web::delete().to(items_write::delete_one))
 }
 
 /// The `SEARCH` HTTP method Directus accepts for reads with the query in the body.
