@@ -170,7 +170,7 @@ pub async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Account
                 Some(owner) => owner,
                 None => {
                     let generation = state.access.generation();
-                    let owner = users::by_token_digest(&state.pool, &digest).await?.map(|o| o.id);
+                    let owner = users::by_token_digest(&state.pool, &digest).await?;
                     state.access.put_token(digest, owner, generation);
                     owner
                 }
