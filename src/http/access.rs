@@ -3,12 +3,15 @@
 //! and narrowed and a [`ReadRules`] for the SQL compiler; writes get their payloads checked,
 //! preset and validated, and the items they touch checked against the action's item rule.
 
-use std::collections::HashSet;
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value};
 
 use super::auth::Accountability;
-use crate::core::access::{Action, FieldSet, Resolved, Visibility, check_query, narrow_wildcards};
+use crate::core::access::{
+    AccessError, Action, FieldSet, Resolved, Visibility, check_query, narrow_wildcards,
+};
 use crate::core::filter::{Filter, RelationKind, Variables};
 use crate::core::query::Query;
 use crate::core::query::fields::Selection;
@@ -44,7 +47,18 @@ pub fn authorize_read(
     if acc.admin {
         return Ok(ReadRules::unrestricted());
     }
-    let reader = acc.access.reader(snapshot, vars);
+    // Resolving parses each permission rule against the schema; the root collection alone is
+    // asked for four times below, so each collection is resolved once per request.
+    let resolve = acc.access.reader(snapshot, vars);
+    let resolved: RefCell<HashMap<String, Option<Resolved>>> = RefCell::default();
+    let reader = |name: &str| -> Result<Option<Resolved>, AccessError> {
+        if let Some(found) = resolved.borrow().get(name) {
+            return Ok(found.clone());
+        }
+        let found = resolve(name)?;
+        resolved.borrow_mut().insert(name.to_string(), found.clone());
+        Ok(found)
+    };
     if reader(collection)?.is_none() {
         return Err(Error::ForbiddenCollection {
             collection: collection.to_string(),
