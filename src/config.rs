@@ -11,7 +11,9 @@ use figment::providers::{Env, Serialized};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
+pub mod realtime;
 pub mod security;
+pub use realtime::{RealtimeConfig, SlowConsumer, WsAuthMode};
 pub use security::{
     AuthConfig, ClientIpConfig, CookieConfig, EmailTransport, LimiterConfig, MailConfig, Outbox,
     PressureConfig, RateLimits, SameSite,
@@ -198,6 +200,8 @@ pub struct Config {
     pub pressure: PressureConfig,
     /// `EMAIL_*`, `PASSWORD_RESET_URL_ALLOW_LIST`.
     pub mail: MailConfig,
+    /// Replication feed, WebSocket and SSE settings.
+    pub realtime: RealtimeConfig,
 }
 
 /// A configuration value that cannot be used.
@@ -221,7 +225,14 @@ impl Config {
                 .merge(Env::raw().only(security::ENV_NAMES))
                 .extract()
                 .map_err(Box::new)?;
-        Config::from_raw(raw, security)
+        let realtime: realtime::RealtimeEnv =
+            Figment::from(Serialized::defaults(realtime::RealtimeEnv::default()))
+                .merge(Env::raw().only(realtime::ENV_NAMES))
+                .extract()
+                .map_err(Box::new)?;
+        let mut config = Config::from_raw(raw, security)?;
+        config.realtime = realtime.resolve()?;
+        Ok(config)
     }
 
     /// A configuration with every default and the given database; what tests start from.
@@ -297,6 +308,7 @@ impl Config {
             rate_limits: security.rate_limits,
             pressure: security.pressure,
             mail: security.mail,
+            realtime: RealtimeConfig::default(),
         })
     }
 }

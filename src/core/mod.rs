@@ -14,6 +14,7 @@ pub mod password;
 pub mod payload;
 pub mod pgoutput;
 pub mod query;
+pub mod realtime;
 pub mod schema;
 pub mod schema_change;
 pub mod token;

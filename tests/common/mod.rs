@@ -139,6 +139,8 @@ pub fn test_config(database: &str) -> Config {
     config.db_pool_max = 5;
     config.admin_token = Some(ADMIN_TOKEN.into());
     config.admin_password = Some(ADMIN_PASSWORD.into());
+    // Each app would hold a replication slot, and the cluster has 32; realtime tests turn it on.
+    config.realtime.enabled = false;
     config
 }
 
