@@ -10,5 +10,7 @@
 //! ```
 
 pub mod event;
+pub mod ring;
+pub mod snapshot;
 
 pub use event::{Committed, RowChange, RowOp};
