@@ -10,7 +10,9 @@
 //! ```
 
 pub mod event;
+pub mod frame;
 pub mod ring;
+pub mod shape;
 pub mod snapshot;
 
 pub use event::{Committed, RowChange, RowOp};

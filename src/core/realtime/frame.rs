@@ -1,0 +1,170 @@
+//! Wire text for change events, built once per subscription group and finished per subscriber.
+//!
+//! A group's message is serialized up to, not including, its closing brace ([`Event::open`]);
+//! each WebSocket subscriber appends its own `uid` ([`Event::close`]) and each SSE stream wraps
+//! it in an event block ([`Event::sse`]). The shape is Directus's
+//! `{"type":"subscription","event":"create","data":[…],"uid":…}` plus two fields of ours:
+//! `collection` (one SSE stream may carry several) and `lsn`, the id a client resumes from.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use super::shape::EventKind;
+use crate::core::pgoutput::Lsn;
+
+/// One item of an event: its key, and its row unless it was deleted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Item {
+    pub key: Value,
+    pub row: Option<Map<String, Value>>,
+}
+
+/// One event message for a group: consecutive changes of one kind within one transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub kind: EventKind,
+    pub lsn: Lsn,
+    pub items: Vec<Item>,
+    /// The serialized message without its closing brace.
+    open: Arc<str>,
+}
+
+impl Event {
+    pub fn new(kind: EventKind, collection: &str, lsn: Lsn, items: Vec<Item>) -> Event {
+        let open = open(kind, collection, lsn, &items);
+        Event {
+            kind,
+            lsn,
+            items,
+            open: open.into(),
+        }
+    }
+
+    /// The WebSocket text for a subscriber with `uid`.
+    pub fn close(&self, uid: Option<&Value>) -> String {
+        close(&self.open, uid)
+    }
+
+    /// An SSE event block. Only the last event of a transaction carries the `id:`, so a client
+    /// that drops mid-transaction resumes before it and gets the whole transaction again.
+    pub fn sse(&self, with_id: bool) -> String {
+        let mut out = String::with_capacity(self.open.len() + 48);
+        if with_id {
+            let _ = writeln!(out, "id: {}", self.lsn);
+        }
+        let _ = write!(out, "event: {}\ndata: {}}}\n\n", self.kind.as_str(), self.open);
+        out
+    }
+}
+
+fn open(kind: EventKind, collection: &str, lsn: Lsn, items: &[Item]) -> String {
+    let mut out = String::with_capacity(64 + items.len() * 64);
+    out.push_str("{\"type\":\"subscription\",\"event\":\"");
+    out.push_str(kind.as_str());
+    out.push_str("\",\"data\":[");
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let value = match (&item.row, kind) {
+            (Some(row), EventKind::Create | EventKind::Update) => {
+                serde_json::to_string(row).unwrap_or_else(|_| "null".into())
+            }
+            _ => item.key.to_string(),
+        };
+        out.push_str(&value);
+    }
+    out.push_str("],\"collection\":");
+    out.push_str(&Value::String(collection.to_string()).to_string());
+    let _ = write!(out, ",\"lsn\":\"{lsn}\"");
+    out
+}
+
+fn close(open: &str, uid: Option<&Value>) -> String {
+    let mut out = String::with_capacity(open.len() + 24);
+    out.push_str(open);
+    if let Some(uid) = uid {
+        out.push_str(",\"uid\":");
+        out.push_str(&uid.to_string());
+    }
+    out.push('}');
+    out
+}
+
+/// Our must-refetch message: the subscriber's view can't be continued from changes (its
+/// resume point is gone, it fell behind, or the table was truncated) and must be read again.
+pub fn refetch(reason: &str, collection: &str, lsn: Option<Lsn>, uid: Option<&Value>) -> String {
+    let mut out = String::from("{\"type\":\"subscription\",\"event\":\"refetch\",\"reason\":");
+    out.push_str(&Value::String(reason.to_string()).to_string());
+    out.push_str(",\"collection\":");
+    out.push_str(&Value::String(collection.to_string()).to_string());
+    if let Some(lsn) = lsn {
+        let _ = write!(out, ",\"lsn\":\"{lsn}\"");
+    }
+    close(&out, uid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn items() -> Vec<Item> {
+        vec![
+            Item {
+                key: json!(1),
+                row: json!({"id": 1, "title": "a\"b"}).as_object().cloned(),
+            },
+            Item {
+                key: json!("k"),
+                row: None,
+            },
+        ]
+    }
+
+    #[test]
+    fn directus_shape_with_uid() {
+        let event = Event::new(EventKind::Create, "articles", Lsn(0x1_0000_00AB), items());
+        let text = event.close(Some(&json!("sub-1")));
+        let value: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            value,
+            json!({"type": "subscription", "event": "create",
+                   "data": [{"id": 1, "title": "a\"b"}, "k"],
+                   "collection": "articles", "lsn": "1/AB", "uid": "sub-1"})
+        );
+        assert!(text.starts_with("{\"type\":\"subscription\",\"event\":\"create\",\"data\":["));
+        let numeric: Value = serde_json::from_str(&event.close(Some(&json!(7)))).unwrap();
+        assert_eq!(numeric["uid"], json!(7));
+        let bare: Value = serde_json::from_str(&event.close(None)).unwrap();
+        assert!(bare.get("uid").is_none());
+    }
+
+    #[test]
+    fn deletes_carry_keys() {
+        let event = Event::new(EventKind::Delete, "a", Lsn(5), items());
+        let value: Value = serde_json::from_str(&event.close(None)).unwrap();
+        assert_eq!(value["data"], json!([1, "k"]));
+    }
+
+    #[test]
+    fn sse_blocks() {
+        let event = Event::new(EventKind::Update, "a", Lsn(16), vec![]);
+        assert_eq!(
+            event.sse(true),
+            "id: 0/10\nevent: update\ndata: {\"type\":\"subscription\",\"event\":\"update\",\"data\":[],\"collection\":\"a\",\"lsn\":\"0/10\"}\n\n"
+        );
+        assert!(event.sse(false).starts_with("event: update\n"));
+    }
+
+    #[test]
+    fn refetch_message() {
+        let value: Value = serde_json::from_str(&refetch("gap", "a", Some(Lsn(1)), Some(&json!(3)))).unwrap();
+        assert_eq!(
+            value,
+            json!({"type": "subscription", "event": "refetch", "reason": "gap", "collection": "a", "lsn": "0/1", "uid": 3})
+        );
+    }
+}
