@@ -13,6 +13,7 @@ use anyhow::Context;
 use secrecy::ExposeSecret;
 use tokio::sync::watch;
 
+use crate::actors::feeds::{FeedHub, FeedSettings, Realtime};
 use crate::actors::schema::SchemaActor;
 use crate::config::Config;
 use crate::db::cluster::ManagedCluster;
@@ -85,7 +86,16 @@ impl App {
             limits: Limits::start(&config),
             mailer: Arc::new(crate::mail::Mailer::new(&config.mail)),
             started: Instant::now(),
+            realtime: None,
         };
+        let mut state = state;
+        if config.realtime.enabled {
+            let (hub, _hold) = FeedHub::start(FeedSettings {
+                retention_changes: config.realtime.retention_changes,
+                retention: config.realtime.retention,
+            });
+            state.realtime = Some(Realtime { hub });
+        }
         let listener = TcpListener::bind((config.host.as_str(), config.port))
             .with_context(|| format!("binding {}:{}", config.host, config.port))?;
         let port = listener.local_addr()?.port();

@@ -4,4 +4,6 @@
 //! pipeline and scheduler join here in later issues.
 
 pub mod access_cache;
+pub mod feeds;
+pub mod outbox;
 pub mod schema;

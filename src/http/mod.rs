@@ -13,6 +13,7 @@ pub mod limits;
 pub mod metrics;
 pub mod observe;
 pub mod permissions_me;
+pub mod realtime;
 pub mod relations;
 pub mod route_target;
 pub mod schema_guard;
@@ -46,6 +47,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_payload_size: usize) {
     .service(resource("/auth/logout").route(web::post().to(auth::session::logout)))
     .service(resource("/auth/password/request").route(web::post().to(auth::password::request)))
     .service(resource("/auth/password/reset").route(web::post().to(auth::password::reset)))
+    .service(resource("/stream").route(web::get().to(realtime::sse::stream)))
     .service(resource("/server/ping").route(web::get().to(server::ping)))
     .service(resource("/server/health").route(web::get().to(server::health)))
     .service(resource("/server/info").route(web::get().to(server::info)))

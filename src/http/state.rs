@@ -29,6 +29,8 @@ pub struct AppState {
     /// Outgoing mail (password resets).
     pub mailer: Arc<crate::mail::Mailer>,
     pub started: Instant,
+    /// The collection feeds, when realtime is enabled.
+    pub realtime: Option<crate::actors::feeds::Realtime>,
 }
 
 impl AppState {

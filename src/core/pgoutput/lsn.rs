@@ -10,6 +10,11 @@ use std::str::FromStr;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Lsn(pub u64);
 
+impl Lsn {
+    /// A position not known yet; above every real one.
+    pub const UNKNOWN: Lsn = Lsn(u64::MAX);
+}
+
 impl fmt::Display for Lsn {
     /// Postgres's `pg_lsn` text form: high and low 32 bits in upper-case hex, `16/B374D848`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -5,6 +5,8 @@
 //! it in an event block ([`Event::sse`]). The shape is Directus's
 //! `{"type":"subscription","event":"create","data":[…],"uid":…}` plus two fields of ours:
 //! `collection` (one SSE stream may carry several) and `lsn`, the id a client resumes from.
+//! Only the last event of a transaction carries `lsn` (and, on SSE, `id:`): an id means
+//! everything up to it was delivered, so a client that drops mid-transaction resumes before it.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -26,20 +28,29 @@ pub struct Item {
 pub struct Event {
     pub kind: EventKind,
     pub lsn: Lsn,
+    /// The last event of its transaction for this subscription: it carries the id.
+    pub complete: bool,
+    collection: Arc<str>,
     pub items: Vec<Item>,
     /// The serialized message without its closing brace.
     open: Arc<str>,
 }
 
 impl Event {
-    pub fn new(kind: EventKind, collection: &str, lsn: Lsn, items: Vec<Item>) -> Event {
-        let open = open(kind, collection, lsn, &items);
+    pub fn new(kind: EventKind, collection: &str, lsn: Lsn, complete: bool, items: Vec<Item>) -> Event {
+        let open = open(kind, collection, complete.then_some(lsn), &items);
         Event {
             kind,
             lsn,
+            complete,
+            collection: collection.into(),
             items,
             open: open.into(),
         }
+    }
+
+    pub fn collection(&self) -> &str {
+        &self.collection
     }
 
     /// The WebSocket text for a subscriber with `uid`.
@@ -47,11 +58,10 @@ impl Event {
         close(&self.open, uid)
     }
 
-    /// An SSE event block. Only the last event of a transaction carries the `id:`, so a client
-    /// that drops mid-transaction resumes before it and gets the whole transaction again.
-    pub fn sse(&self, with_id: bool) -> String {
+    /// An SSE event block; `id:` on the last event of a transaction.
+    pub fn sse(&self) -> String {
         let mut out = String::with_capacity(self.open.len() + 48);
-        if with_id {
+        if self.complete {
             let _ = writeln!(out, "id: {}", self.lsn);
         }
         let _ = write!(out, "event: {}\ndata: {}}}\n\n", self.kind.as_str(), self.open);
@@ -59,7 +69,7 @@ impl Event {
     }
 }
 
-fn open(kind: EventKind, collection: &str, lsn: Lsn, items: &[Item]) -> String {
+fn open(kind: EventKind, collection: &str, lsn: Option<Lsn>, items: &[Item]) -> String {
     let mut out = String::with_capacity(64 + items.len() * 64);
     out.push_str("{\"type\":\"subscription\",\"event\":\"");
     out.push_str(kind.as_str());
@@ -78,7 +88,9 @@ fn open(kind: EventKind, collection: &str, lsn: Lsn, items: &[Item]) -> String {
     }
     out.push_str("],\"collection\":");
     out.push_str(&Value::String(collection.to_string()).to_string());
-    let _ = write!(out, ",\"lsn\":\"{lsn}\"");
+    if let Some(lsn) = lsn {
+        let _ = write!(out, ",\"lsn\":\"{lsn}\"");
+    }
     out
 }
 
@@ -126,7 +138,7 @@ mod tests {
 
     #[test]
     fn directus_shape_with_uid() {
-        let event = Event::new(EventKind::Create, "articles", Lsn(0x1_0000_00AB), items());
+        let event = Event::new(EventKind::Create, "articles", Lsn(0x1_0000_00AB), true, items());
         let text = event.close(Some(&json!("sub-1")));
         let value: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(
@@ -144,19 +156,21 @@ mod tests {
 
     #[test]
     fn deletes_carry_keys() {
-        let event = Event::new(EventKind::Delete, "a", Lsn(5), items());
+        let event = Event::new(EventKind::Delete, "a", Lsn(5), false, items());
         let value: Value = serde_json::from_str(&event.close(None)).unwrap();
         assert_eq!(value["data"], json!([1, "k"]));
+        assert!(value.get("lsn").is_none());
     }
 
     #[test]
     fn sse_blocks() {
-        let event = Event::new(EventKind::Update, "a", Lsn(16), vec![]);
+        let event = Event::new(EventKind::Update, "a", Lsn(16), true, vec![]);
         assert_eq!(
-            event.sse(true),
+            event.sse(),
             "id: 0/10\nevent: update\ndata: {\"type\":\"subscription\",\"event\":\"update\",\"data\":[],\"collection\":\"a\",\"lsn\":\"0/10\"}\n\n"
         );
-        assert!(event.sse(false).starts_with("event: update\n"));
+        let partial = Event::new(EventKind::Update, "a", Lsn(16), false, vec![]);
+        assert!(partial.sse().starts_with("event: update\n"));
     }
 
     #[test]

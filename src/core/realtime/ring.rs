@@ -40,7 +40,8 @@ pub struct Ring {
 }
 
 impl Ring {
-    /// An empty ring whose history is complete from `floor` on.
+    /// An empty ring whose history is complete from `floor` on ([`Lsn::UNKNOWN`] until
+    /// replication says where it resumed: every resume is refused meanwhile).
     pub fn new(max_changes: usize, max_age: Duration, floor: Lsn) -> Ring {
         Ring {
             entries: VecDeque::new(),
@@ -74,14 +75,20 @@ impl Ring {
     fn evict_front(&mut self) {
         if let Some((slice, _)) = self.entries.pop_front() {
             self.changes -= slice.changes.len();
-            self.floor = self.floor.max(slice.end_lsn);
+            if self.floor != Lsn::UNKNOWN {
+                self.floor = self.floor.max(slice.end_lsn);
+            }
         }
     }
 
     /// Raises the floor (replication resumed later than the ring's start): nothing below it can
     /// be replayed.
     pub fn raise_floor(&mut self, floor: Lsn) {
-        self.floor = self.floor.max(floor);
+        self.floor = if self.floor == Lsn::UNKNOWN {
+            floor
+        } else {
+            self.floor.max(floor)
+        };
     }
 
     pub fn floor(&self) -> Lsn {

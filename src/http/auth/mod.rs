@@ -146,12 +146,23 @@ impl From<TokenError> for Error {
 /// Resolves the caller of a request.
 pub async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Accountability, Error> {
     let context = AuthContext::of(req, state);
-    let (user, session) = match token_of(req, state)? {
-        None => (None, None),
-        Some((token, _)) if token::is_directus_jwt(&token) => {
+    let token = token_of(req, state)?.map(|(token, _)| token);
+    Ok(authenticate_token(state, token.as_deref(), context.ip).await?.0)
+}
+
+/// Resolves the caller presenting `token` (none: the public) from `ip`, and when a JWT says so,
+/// the moment (Unix seconds) its access ends. Also what the WebSocket `auth` message uses.
+pub async fn authenticate_token(
+    state: &AppState,
+    token: Option<&str>,
+    ip: IpAddr,
+) -> Result<(Accountability, Option<i64>), Error> {
+    let (user, session, expires) = match token {
+        None => (None, None, None),
+        Some(token) if token::is_directus_jwt(token) => {
             let now = Utc::now();
             let claims: AccessClaims = token::verify(
-                &token,
+                token,
                 state.config.secret.expose_secret().as_bytes(),
                 now.timestamp(),
             )?;
@@ -162,10 +173,10 @@ pub async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Account
             {
                 return Err(Error::InvalidCredentials);
             }
-            (Some(user), claims.session)
+            (Some(user), claims.session, Some(claims.exp))
         }
-        Some((token, _)) => {
-            let digest = token_digest(&token);
+        Some(token) => {
+            let digest = token_digest(token);
             let owner = match state.access.token(&digest) {
                 Some(owner) => owner,
                 None => {
@@ -175,7 +186,7 @@ pub async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Account
                     owner
                 }
             };
-            (Some(owner.ok_or(Error::InvalidCredentials)?), None)
+            (Some(owner.ok_or(Error::InvalidCredentials)?), None, None)
         }
     };
     let principal = principal_of(state, user).await?;
@@ -186,19 +197,20 @@ pub async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Account
     let access = Arc::new(Access::build(
         &principal.policies,
         &principal.permissions,
-        Some(context.ip),
+        Some(ip),
     ));
-    Ok(Accountability {
+    let accountability = Accountability {
         user,
         role: principal.role,
         roles: principal.roles.clone(),
         admin: access.admin,
         app: access.app_access,
-        ip: Some(context.ip),
+        ip: Some(ip),
         session,
         principal,
         access,
-    })
+    };
+    Ok((accountability, expires))
 }
 
 impl FromRequest for Accountability {

@@ -24,7 +24,7 @@ use crate::http::state::AppState;
 
 /// How tokens travel back to the client.
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Mode {
+pub(crate) enum Mode {
     Json,
     Cookie,
     Session,
@@ -43,11 +43,11 @@ impl Mode {
 }
 
 /// A freshly issued pair.
-struct Issued {
-    access_token: String,
+pub(crate) struct Issued {
+    pub(crate) access_token: String,
     /// Milliseconds, as Directus reports it.
-    expires: u128,
-    refresh_token: String,
+    pub(crate) expires: u128,
+    pub(crate) refresh_token: String,
 }
 
 /// A stand-in hash verified for unknown emails, so they cost what a wrong password costs.
@@ -61,13 +61,22 @@ pub async fn login(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
     let started = Instant::now();
-    let outcome = login_checked(&req, body.into_inner(), &state).await;
+    let context = AuthContext::of(&req, &state);
+    let origin = request_origin(&req, &context);
+    let outcome = login_checked(&context, origin, body.into_inner(), &state).await;
     stall(state.config.auth.login_stall, started).await;
     let (issued, mode) = outcome?;
     Ok(respond(&state, issued, mode))
 }
 
-async fn login_checked(req: &HttpRequest, body: Value, state: &AppState) -> Result<(Issued, Mode), Error> {
+/// Signs in with `{email, password, otp?, mode?}` (also the WebSocket `auth` message). The
+/// caller applies the stall.
+pub(crate) async fn login_checked(
+    context: &AuthContext,
+    origin: sessions::Origin,
+    body: Value,
+    state: &AppState,
+) -> Result<(Issued, Mode), Error> {
     let body = body
         .as_object()
         .ok_or_else(|| Error::payload("\"value\" must be of type object"))?;
@@ -82,7 +91,6 @@ async fn login_checked(req: &HttpRequest, body: Value, state: &AppState) -> Resu
         Some(Value::String(otp)) => Some(otp.clone()),
         Some(_) => return Err(Error::payload("\"otp\" must be a string")),
     };
-    let context = AuthContext::of(req, state);
     state
         .limits
         .check_auth(context.ip, Some(&email.to_lowercase()))
@@ -125,11 +133,11 @@ async fn login_checked(req: &HttpRequest, body: Value, state: &AppState) -> Resu
         &password::token_digest(&refresh_token),
         user.id,
         expires_at,
-        &request_origin(req, &context),
+        &origin,
     )
     .await?;
     users::touch_last_access(&state.pool, user.id, now).await?;
-    let issued = issue(state, &context, user.id, refresh_token, mode).await?;
+    let issued = issue(state, context, user.id, refresh_token, mode).await?;
     Ok((issued, mode))
 }
 
@@ -144,6 +152,21 @@ pub async fn refresh(
     let context = AuthContext::of(&req, &state);
     state.limits.check_auth(context.ip, None).await?;
     let (mode, presented) = presented_refresh_token(&req, &body, &state)?;
+    let origin = request_origin(&req, &context);
+    let issued = refresh_presented(&state, &context, origin, &presented, mode, started).await?;
+    Ok(respond(&state, issued, mode))
+}
+
+/// Rotates the refresh token whose digest is `presented` and issues a new pair (also the
+/// WebSocket `auth` message with a `refresh_token`).
+pub(crate) async fn refresh_presented(
+    state: &AppState,
+    context: &AuthContext,
+    origin: sessions::Origin,
+    presented: &str,
+    mode: Mode,
+    started: Instant,
+) -> Result<Issued, Error> {
     let fresh = password::generate(64);
     let ttl = match mode {
         Mode::Session => state.config.auth.session_cookie_ttl,
@@ -153,12 +176,12 @@ pub async fn refresh(
     let expires_at = now + chrono::Duration::from_std(ttl).map_err(Error::internal)?;
     let outcome = sessions::rotate(
         &state.pool,
-        &presented,
+        presented,
         &password::token_digest(&fresh),
         expires_at,
         state.config.auth.refresh_grace,
         now,
-        &request_origin(&req, &context),
+        &origin,
     )
     .await?;
     let user = match outcome {
@@ -177,8 +200,7 @@ pub async fn refresh(
         }
     };
     users::touch_last_access(&state.pool, user, now).await?;
-    let issued = issue(&state, &context, user, fresh, mode).await?;
-    Ok(respond(&state, issued, mode))
+    issue(state, context, user, fresh, mode).await
 }
 
 /// `POST /auth/logout`: ends the login (every rotation of it) and clears our cookies.
@@ -333,7 +355,7 @@ fn looks_like_email(email: &str) -> bool {
 }
 
 /// Waits until `since` is `at_least` old.
-async fn stall(at_least: std::time::Duration, since: Instant) {
+pub(crate) async fn stall(at_least: std::time::Duration, since: Instant) {
     if let Some(left) = at_least.checked_sub(since.elapsed()) {
         tokio::time::sleep(left).await;
     }

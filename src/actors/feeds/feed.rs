@@ -1,0 +1,453 @@
+//! [`CollectionFeed`]: one collection's ring of recent changes and its subscription groups.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use actix::{Actor, Context, Handler, Message};
+use tokio::sync::mpsc;
+
+use super::reread::RereadContext;
+use crate::actors::outbox::{Outbox, SubId};
+use crate::config::SlowConsumer;
+use crate::core::pgoutput::Lsn;
+use crate::core::realtime::event::RowOp;
+use crate::core::realtime::frame::{Event, Item};
+use crate::core::realtime::ring::{Ring, Slice};
+use crate::core::realtime::shape::{EventKind, Outcome, Shape};
+use crate::core::realtime::snapshot::Snapshot;
+
+/// How far before its attach a snapshot handoff re-examines the ring: a transaction can reach
+/// the feed a moment before it becomes visible to new snapshots.
+const HANDOFF_LOOKBACK: Duration = Duration::from_secs(1);
+
+/// One subscriber of a group.
+#[derive(Debug, Clone)]
+pub(super) struct Member {
+    sub: SubId,
+    outbox: Arc<Outbox>,
+    policy: SlowConsumer,
+    /// Changes at or before this position were already seen (a resume point).
+    after: Lsn,
+}
+
+impl Member {
+    fn push(&self, events: &[Arc<Event>], end_lsn: Lsn) {
+        if end_lsn <= self.after {
+            return;
+        }
+        if !events.is_empty() {
+            self.outbox.push_events(self.sub, self.policy, events);
+        }
+    }
+}
+
+type Members = Arc<Mutex<Vec<Member>>>;
+
+fn lock(members: &Members) -> MutexGuard<'_, Vec<Member>> {
+    members.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Subscriptions with one shape.
+struct Group {
+    shape: Arc<Shape>,
+    members: Members,
+    /// Re-reading groups process slices on their own task, in order.
+    worker: Option<mpsc::UnboundedSender<Work>>,
+}
+
+/// A slice for a re-reading group; `only` delivers it to one joining member.
+struct Work {
+    slice: Arc<Slice>,
+    only: Option<Member>,
+}
+
+/// Where a new subscription starts.
+#[derive(Debug, Clone)]
+pub enum Start {
+    /// Wait for [`Ready`] with the snapshot the `init` rows were read under.
+    Snapshot,
+    /// Replay what followed this position, then go live (must-refetch if it's gone).
+    Since(Lsn),
+    /// Live from now on, no init data (an `event` subscription).
+    Now,
+}
+
+/// Adds a subscription. Answers when it is registered.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Attach {
+    pub sub: SubId,
+    pub outbox: Arc<Outbox>,
+    pub policy: SlowConsumer,
+    pub shape: Arc<Shape>,
+    /// The group key: the shape's key, plus who reads for re-reading shapes.
+    pub group: String,
+    pub reread: Option<Arc<RereadContext>>,
+    pub start: Start,
+}
+
+/// The `init` rows of `sub` were read under `snapshot`: forward what it did not see, then live.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Ready {
+    pub sub: SubId,
+    pub snapshot: Snapshot,
+}
+
+/// Removes a subscription.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Detach {
+    pub sub: SubId,
+}
+
+/// One transaction's changes to this collection, in commit order.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(super) struct Apply {
+    pub slice: Arc<Slice>,
+    pub received: Instant,
+}
+
+/// Replication resumed at this position: the ring can't replay below it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(super) struct Floor(pub Lsn);
+
+struct PendingJoin {
+    group: String,
+    member: Member,
+    attached: Instant,
+}
+
+pub struct CollectionFeed {
+    collection: Arc<str>,
+    ring: Ring,
+    /// The oldest retained commit position, read by the hub to hold the slot back.
+    oldest: Arc<AtomicU64>,
+    groups: HashMap<String, Group>,
+    /// Which group each live subscription is in.
+    member_of: HashMap<SubId, String>,
+    pending: HashMap<SubId, PendingJoin>,
+    /// Groups waiting for [`Ready`] keep their shape here until their first member joins.
+    pending_shapes: HashMap<String, (Arc<Shape>, Option<Arc<RereadContext>>)>,
+}
+
+impl CollectionFeed {
+    pub(super) fn new(
+        collection: Arc<str>,
+        retention_changes: usize,
+        retention: Duration,
+        floor: Lsn,
+        oldest: Arc<AtomicU64>,
+    ) -> CollectionFeed {
+        CollectionFeed {
+            collection,
+            ring: Ring::new(retention_changes, retention, floor),
+            oldest,
+            groups: HashMap::new(),
+            member_of: HashMap::new(),
+            pending: HashMap::new(),
+            pending_shapes: HashMap::new(),
+        }
+    }
+
+    fn publish_oldest(&self) {
+        let oldest = self.ring.oldest_commit().map_or(u64::MAX, |l| l.0);
+        self.oldest.store(oldest, Ordering::Release);
+    }
+
+    fn group(&mut self, key: &str, shape: Arc<Shape>, reread: Option<Arc<RereadContext>>) -> &mut Group {
+        self.groups.entry(key.to_string()).or_insert_with(|| {
+            let members: Members = Arc::default();
+            let worker = reread.map(|context| spawn_worker(shape.clone(), context, members.clone()));
+            Group {
+                shape,
+                members,
+                worker,
+            }
+        })
+    }
+
+    /// Delivers `slices` to one joining member (replay), then makes it a live member.
+    fn join(
+        &mut self,
+        key: &str,
+        shape: Arc<Shape>,
+        reread: Option<Arc<RereadContext>>,
+        member: Member,
+        slices: Vec<Arc<Slice>>,
+    ) {
+        let sub = member.sub;
+        let collection = self.collection.clone();
+        let group = self.group(key, shape, reread);
+        match &group.worker {
+            Some(worker) => {
+                for slice in slices {
+                    let _ = worker.send(Work {
+                        slice,
+                        only: Some(member.clone()),
+                    });
+                }
+            }
+            None => {
+                for slice in slices {
+                    deliver_local(&group.shape, &collection, &slice, std::slice::from_ref(&member));
+                }
+            }
+        }
+        lock(&group.members).push(member);
+        self.member_of.insert(sub, key.to_string());
+    }
+
+    fn detach(&mut self, sub: SubId) {
+        self.pending.remove(&sub);
+        let Some(key) = self.member_of.remove(&sub) else {
+            return;
+        };
+        let empty = match self.groups.get(&key) {
+            Some(group) => {
+                let mut members = lock(&group.members);
+                members.retain(|m| m.sub != sub);
+                members.is_empty()
+            }
+            None => false,
+        };
+        if empty {
+            // Dropping the group drops its worker's sender, which ends the worker.
+            self.groups.remove(&key);
+        }
+    }
+}
+
+impl Actor for CollectionFeed {
+    type Context = Context<Self>;
+}
+
+impl Handler<Attach> for CollectionFeed {
+    type Result = ();
+
+    fn handle(&mut self, msg: Attach, _ctx: &mut Context<Self>) {
+        let mut member = Member {
+            sub: msg.sub,
+            outbox: msg.outbox,
+            policy: msg.policy,
+            after: Lsn(0),
+        };
+        match msg.start {
+            Start::Now => self.join(&msg.group, msg.shape, msg.reread, member, Vec::new()),
+            Start::Since(since) => {
+                member.after = since;
+                let replay = self
+                    .ring
+                    .since(since)
+                    .map(|slices| slices.cloned().collect::<Vec<_>>());
+                match replay {
+                    Ok(slices) => {
+                        self.join(&msg.group, msg.shape, msg.reread, member, slices);
+                    }
+                    Err(gap) => {
+                        member
+                            .outbox
+                            .push_refetch(msg.sub, self.collection.clone(), "gap", Some(gap.floor));
+                        member.after = Lsn(0);
+                        self.join(&msg.group, msg.shape, msg.reread, member, Vec::new());
+                    }
+                }
+            }
+            Start::Snapshot => {
+                self.pending_shapes
+                    .insert(msg.group.clone(), (msg.shape, msg.reread));
+                self.pending.insert(
+                    msg.sub,
+                    PendingJoin {
+                        group: msg.group,
+                        member,
+                        attached: Instant::now(),
+                    },
+                );
+            }
+        }
+    }
+}
+
+impl Handler<Ready> for CollectionFeed {
+    type Result = ();
+
+    fn handle(&mut self, msg: Ready, _ctx: &mut Context<Self>) {
+        let Some(join) = self.pending.remove(&msg.sub) else {
+            return;
+        };
+        let Some((shape, reread)) = self.pending_shapes.get(&join.group).cloned() else {
+            return;
+        };
+        if !self.pending.values().any(|p| p.group == join.group) {
+            self.pending_shapes.remove(&join.group);
+        }
+        let from = join
+            .attached
+            .checked_sub(HANDOFF_LOOKBACK)
+            .unwrap_or(join.attached);
+        let unseen: Vec<Arc<Slice>> = self
+            .ring
+            .received_since(from)
+            .filter(|slice| !msg.snapshot.sees(slice.xid))
+            .cloned()
+            .collect();
+        self.join(&join.group, shape, reread, join.member, unseen);
+    }
+}
+
+impl Handler<Detach> for CollectionFeed {
+    type Result = ();
+
+    fn handle(&mut self, msg: Detach, _ctx: &mut Context<Self>) {
+        self.detach(msg.sub);
+    }
+}
+
+impl Handler<Floor> for CollectionFeed {
+    type Result = ();
+
+    fn handle(&mut self, msg: Floor, _ctx: &mut Context<Self>) {
+        self.ring.raise_floor(msg.0);
+    }
+}
+
+impl Handler<Apply> for CollectionFeed {
+    type Result = ();
+
+    fn handle(&mut self, msg: Apply, _ctx: &mut Context<Self>) {
+        let slice = msg.slice;
+        let span = tracing::debug_span!("feed", collection = %self.collection, lsn = %slice.end_lsn, xid = slice.xid, changes = slice.changes.len());
+        let _entered = span.enter();
+        self.ring.push(slice.clone(), msg.received);
+        self.publish_oldest();
+        for group in self.groups.values() {
+            match &group.worker {
+                Some(worker) => {
+                    let _ = worker.send(Work {
+                        slice: slice.clone(),
+                        only: None,
+                    });
+                }
+                None => deliver_local(&group.shape, &self.collection, &slice, &lock(&group.members)),
+            }
+        }
+    }
+}
+
+/// Classifies a slice for an in-memory shape and pushes the events to `members`.
+fn deliver_local(shape: &Shape, collection: &str, slice: &Slice, members: &[Member]) {
+    if members.is_empty() {
+        return;
+    }
+    if slice.changes.iter().any(|c| c.op == RowOp::Truncate) {
+        for member in members {
+            if slice.end_lsn > member.after {
+                member
+                    .outbox
+                    .push_refetch(member.sub, collection.into(), "truncate", Some(slice.end_lsn));
+            }
+        }
+        return;
+    }
+    let mut items = Vec::new();
+    for change in &slice.changes {
+        if let Outcome::Emit(kind, row) = shape.classify(change) {
+            items.push((
+                kind,
+                Item {
+                    key: change.key.clone(),
+                    row,
+                },
+            ));
+        }
+    }
+    let events = runs(collection, slice.end_lsn, items);
+    for member in members {
+        member.push(&events, slice.end_lsn);
+    }
+}
+
+/// Consecutive items of one kind become one event.
+fn runs(collection: &str, lsn: Lsn, items: Vec<(EventKind, Item)>) -> Vec<Arc<Event>> {
+    let mut events = Vec::new();
+    let mut run: Option<(EventKind, Vec<Item>)> = None;
+    for (kind, item) in items {
+        match &mut run {
+            Some((current, list)) if *current == kind => list.push(item),
+            _ => {
+                if let Some((current, list)) = run.take() {
+                    events.push(Arc::new(Event::new(current, collection, lsn, false, list)));
+                }
+                run = Some((kind, vec![item]));
+            }
+        }
+    }
+    if let Some((current, list)) = run {
+        events.push(Arc::new(Event::new(current, collection, lsn, true, list)));
+    }
+    events
+}
+
+fn spawn_worker(
+    shape: Arc<Shape>,
+    context: Arc<RereadContext>,
+    members: Members,
+) -> mpsc::UnboundedSender<Work> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Work>();
+    actix::spawn(async move {
+        while let Some(work) = rx.recv().await {
+            let slice = work.slice;
+            let collection = shape.collection.clone();
+            let targets: Vec<Member> = match work.only {
+                Some(member) => vec![member],
+                None => lock(&members).clone(),
+            };
+            if targets.is_empty() {
+                continue;
+            }
+            if slice.changes.iter().any(|c| c.op == RowOp::Truncate) {
+                for member in &targets {
+                    if slice.end_lsn > member.after {
+                        member.outbox.push_refetch(
+                            member.sub,
+                            collection.clone(),
+                            "truncate",
+                            Some(slice.end_lsn),
+                        );
+                    }
+                }
+                continue;
+            }
+            let mut items = Vec::new();
+            for change in &slice.changes {
+                match shape.classify(change) {
+                    Outcome::Skip => {}
+                    Outcome::Emit(kind, row) => items.push((
+                        kind,
+                        Item {
+                            key: change.key.clone(),
+                            row,
+                        },
+                    )),
+                    Outcome::Reread { found, missing } => {
+                        if let Some((kind, item)) = context.resolve(&change.key, found, missing).await
+                            && shape.event.is_none_or(|wanted| wanted == kind)
+                        {
+                            items.push((kind, item));
+                        }
+                    }
+                }
+            }
+            let events = runs(&collection, slice.end_lsn, items);
+            for member in &targets {
+                member.push(&events, slice.end_lsn);
+            }
+        }
+    });
+    tx
+}

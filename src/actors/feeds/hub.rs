@@ -1,0 +1,186 @@
+//! [`FeedHub`]: receives committed transactions from the replication actor, routes each
+//! collection's part to its feed (started on first use), and holds the slot's confirm position
+//! behind every ring's oldest change.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use actix::{Actor, Addr, Arbiter, ArbiterHandle, AsyncContext, Context, Handler, Message};
+
+use super::feed::{Apply, CollectionFeed, Floor};
+use crate::core::pgoutput::Lsn;
+use crate::core::realtime::Committed;
+use crate::core::realtime::ring::Slice;
+
+/// Ring bounds for every feed.
+#[derive(Debug, Clone, Copy)]
+pub struct FeedSettings {
+    pub retention_changes: usize,
+    pub retention: Duration,
+}
+
+/// A committed transaction. Answered once every collection's part is queued to its feed.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Publish(pub Arc<Committed>);
+
+/// The feed of a collection (started if needed).
+#[derive(Message)]
+#[rtype(result = "Addr<CollectionFeed>")]
+pub struct GetFeed(pub Arc<str>);
+
+/// Replication (re)attached at this position; rings can't replay below it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetFloor(pub Lsn);
+
+/// Whether replication has attached, so resumes can be answered.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct FloorKnown;
+
+pub struct FeedHub {
+    settings: FeedSettings,
+    arbiter: ArbiterHandle,
+    feeds: HashMap<Arc<str>, (Addr<CollectionFeed>, Arc<AtomicU64>)>,
+    /// What the replication actor may confirm at most: the oldest retained commit.
+    hold: Arc<AtomicU64>,
+    /// Where replication resumed; unknown until it attaches.
+    floor: Lsn,
+    /// The last transaction routed, confirmable when no ring holds anything.
+    last: Lsn,
+}
+
+impl FeedHub {
+    /// Starts the hub and its feeds on an arbiter of their own; returns its address and the
+    /// hold the replication actor confirms behind.
+    pub fn start(settings: FeedSettings) -> (Addr<FeedHub>, Arc<AtomicU64>) {
+        let arbiter = Arbiter::new().handle();
+        let hold = Arc::new(AtomicU64::new(0));
+        let hub_hold = hold.clone();
+        let handle = arbiter.clone();
+        let addr = FeedHub::start_in_arbiter(&arbiter, move |_| FeedHub {
+            settings,
+            arbiter: handle,
+            feeds: HashMap::new(),
+            hold: hub_hold,
+            floor: Lsn::UNKNOWN,
+            last: Lsn(0),
+        });
+        (addr, hold)
+    }
+
+    fn feed(&mut self, collection: &Arc<str>) -> (Addr<CollectionFeed>, Arc<AtomicU64>) {
+        if let Some(found) = self.feeds.get(collection) {
+            return found.clone();
+        }
+        let oldest = Arc::new(AtomicU64::new(u64::MAX));
+        let settings = self.settings;
+        let floor = self.floor;
+        let name = collection.clone();
+        let feed_oldest = oldest.clone();
+        let addr = CollectionFeed::start_in_arbiter(&self.arbiter, move |_| {
+            CollectionFeed::new(
+                name,
+                settings.retention_changes,
+                settings.retention,
+                floor,
+                feed_oldest,
+            )
+        });
+        self.feeds
+            .insert(collection.clone(), (addr.clone(), oldest.clone()));
+        (addr, oldest)
+    }
+
+    fn update_hold(&self) {
+        let oldest = self
+            .feeds
+            .values()
+            .map(|(_, oldest)| oldest.load(Ordering::Acquire))
+            .min()
+            .unwrap_or(u64::MAX);
+        // Nothing retained: everything routed may be confirmed.
+        let hold = if oldest == u64::MAX { self.last.0 } else { oldest };
+        self.hold.store(hold, Ordering::Release);
+    }
+}
+
+impl Actor for FeedHub {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        // Rings also age out while no change arrives; the hold follows them.
+        ctx.run_interval(Duration::from_secs(1), |hub, _| hub.update_hold());
+    }
+}
+
+impl Handler<Publish> for FeedHub {
+    type Result = ();
+
+    fn handle(&mut self, msg: Publish, _ctx: &mut Context<Self>) {
+        let committed = msg.0;
+        let received = Instant::now();
+        for collection in committed.collections() {
+            let (feed, oldest) = self.feed(&collection);
+            let changes = committed
+                .changes
+                .iter()
+                .filter(|c| c.collection == collection)
+                .cloned()
+                .collect();
+            // Counted as retained before the feed has it, so the hold never runs ahead.
+            let _ = oldest.compare_exchange(
+                u64::MAX,
+                committed.commit_lsn.0,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            );
+            feed.do_send(Apply {
+                slice: Arc::new(Slice {
+                    xid: committed.xid,
+                    commit_lsn: committed.commit_lsn,
+                    end_lsn: committed.end_lsn,
+                    commit_ts: committed.commit_ts,
+                    changes,
+                }),
+                received,
+            });
+        }
+        self.last = self.last.max(committed.end_lsn);
+        self.update_hold();
+    }
+}
+
+impl Handler<GetFeed> for FeedHub {
+    type Result = Addr<CollectionFeed>;
+
+    fn handle(&mut self, msg: GetFeed, _ctx: &mut Context<Self>) -> Addr<CollectionFeed> {
+        self.feed(&msg.0).0
+    }
+}
+
+impl Handler<SetFloor> for FeedHub {
+    type Result = ();
+
+    fn handle(&mut self, msg: SetFloor, _ctx: &mut Context<Self>) {
+        self.floor = if self.floor == Lsn::UNKNOWN {
+            msg.0
+        } else {
+            self.floor.max(msg.0)
+        };
+        for (feed, _) in self.feeds.values() {
+            feed.do_send(Floor(msg.0));
+        }
+    }
+}
+
+impl Handler<FloorKnown> for FeedHub {
+    type Result = bool;
+
+    fn handle(&mut self, _msg: FloorKnown, _ctx: &mut Context<Self>) -> bool {
+        self.floor != Lsn::UNKNOWN
+    }
+}

@@ -1,0 +1,45 @@
+//! The collection feeds: where committed changes meet subscriptions.
+//!
+//! ```text
+//!  replication actor ──Publish(Committed)──► FeedHub ──Apply(Slice)──► CollectionFeed (one per collection)
+//!                                                                     │ ring (resume), groups by shape
+//!                                                                     ▼
+//!                                                  Outbox of each session (WebSocket or SSE)
+//! ```
+//!
+//! The hub splits each transaction by collection and keeps the slot's confirm position behind
+//! the oldest change any ring still holds, so a restarted server can rebuild its rings from the
+//! slot. A feed classifies each change once per group of equal subscription shapes and pushes
+//! the finished events into the members' outboxes; shapes that need related rows re-read the
+//! changed keys on the group's own task, in order. All feeds run on the hub's arbiter.
+
+mod feed;
+mod hub;
+mod reread;
+
+pub use feed::{Attach, CollectionFeed, Detach, Ready, Start};
+pub use hub::{FeedHub, FeedSettings, FloorKnown, GetFeed, Publish, SetFloor};
+pub use reread::RereadContext;
+
+use std::time::Duration;
+
+use actix::Addr;
+
+/// What the transports hold: the hub, to find feeds.
+#[derive(Clone)]
+pub struct Realtime {
+    pub hub: Addr<FeedHub>,
+}
+
+impl Realtime {
+    /// Waits (up to five seconds) until replication has attached, so a resume is judged
+    /// against where it resumed rather than refused while the server is starting.
+    pub async fn wait_for_floor(&self) {
+        for _ in 0..100 {
+            if matches!(self.hub.send(FloorKnown).await, Ok(true)) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}

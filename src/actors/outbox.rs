@@ -1,0 +1,411 @@
+//! [`Outbox`]: a session's bounded outbound queue, shared between the collection feeds that
+//! fill it and the session's writer that drains it onto the socket.
+//!
+//! The feeds never wait on a socket: when a session's queue is full, each of its subscriptions
+//! falls back to its slow-consumer policy (`coalesce`: the latest state per item; `resync`: one
+//! must-refetch message; `disconnect`). Replies to the client's own requests are always queued.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::Notify;
+
+use crate::config::SlowConsumer;
+use crate::core::pgoutput::Lsn;
+use crate::core::realtime::frame::{Event, Item};
+use crate::core::realtime::shape::{EventKind, key_text};
+
+/// A subscription's id within the process.
+pub type SubId = u64;
+
+/// One thing to write.
+#[derive(Debug)]
+pub enum Outgoing {
+    /// A change event for a subscription, finished with its `uid` by the writer.
+    Event(SubId, Arc<Event>),
+    /// The subscription must read again (`reason`: gap, overflow, truncate).
+    Refetch {
+        sub: SubId,
+        collection: Arc<str>,
+        reason: &'static str,
+        lsn: Option<Lsn>,
+    },
+    /// A finished message (replies, init data, pings).
+    Text(String),
+}
+
+/// What a subscription has missed while the queue was full.
+#[derive(Debug)]
+enum Backlog {
+    Coalesce {
+        collection: Arc<str>,
+        lsn: Lsn,
+        order: Vec<String>,
+        latest: HashMap<String, (EventKind, Item)>,
+    },
+    Resync {
+        collection: Arc<str>,
+        lsn: Lsn,
+    },
+}
+
+#[derive(Debug, Default)]
+struct State {
+    queue: VecDeque<Outgoing>,
+    backlogs: HashMap<SubId, Backlog>,
+    /// Order in which backlogs formed, so they drain fairly.
+    backlog_order: VecDeque<SubId>,
+    closed: bool,
+    /// A `disconnect` subscription overflowed: the session must close.
+    overflowed: bool,
+}
+
+#[derive(Debug)]
+pub struct Outbox {
+    state: Mutex<State>,
+    notify: Notify,
+    capacity: usize,
+}
+
+impl Outbox {
+    pub fn new(capacity: usize) -> Arc<Outbox> {
+        Arc::new(Outbox {
+            state: Mutex::new(State::default()),
+            notify: Notify::new(),
+            capacity: capacity.max(1),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A writer that panicked mid-push left nothing half-done worth refusing over.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Queues one transaction's events for `sub` together, so a writer never sends part of
+    /// them with the transaction's id.
+    pub fn push_events(&self, sub: SubId, policy: SlowConsumer, events: &[Arc<Event>]) {
+        let mut state = self.lock();
+        for event in events {
+            self.push_locked(&mut state, sub, policy, event);
+        }
+        drop(state);
+        self.notify.notify_one();
+    }
+
+    /// Queues a change event for `sub`, or folds it into the subscription's backlog.
+    pub fn push_event(&self, sub: SubId, policy: SlowConsumer, event: &Arc<Event>) {
+        let mut state = self.lock();
+        self.push_locked(&mut state, sub, policy, event);
+        drop(state);
+        self.notify.notify_one();
+    }
+
+    fn push_locked(&self, state: &mut State, sub: SubId, policy: SlowConsumer, event: &Arc<Event>) {
+        if state.closed {
+            return;
+        }
+        if let Some(backlog) = state.backlogs.get_mut(&sub) {
+            absorb(backlog, event);
+            return;
+        }
+        if state.queue.len() < self.capacity {
+            state.queue.push_back(Outgoing::Event(sub, event.clone()));
+            return;
+        }
+        let collection: Arc<str> = Arc::from(collection_of(event));
+        let backlog = match policy {
+            SlowConsumer::Disconnect => {
+                state.overflowed = true;
+                return;
+            }
+            SlowConsumer::Resync => Backlog::Resync {
+                collection,
+                lsn: event.lsn,
+            },
+            SlowConsumer::Coalesce => {
+                let mut backlog = Backlog::Coalesce {
+                    collection,
+                    lsn: event.lsn,
+                    order: Vec::new(),
+                    latest: HashMap::new(),
+                };
+                absorb(&mut backlog, event);
+                backlog
+            }
+        };
+        state.backlogs.insert(sub, backlog);
+        state.backlog_order.push_back(sub);
+    }
+
+    /// Queues a must-refetch for `sub` (its earlier backlog is moot).
+    pub fn push_refetch(&self, sub: SubId, collection: Arc<str>, reason: &'static str, lsn: Option<Lsn>) {
+        let mut state = self.lock();
+        if state.closed {
+            return;
+        }
+        state.backlogs.remove(&sub);
+        state.queue.push_back(Outgoing::Refetch {
+            sub,
+            collection,
+            reason,
+            lsn,
+        });
+        drop(state);
+        self.notify.notify_one();
+    }
+
+    /// Queues a finished message; replies are never dropped.
+    pub fn push_text(&self, text: String) {
+        let mut state = self.lock();
+        if state.closed {
+            return;
+        }
+        state.queue.push_back(Outgoing::Text(text));
+        drop(state);
+        self.notify.notify_one();
+    }
+
+    /// Drops what `sub` has waiting in its backlog (it was unsubscribed). Queued events stay;
+    /// the writer skips subscriptions it no longer has.
+    pub fn forget(&self, sub: SubId) {
+        self.lock().backlogs.remove(&sub);
+    }
+
+    pub fn close(&self) {
+        self.lock().closed = true;
+        self.notify.notify_one();
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
+    /// Queued items right now (for tests and metrics).
+    pub fn len(&self) -> usize {
+        self.lock().queue.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Waits for work and moves it to `out` (up to `max` items). `Err(())` when the outbox is
+    /// closed, or a `disconnect` subscription overflowed and the session must end.
+    pub async fn next_batch(&self, out: &mut Vec<Outgoing>, max: usize) -> Result<(), Overflowed> {
+        loop {
+            {
+                let mut state = self.lock();
+                if state.closed {
+                    return Err(Overflowed::Closed);
+                }
+                if state.overflowed {
+                    return Err(Overflowed::SlowConsumer);
+                }
+                while out.len() < max {
+                    match state.queue.pop_front() {
+                        Some(item) => out.push(item),
+                        None => break,
+                    }
+                }
+                // The queue has room again: backlogs drain into it, oldest first.
+                while out.len() < max && state.queue.is_empty() {
+                    let Some(sub) = state.backlog_order.pop_front() else {
+                        break;
+                    };
+                    if let Some(backlog) = state.backlogs.remove(&sub) {
+                        drain(sub, backlog, out);
+                    }
+                }
+                if !out.is_empty() {
+                    return Ok(());
+                }
+            }
+            self.notify.notified().await;
+        }
+    }
+}
+
+/// Why a writer stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overflowed {
+    Closed,
+    SlowConsumer,
+}
+
+fn collection_of(event: &Event) -> String {
+    event.collection().to_string()
+}
+
+fn absorb(backlog: &mut Backlog, event: &Event) {
+    match backlog {
+        Backlog::Resync { lsn, .. } => *lsn = event.lsn,
+        Backlog::Coalesce {
+            lsn, order, latest, ..
+        } => {
+            *lsn = event.lsn;
+            for item in &event.items {
+                let key = key_text(&item.key);
+                let merged = match latest.get(&key).map(|(kind, _)| *kind) {
+                    // Created and deleted while behind: the client never knew it.
+                    Some(EventKind::Create) if event.kind == EventKind::Delete => None,
+                    Some(EventKind::Create) => Some(EventKind::Create),
+                    _ => Some(event.kind),
+                };
+                match merged {
+                    None => {
+                        latest.remove(&key);
+                        order.retain(|k| *k != key);
+                    }
+                    Some(kind) => {
+                        if latest.insert(key.clone(), (kind, item.clone())).is_none() {
+                            order.push(key);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn drain(sub: SubId, backlog: Backlog, out: &mut Vec<Outgoing>) {
+    match backlog {
+        Backlog::Resync { collection, lsn } => out.push(Outgoing::Refetch {
+            sub,
+            collection,
+            reason: "overflow",
+            lsn: Some(lsn),
+        }),
+        Backlog::Coalesce {
+            collection,
+            lsn,
+            order,
+            mut latest,
+        } => {
+            // Consecutive items of one kind become one message, in first-change order.
+            let mut run: Option<(EventKind, Vec<Item>)> = None;
+            for key in order {
+                let Some((kind, item)) = latest.remove(&key) else {
+                    continue;
+                };
+                match &mut run {
+                    Some((current, items)) if *current == kind => items.push(item),
+                    _ => {
+                        if let Some((current, items)) = run.take() {
+                            out.push(Outgoing::Event(
+                                sub,
+                                Arc::new(Event::new(current, &collection, lsn, false, items)),
+                            ));
+                        }
+                        run = Some((kind, vec![item]));
+                    }
+                }
+            }
+            // Everything up to `lsn` is in these messages, so the last one carries it.
+            if let Some((current, items)) = run {
+                out.push(Outgoing::Event(
+                    sub,
+                    Arc::new(Event::new(current, &collection, lsn, true, items)),
+                ));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn event(kind: EventKind, keys: &[i64], lsn: u64) -> Arc<Event> {
+        let items = keys
+            .iter()
+            .map(|k| Item {
+                key: json!(k),
+                row: (kind != EventKind::Delete).then(|| {
+                    json!({"id": k, "v": lsn})
+                        .as_object()
+                        .cloned()
+                        .unwrap_or_default()
+                }),
+            })
+            .collect();
+        Arc::new(Event::new(kind, "a", Lsn(lsn), true, items))
+    }
+
+    fn texts(out: &[Outgoing]) -> Vec<String> {
+        out.iter()
+            .map(|o| match o {
+                Outgoing::Event(_, e) => e.close(None),
+                Outgoing::Refetch { reason, .. } => format!("refetch:{reason}"),
+                Outgoing::Text(t) => t.clone(),
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn coalesces_while_full_then_drains_latest_state() {
+        let outbox = Outbox::new(1);
+        outbox.push_event(1, SlowConsumer::Coalesce, &event(EventKind::Create, &[1], 10));
+        // Full from here on.
+        outbox.push_event(1, SlowConsumer::Coalesce, &event(EventKind::Create, &[2], 11));
+        outbox.push_event(1, SlowConsumer::Coalesce, &event(EventKind::Update, &[2], 12));
+        outbox.push_event(1, SlowConsumer::Coalesce, &event(EventKind::Create, &[3], 13));
+        outbox.push_event(1, SlowConsumer::Coalesce, &event(EventKind::Delete, &[3], 14));
+        outbox.push_event(1, SlowConsumer::Coalesce, &event(EventKind::Update, &[1], 15));
+        // The queued event first; once the queue is empty the backlog follows in the same batch.
+        let mut out = Vec::new();
+        outbox.next_batch(&mut out, 64).await.unwrap();
+        let values: Vec<serde_json::Value> = texts(&out)
+            .iter()
+            .map(|t| serde_json::from_str(t).unwrap())
+            .collect();
+        // 2 was created then updated: one create with the latest row; 3 never shows; 1 updated.
+        assert_eq!(values.len(), 3);
+        assert_eq!(values[0]["data"], json!([{"id": 1, "v": 10}]));
+        assert_eq!(values[1]["event"], "create");
+        assert_eq!(values[1]["data"], json!([{"id": 2, "v": 12}]));
+        assert!(values[1].get("lsn").is_none());
+        assert_eq!(values[2]["event"], "update");
+        assert_eq!(values[2]["data"], json!([{"id": 1, "v": 15}]));
+        assert_eq!(values[2]["lsn"], "0/F");
+    }
+
+    #[tokio::test]
+    async fn resync_sends_one_refetch_and_disconnect_ends_the_session() {
+        let outbox = Outbox::new(1);
+        outbox.push_event(1, SlowConsumer::Resync, &event(EventKind::Create, &[1], 10));
+        for lsn in 11..20 {
+            outbox.push_event(
+                1,
+                SlowConsumer::Resync,
+                &event(EventKind::Create, &[lsn as i64], lsn),
+            );
+        }
+        let mut out = Vec::new();
+        outbox.next_batch(&mut out, 64).await.unwrap();
+        assert_eq!(out.len(), 2);
+        assert_eq!(texts(&out)[1], "refetch:overflow");
+
+        let outbox = Outbox::new(1);
+        outbox.push_event(1, SlowConsumer::Disconnect, &event(EventKind::Create, &[1], 10));
+        outbox.push_event(1, SlowConsumer::Disconnect, &event(EventKind::Create, &[2], 11));
+        let mut out = Vec::new();
+        assert_eq!(
+            outbox.next_batch(&mut out, 64).await,
+            Err(Overflowed::SlowConsumer)
+        );
+    }
+
+    #[tokio::test]
+    async fn replies_are_never_dropped_and_close_ends_the_writer() {
+        let outbox = Outbox::new(1);
+        outbox.push_text("a".into());
+        outbox.push_text("b".into());
+        let mut out = Vec::new();
+        outbox.next_batch(&mut out, 64).await.unwrap();
+        assert_eq!(texts(&out), vec!["a".to_string(), "b".to_string()]);
+        outbox.close();
+        out.clear();
+        assert_eq!(outbox.next_batch(&mut out, 64).await, Err(Overflowed::Closed));
+    }
+}

@@ -1,0 +1,253 @@
+//! `GET /stream`: live changes as Server-Sent Events, with the items query language and
+//! `Last-Event-ID` resume (ours; Directus has no SSE).
+//!
+//! `?collection=a,b` (required), `event=create|update|delete`, `item=<key>` (one collection),
+//! and `fields`, `filter`, `search`, `deep`… as on `/items`. Auth as on every route (header,
+//! cookie, `access_token`). Each subscribed collection first gets an `init` event with its rows
+//! (read under a snapshot the feed hands off from, so nothing falls between); then
+//! `create`/`update`/`delete` events whose `id:` is the transaction's LSN. A reconnect with
+//! `Last-Event-ID` (or `?since=`) replays what followed, or sends `refetch` when that history
+//! is gone. With several collections the resume replays the id's own transaction too (its parts
+//! for different collections travel separately), so that one may arrive twice.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use actix::{Actor, ActorContext, Addr, Context, Handler, Message};
+use actix_web::http::header;
+use actix_web::web::Bytes;
+use actix_web::{HttpRequest, HttpResponse, web};
+use futures_util::stream;
+use serde_json::{Map, Value};
+
+use super::super::auth::Accountability;
+use super::super::state::AppState;
+use super::subscription;
+use crate::actors::feeds::{Attach, CollectionFeed, Detach, GetFeed, Ready, Start};
+use crate::actors::outbox::{Outbox, Outgoing, SubId};
+use crate::core::pgoutput::Lsn;
+use crate::core::query::params;
+use crate::core::realtime::frame;
+use crate::core::realtime::shape::EventKind;
+use crate::error::Error;
+
+static NEXT_SUB: AtomicU64 = AtomicU64::new(1);
+
+/// A process-unique subscription id.
+pub fn next_sub_id() -> SubId {
+    NEXT_SUB.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Most items one write to the response takes from the outbox.
+const BATCH: usize = 256;
+
+/// One stream's attachments; detaches them when the client goes away.
+struct StreamSession {
+    outbox: Arc<Outbox>,
+    attached: Vec<(Addr<CollectionFeed>, SubId)>,
+}
+
+impl Actor for StreamSession {
+    type Context = Context<Self>;
+
+    fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        self.outbox.close();
+        for (feed, sub) in self.attached.drain(..) {
+            feed.do_send(Detach { sub });
+        }
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct End;
+
+impl Handler<End> for StreamSession {
+    type Result = ();
+
+    fn handle(&mut self, _msg: End, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
+
+/// Ends the session when the response body is dropped (the client went away).
+struct Guard(Addr<StreamSession>);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        self.0.do_send(End);
+    }
+}
+
+fn param<'a>(params: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
+    params.get(name).and_then(Value::as_str).filter(|s| !s.is_empty())
+}
+
+/// `GET /stream`.
+pub async fn stream(
+    acc: Accountability,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Error> {
+    if !state.config.realtime.sse_enabled {
+        return Err(Error::RouteNotFound {
+            path: req.path().to_string(),
+        });
+    }
+    let realtime = state.realtime.clone().ok_or_else(|| Error::ServiceUnavailable {
+        service: "realtime".into(),
+        reason: "the change feed is disabled".into(),
+    })?;
+    let params = params::decode(req.query_string()).map_err(|e| Error::query(e.to_string()))?;
+    let collections: Vec<String> = param(&params, "collection")
+        .ok_or_else(|| Error::query("\"collection\" is required"))?
+        .split(',')
+        .map(|c| c.trim().to_string())
+        .filter(|c| !c.is_empty())
+        .collect();
+    let event = match param(&params, "event") {
+        None => None,
+        Some(text) => Some(
+            EventKind::parse(text)
+                .ok_or_else(|| Error::query("\"event\" must be one of [create, update, delete]"))?,
+        ),
+    };
+    let item = param(&params, "item").map(str::to_string);
+    if item.is_some() && collections.len() > 1 {
+        return Err(Error::query("\"item\" needs exactly one collection"));
+    }
+    let since = req
+        .headers()
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| param(&params, "since").map(str::to_string))
+        .filter(|s| !s.is_empty());
+    let since = match since {
+        None => None,
+        Some(text) => Some(
+            text.parse::<Lsn>()
+                .map_err(|_| Error::query("Last-Event-ID must be an event id (an LSN like 0/16B3748)"))?,
+        ),
+    };
+    let mut compiled = Vec::new();
+    for collection in &collections {
+        compiled.push(subscription::compile(
+            &state,
+            &acc,
+            collection,
+            event,
+            item.clone(),
+            &params,
+        )?);
+    }
+    if since.is_some() {
+        realtime.wait_for_floor().await;
+    }
+
+    let outbox = Outbox::new(state.config.realtime.outbound_queue);
+    let policy = state.config.realtime.slow_consumer;
+    let mut attached = Vec::new();
+    for sub in &compiled {
+        let feed = realtime
+            .hub
+            .send(GetFeed(sub.collection.clone()))
+            .await
+            .map_err(Error::internal)?;
+        let id = next_sub_id();
+        let start = match since {
+            // Several collections: replay the id's own transaction too (see the module docs).
+            Some(lsn) if compiled.len() > 1 => Start::Since(Lsn(lsn.0.saturating_sub(1))),
+            Some(lsn) => Start::Since(lsn),
+            None => Start::Snapshot,
+        };
+        let snapshot_start = matches!(start, Start::Snapshot);
+        feed.send(Attach {
+            sub: id,
+            outbox: outbox.clone(),
+            policy,
+            shape: sub.shape.clone(),
+            group: sub.group.clone(),
+            reread: sub.reread.clone(),
+            start,
+        })
+        .await
+        .map_err(Error::internal)?;
+        attached.push((feed.clone(), id));
+        if snapshot_start {
+            match sub.init(&state).await {
+                Ok((data, snapshot)) => {
+                    outbox.push_text(format!(
+                        "event: init\ndata: {{\"type\":\"subscription\",\"event\":\"init\",\"collection\":{},\"data\":{data}}}\n\n",
+                        Value::String(sub.collection.to_string())
+                    ));
+                    feed.do_send(Ready { sub: id, snapshot });
+                }
+                Err(err) => {
+                    for (feed, sub) in attached {
+                        feed.do_send(Detach { sub });
+                    }
+                    return Err(err);
+                }
+            }
+        }
+    }
+    let session = StreamSession {
+        outbox: outbox.clone(),
+        attached,
+    }
+    .start();
+    let keepalive = state.config.realtime.sse_keepalive;
+    let body = events(outbox, Guard(session), keepalive);
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "text/event-stream"))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(body))
+}
+
+/// The response body: batches from the outbox as SSE text, keep-alive comments when idle.
+fn events(
+    outbox: Arc<Outbox>,
+    guard: Guard,
+    keepalive: Duration,
+) -> impl futures_util::Stream<Item = Result<Bytes, actix_web::Error>> {
+    // A comment first, so clients and proxies see the stream open at once.
+    let state = (outbox, guard, Vec::with_capacity(BATCH), true);
+    stream::unfold(state, move |(outbox, guard, mut batch, first)| async move {
+        if first {
+            return Some((
+                Ok(Bytes::from_static(b": connected\n\n")),
+                (outbox, guard, batch, false),
+            ));
+        }
+        batch.clear();
+        let next = tokio::time::timeout(keepalive, outbox.next_batch(&mut batch, BATCH)).await;
+        let text = match next {
+            Err(_) => ": keep-alive\n\n".to_string(),
+            Ok(Err(_)) => return None,
+            Ok(Ok(())) => {
+                let mut text = String::new();
+                for item in batch.drain(..) {
+                    match item {
+                        Outgoing::Event(_, event) => text.push_str(&event.sse()),
+                        Outgoing::Refetch {
+                            collection,
+                            reason,
+                            lsn,
+                            ..
+                        } => {
+                            text.push_str("event: refetch\ndata: ");
+                            text.push_str(&frame::refetch(reason, &collection, lsn, None));
+                            text.push_str("\n\n");
+                        }
+                        Outgoing::Text(t) => text.push_str(&t),
+                    }
+                }
+                text
+            }
+        };
+        Some((Ok(Bytes::from(text)), (outbox, guard, batch, false)))
+    })
+}

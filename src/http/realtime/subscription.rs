@@ -1,0 +1,138 @@
+//! Turning a subscribe request (WebSocket `subscribe` or an SSE `/stream` collection) into what
+//! a feed needs: the compiled [`Shape`], its group key, the re-read context when the shape needs
+//! one, and the `init` rows read under a snapshot the feed can hand off from.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+use sqlx::Row;
+
+use super::super::auth::Accountability;
+use super::super::items::{authorized_query, collection as items_collection};
+use super::super::route_target::CollectionName;
+use super::super::state::AppState;
+use crate::actors::feeds::RereadContext;
+use crate::core::query::Query;
+use crate::core::realtime::shape::{EventKind, RowRules, Shape};
+use crate::core::realtime::snapshot::Snapshot;
+use crate::db::items::read::{self, Target};
+use crate::db::items::rules::ReadRules;
+use crate::error::Error;
+
+/// A compiled subscription, ready to attach to its collection's feed.
+pub struct Compiled {
+    pub collection: Arc<str>,
+    pub shape: Arc<Shape>,
+    pub group: String,
+    pub reread: Option<Arc<RereadContext>>,
+    query: Query,
+    rules: ReadRules,
+    singleton: bool,
+}
+
+/// Compiles a subscription for `acc`. Errors are the REST errors a read would give.
+pub fn compile(
+    state: &AppState,
+    acc: &Accountability,
+    collection: &str,
+    event: Option<EventKind>,
+    item: Option<String>,
+    params: &Map<String, Value>,
+) -> Result<Compiled, Error> {
+    let schema = state.schema();
+    let name = CollectionName {
+        name: collection.to_string(),
+        system: false,
+    };
+    let found = items_collection(&schema, &name)?;
+    if let Some(key) = &item {
+        read::check_key(found, key)?;
+    }
+    let singleton = found.is_singleton();
+    let (query, rules) = authorized_query(state, acc, params, &schema, collection)?;
+    let row_rules = (!rules.unrestricted && !acc.admin).then(|| {
+        let level = rules.collections.get(collection).cloned().unwrap_or_default();
+        RowRules {
+            rows: level.rows,
+            conditional: level.conditional.into_iter().collect::<BTreeMap<_, _>>(),
+        }
+    });
+    let shape = Shape::compile(schema.clone(), collection, event, item, &query, row_rules);
+    let mut group = shape.key();
+    let reread = if shape.rereads() {
+        // A re-read runs with the subscriber's rules for every collection it reaches, so only
+        // callers with the same access share the group.
+        group.push_str(&format!(
+            "|{}|{:?}|{:?}|{:?}",
+            acc.admin, acc.user, acc.role, acc.access.policies
+        ));
+        Some(Arc::new(RereadContext {
+            pool: state.pool.clone(),
+            snapshot: schema.clone(),
+            user_schema: state.config.user_schema.clone(),
+            collection: collection.to_string(),
+            query: query.clone(),
+            rules: rules.clone(),
+        }))
+    } else {
+        None
+    };
+    Ok(Compiled {
+        collection: collection.into(),
+        shape: Arc::new(shape),
+        group,
+        reread,
+        query,
+        rules,
+        singleton,
+    })
+}
+
+impl Compiled {
+    /// Reads the `init` rows (the list, or the one `item`) in a repeatable-read transaction and
+    /// returns them as JSON text with the snapshot they were read under.
+    pub async fn init(&self, state: &AppState) -> Result<(String, Snapshot), Error> {
+        let schema = self.shape_snapshot(state);
+        let collection = schema.collection(&self.collection).ok_or(Error::Forbidden)?;
+        let target = Target {
+            snapshot: &schema,
+            schema: &state.config.user_schema,
+            collection,
+            rules: &self.rules,
+        };
+        let mut query = self.query.clone();
+        let item = self.shape.item.clone();
+        if self.singleton {
+            query.limit = Some(1);
+            query.offset = 0;
+        }
+        let sql = read::select(&target, &query, item.as_deref())?;
+        let mut tx = state.pool.begin().await?;
+        sqlx::query("set transaction isolation level repeatable read, read only")
+            .execute(&mut *tx)
+            .await?;
+        let snapshot: String = sqlx::query("select pg_current_snapshot()::text")
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+        let rows: Vec<String> = crate::db::items::query(&sql)
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|row| row.try_get::<String, _>(0))
+            .collect::<Result<_, _>>()?;
+        tx.commit().await?;
+        let snapshot = Snapshot::parse(&snapshot).map_err(Error::internal)?;
+        let data = if item.is_some() || self.singleton {
+            rows.into_iter().next().unwrap_or_else(|| "null".into())
+        } else {
+            read::array(&rows)
+        };
+        Ok((data, snapshot))
+    }
+
+    fn shape_snapshot(&self, state: &AppState) -> Arc<crate::core::schema::SchemaSnapshot> {
+        state.schema()
+    }
+}
