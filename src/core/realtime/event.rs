@@ -54,7 +54,7 @@ impl Committed {
     pub fn collections(&self) -> Vec<Arc<str>> {
         let mut seen: Vec<Arc<str>> = Vec::new();
         for change in &self.changes {
-            if !seen.iter().any(|c| *c == change.collection) {
+            if !seen.contains(&change.collection) {
                 seen.push(change.collection.clone());
             }
         }
