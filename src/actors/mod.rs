@@ -4,4 +4,5 @@
 //! pipeline and scheduler join here in later issues.
 
 pub mod access_cache;
+pub mod replication;
 pub mod schema;
