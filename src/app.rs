@@ -1,11 +1,13 @@
-//! The composition root: config → database → migrations/bootstrap → schema actor → HTTP server.
+//! The composition root: config → database → migrations/bootstrap → schema actor →
+//! replication consumer (when realtime is on) → HTTP server.
 //! `main` and the test harness both start Directrix through [`App::build`].
 
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
-use actix::Supervisor;
+use actix::{Actor, Supervisor};
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
 use actix_web::{HttpServer, web};
@@ -13,6 +15,7 @@ use anyhow::Context;
 use secrecy::ExposeSecret;
 use tokio::sync::watch;
 
+use crate::actors::replication::{self, Discard, ReplicationHandle, ReplicationSettings};
 use crate::actors::schema::SchemaActor;
 use crate::config::Config;
 use crate::db::cluster::ManagedCluster;
@@ -31,6 +34,7 @@ pub struct App {
     server: Server,
     pool: sqlx::PgPool,
     cluster: Option<ManagedCluster>,
+    replication: Option<ReplicationHandle>,
 }
 
 impl App {
@@ -75,16 +79,25 @@ impl App {
             )
         });
 
+        let replication = start_replication(&config, &database.options, &schema_rx)?;
+        let metrics = Metrics::new().context("creating metrics")?;
+        if let Some(replication) = &replication {
+            metrics
+                .watch_replication(replication.status().clone())
+                .context("registering replication metrics")?;
+        }
+
         let state = AppState {
             config: config.clone(),
             pool: pool.clone(),
             schema_actor,
             schema_rx,
-            metrics: Metrics::new().context("creating metrics")?,
+            metrics,
             access: tokens,
             limits: Limits::start(&config),
             mailer: Arc::new(crate::mail::Mailer::new(&config.mail)),
             started: Instant::now(),
+            replication: replication.as_ref().map(|r| r.status().clone()),
         };
         let listener = TcpListener::bind((config.host.as_str(), config.port))
             .with_context(|| format!("binding {}:{}", config.host, config.port))?;
@@ -120,6 +133,7 @@ impl App {
             server,
             pool,
             cluster: database.cluster,
+            replication,
         })
     }
 
@@ -136,6 +150,10 @@ impl App {
     /// Serves until SIGINT/SIGTERM (or [`ServerHandle::stop`]), then stops the embedded cluster.
     pub async fn run(self) -> anyhow::Result<()> {
         let served = self.server.await;
+        // Before the pool and cluster go: the consumer sends its final confirmation.
+        if let Some(replication) = &self.replication {
+            replication.stop().await;
+        }
         // Closing the pool first tells background listeners the shutdown is deliberate.
         self.pool.close().await;
         if let Some(cluster) = self.cluster {
@@ -144,6 +162,24 @@ impl App {
         }
         served.context("http server")
     }
+}
+
+/// Realtime's change feed, when enabled: the replication consumer on its own thread. Until the
+/// feed hub exists its changes go to [`Discard`] with no hold, so the slot keeps up with the WAL.
+fn start_replication(
+    config: &Config,
+    options: &sqlx::postgres::PgConnectOptions,
+    schema: &watch::Receiver<Arc<crate::core::schema::SchemaSnapshot>>,
+) -> anyhow::Result<Option<ReplicationHandle>> {
+    if !config.realtime.enabled {
+        return Ok(None);
+    }
+    let sink = Discard.start().recipient();
+    let hold = Arc::new(AtomicU64::new(u64::MAX));
+    let settings = ReplicationSettings::from_config(config, options);
+    let handle = replication::start(settings, schema.clone(), sink, hold)
+        .context("starting the replication consumer")?;
+    Ok(Some(handle))
 }
 
 /// Prints the first admin's credentials once, as Directus does, when we generated the password.

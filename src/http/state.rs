@@ -29,6 +29,8 @@ pub struct AppState {
     /// Outgoing mail (password resets).
     pub mailer: Arc<crate::mail::Mailer>,
     pub started: Instant,
+    /// The replication consumer's live state; `None` when realtime is off.
+    pub replication: Option<Arc<crate::actors::replication::ReplicationStatus>>,
 }
 
 impl AppState {
