@@ -47,6 +47,7 @@ impl Handler<Deliver> for Collector {
 struct Db {
     name: String,
     pool: PgPool,
+    schema_tx: watch::Sender<Arc<SchemaSnapshot>>,
     schema: watch::Receiver<Arc<SchemaSnapshot>>,
     settings: ReplicationSettings,
 }
@@ -60,9 +61,7 @@ async fn database(sql: &str) -> Db {
         .await
         .unwrap();
     let built = introspect::load(&pool, "public").await.unwrap();
-    let (tx, schema) = watch::channel(Arc::new(built.snapshot));
-    // The sender may go: the receiver keeps the last snapshot.
-    drop(tx);
+    let (schema_tx, schema) = watch::channel(Arc::new(built.snapshot));
     let mut config = common::test_config(&name);
     config.realtime.enabled = true;
     config.realtime.status_interval = Duration::from_millis(100);
@@ -70,6 +69,7 @@ async fn database(sql: &str) -> Db {
     Db {
         name,
         pool,
+        schema_tx,
         schema,
         settings,
     }
@@ -100,6 +100,12 @@ impl Db {
             .execute(&self.pool)
             .await
             .unwrap_or_else(|err| panic!("{sql}: {err}"));
+    }
+
+    /// Publishes a freshly loaded snapshot, as the schema actor does after DDL.
+    async fn reload(&self) {
+        let built = introspect::load(&self.pool, "public").await.unwrap();
+        self.schema_tx.send_replace(Arc::new(built.snapshot));
     }
 
     async fn drop_slot(&self) {
@@ -510,4 +516,92 @@ async fn a_role_without_replication_gets_a_reported_disabled_feed() {
     );
     handle.stop().await;
     assert_eq!(db::slot_state(&db.pool, &db.settings.slot).await.unwrap(), None);
+}
+
+#[actix_web::test]
+async fn without_a_superuser_the_publication_lists_tables_and_new_ones_join_at_creation() {
+    let db = database("").await;
+    let role = format!("repl_{}", &db.name[2..10]);
+    db.sql(&format!(
+        "create role {role} login replication; grant create on database {} to {role}; \
+         grant usage, create on schema public to {role}",
+        db.name
+    ))
+    .await;
+    let options = common::cluster().connect_options(&db.name).username(&role);
+    let as_role = PgPool::connect_with(options.clone()).await.unwrap();
+    sqlx::raw_sql("create table owned (id int primary key, body text)")
+        .execute(&as_role)
+        .await
+        .unwrap();
+    db.reload().await;
+    let settings = ReplicationSettings {
+        options,
+        ..db.settings.clone()
+    };
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let sink = Collector(tx, None).start().recipient();
+    let handle = replication::start(settings, db.schema.clone(), sink, no_hold()).unwrap();
+    wait_connected(&handle).await;
+    let listed: Vec<String> =
+        sqlx::query_scalar("select tablename::text from pg_publication_tables where pubname = $1")
+            .bind(&db.settings.publication)
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        listed,
+        ["owned"],
+        "not a superuser: a table list, kept from the snapshot"
+    );
+
+    sqlx::raw_sql("insert into owned values (1, 'x')")
+        .execute(&as_role)
+        .await
+        .unwrap();
+    assert_eq!(next(&mut rx).await.changes[0].key, json!(1));
+
+    // Created the way /collections creates tables, and written in the same transaction: the
+    // first insert is published, and delivered once the snapshot knows the table.
+    let new_tables = db::NewTables {
+        replica_identity_full: true,
+        publication: Some(db.settings.publication.clone()),
+    };
+    let mut creating = as_role.begin().await.unwrap();
+    sqlx::raw_sql("create table fresh (id int primary key, body text)")
+        .execute(&mut *creating)
+        .await
+        .unwrap();
+    db::prepare_new_table(&mut creating, "public", "fresh", &new_tables)
+        .await
+        .unwrap();
+    sqlx::raw_sql("insert into fresh values (7, 'first')")
+        .execute(&mut *creating)
+        .await
+        .unwrap();
+    creating.commit().await.unwrap();
+    db.reload().await;
+    let first = next(&mut rx).await;
+    assert_eq!(
+        (
+            &*first.changes[0].collection,
+            first.changes[0].op,
+            &first.changes[0].key
+        ),
+        ("fresh", RowOp::Insert, &json!(7))
+    );
+    sqlx::raw_sql("delete from fresh")
+        .execute(&as_role)
+        .await
+        .unwrap();
+    let delete = next(&mut rx).await;
+    assert_eq!(
+        object(&delete.changes[0].old),
+        json!({"id": 7, "body": "first"}),
+        "full identity"
+    );
+
+    handle.stop().await;
+    as_role.close().await;
+    db.drop_slot().await;
 }

@@ -8,6 +8,7 @@
 //! oldest retained `commit_lsn`. So the slot never passes what the hub may still replay, and a
 //! restarted server streams the retention window again.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -32,6 +33,10 @@ use crate::db::replication::{self as db, PublicationMode, ReplicationError};
 const LAG_EVERY_TICKS: u64 = 5;
 /// How long a stopping session waits for the transport to wind down after CopyDone.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a transaction touching a user-schema table the snapshot does not know waits for
+/// the schema actor to catch up (a table created with SQL and written at once: the stream can
+/// beat the DDL notification). Each such table is waited for once per session.
+const SNAPSHOT_WAIT: Duration = Duration::from_secs(1);
 
 /// Everything a session needs, shared by every session of one consumer.
 pub(super) struct Shared {
@@ -115,6 +120,8 @@ async fn session(
         decoder: Decoder::with_limits(settings.limits),
         safe: start.max(shared.status.last_delivered()),
         mode,
+        schema: shared.schema.clone(),
+        unknown: HashSet::new(),
     };
     stream.run(stop).await
 }
@@ -143,6 +150,11 @@ struct Stream {
     /// Everything before this was delivered (or held nothing for us).
     safe: Lsn,
     mode: PublicationMode,
+    /// For [`SNAPSHOT_WAIT`]; the table-list sync watches a receiver of its own.
+    schema: watch::Receiver<Arc<SchemaSnapshot>>,
+    /// Relations already waited for that are still not collections (views of tables the
+    /// snapshot skips, say): their changes are dropped without waiting again.
+    unknown: HashSet<u32>,
 }
 
 impl Stream {
@@ -222,7 +234,7 @@ impl Stream {
     }
 
     async fn on_transaction(&mut self, tx: Transaction) -> Result<(), ReplicationError> {
-        let status = &self.shared.status;
+        let status = self.shared.status.clone();
         if tx.end_lsn <= status.last_delivered() {
             // A reconnect replays from the slot's confirmed position.
             tracing::trace!(xid = tx.xid, end_lsn = %tx.end_lsn, "already delivered");
@@ -240,7 +252,7 @@ impl Stream {
                 "transaction too large to replay row by row; later changes are not delivered"
             );
         }
-        let snapshot = self.shared.schema.borrow().clone();
+        let snapshot = self.snapshot_for(&tx).await;
         let committed = to_committed(
             &tx,
             |oid| self.decoder.relation(oid),
@@ -261,6 +273,31 @@ impl Stream {
         self.safe = self.safe.max(tx.end_lsn);
         self.confirm();
         Ok(())
+    }
+
+    /// The current snapshot, after waiting (once per table) for it to learn about user-schema
+    /// tables `tx` touched that it does not know yet.
+    async fn snapshot_for(&mut self, tx: &Transaction) -> Arc<SchemaSnapshot> {
+        let user_schema = self.shared.settings.user_schema.as_str();
+        let deadline = tokio::time::Instant::now() + SNAPSHOT_WAIT;
+        loop {
+            let snapshot = self.schema.borrow_and_update().clone();
+            let missing: Vec<u32> = tx
+                .changes
+                .iter()
+                .filter(|c| &*c.schema == user_schema && !self.unknown.contains(&c.relation))
+                .filter(|c| snapshot.collection(&c.table).is_none())
+                .map(|c| c.relation)
+                .collect();
+            if missing.is_empty() {
+                return snapshot;
+            }
+            let changed = tokio::time::timeout_at(deadline, self.schema.changed()).await;
+            if !matches!(changed, Ok(Ok(()))) {
+                self.unknown.extend(missing);
+                return self.schema.borrow().clone();
+            }
+        }
     }
 
     /// The position the slot may move to.
