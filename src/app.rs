@@ -79,6 +79,9 @@ impl App {
             )
         });
 
+        // Bound before the consumer starts, so a taken port leaves no consumer running.
+        let listener = TcpListener::bind((config.host.as_str(), config.port))
+            .with_context(|| format!("binding {}:{}", config.host, config.port))?;
         let replication = start_replication(&config, &database.options, &schema_rx)?;
         let metrics = Metrics::new().context("creating metrics")?;
         if let Some(replication) = &replication {
@@ -99,8 +102,6 @@ impl App {
             started: Instant::now(),
             replication: replication.as_ref().map(|r| r.status().clone()),
         };
-        let listener = TcpListener::bind((config.host.as_str(), config.port))
-            .with_context(|| format!("binding {}:{}", config.host, config.port))?;
         let port = listener.local_addr()?.port();
         let max_payload_size = config.max_payload_size;
         let workers = config

@@ -43,7 +43,7 @@ use crate::core::schema::SchemaSnapshot;
 use crate::db::replication::{password_in_url, slot_name};
 
 /// What the consumer connects to and streams.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ReplicationSettings {
     /// The app's connection options: the catalog queries use them as they are, the replication
     /// session derives its own from them.
@@ -58,6 +58,19 @@ pub struct ReplicationSettings {
     pub status_interval: Duration,
     /// How much of one transaction the decoder keeps.
     pub limits: TransactionLimits,
+}
+
+impl std::fmt::Debug for ReplicationSettings {
+    /// Without the connection options: their `Debug` shows the password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplicationSettings")
+            .field("database", &self.options.get_database())
+            .field("user_schema", &self.user_schema)
+            .field("slot", &self.slot)
+            .field("publication", &self.publication)
+            .field("status_interval", &self.status_interval)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ReplicationSettings {
