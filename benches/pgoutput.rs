@@ -1,6 +1,7 @@
 //! pgoutput throughput on the replication hot path: decode + assemble Insert messages of a
-//! 6-column row into whole transactions (issue target: ≥ 200k rows/s on one core), and the
-//! decode step alone for comparison.
+//! 6-column row into whole transactions (issue target: ≥ 200k rows/s on one core), the decode
+//! step alone for comparison, and the replication actor's next step, a decoded transaction →
+//! `Committed` (collection names, Directus JSON values, keys).
 //!
 //! `cargo bench --bench pgoutput`
 #![allow(clippy::unwrap_used)] // a bench setup that fails should stop loudly
@@ -8,7 +9,10 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use directrix::actors::replication::to_committed;
+use directrix::core::catalog::{self, CatalogRows, ColumnRow, IndexRow};
 use directrix::core::pgoutput::{Decoder, Event, decode};
+use directrix::core::schema::SchemaSnapshot;
 
 const RELATION: u32 = 16386;
 /// Inserts per transaction: large enough that Begin/Commit cost is negligible per row.
@@ -84,6 +88,28 @@ fn commit(lsn: u64) -> Vec<u8> {
     out
 }
 
+/// The snapshot the schema actor would hold for `public.articles`.
+fn snapshot() -> SchemaSnapshot {
+    let columns = [
+        ("id", "int8"),
+        ("title", "text"),
+        ("status", "varchar"),
+        ("views", "int4"),
+        ("published", "bool"),
+        ("created", "timestamptz"),
+    ];
+    catalog::build(CatalogRows {
+        schema: "public".into(),
+        columns: columns
+            .iter()
+            .map(|(name, udt)| ColumnRow::new("articles", name, udt, udt))
+            .collect(),
+        indexes: vec![IndexRow::primary_key("articles", "id")],
+        ..CatalogRows::default()
+    })
+    .snapshot
+}
+
 fn bench(c: &mut Criterion) {
     let inserts: Vec<Vec<u8>> = (1..=ROW_COUNT).map(insert).collect();
     let mut group = c.benchmark_group("pgoutput");
@@ -104,6 +130,30 @@ fn bench(c: &mut Criterion) {
                 Some(Event::Transaction(tx)) => assert_eq!(tx.changes.len(), ROW_COUNT),
                 other => panic!("expected a transaction, got {other:?}"),
             }
+        })
+    });
+
+    let transaction = {
+        decoder.push(&begin).unwrap();
+        for payload in &inserts {
+            decoder.push(payload).unwrap();
+        }
+        match decoder.push(&commit).unwrap() {
+            Some(Event::Transaction(tx)) => tx,
+            other => panic!("expected a transaction, got {other:?}"),
+        }
+    };
+    let schema = snapshot();
+    group.bench_function("transaction_to_committed_6_columns", |b| {
+        b.iter(|| {
+            let committed = to_committed(
+                black_box(&transaction),
+                |oid| decoder.relation(oid),
+                &schema,
+                "public",
+            );
+            assert_eq!(committed.changes.len(), ROW_COUNT);
+            committed
         })
     });
 

@@ -1,4 +1,5 @@
-//! The composition root: config → database → migrations/bootstrap → schema actor → HTTP server.
+//! The composition root: config → database → migrations/bootstrap → schema actor →
+//! replication consumer (when realtime is on) → HTTP server.
 //! `main` and the test harness both start Directrix through [`App::build`].
 
 use std::net::TcpListener;
@@ -14,6 +15,7 @@ use secrecy::ExposeSecret;
 use tokio::sync::watch;
 
 use crate::actors::feeds::{FeedHub, FeedSettings, Realtime};
+use crate::actors::replication::{self, ReplicationHandle, ReplicationSettings};
 use crate::actors::schema::SchemaActor;
 use crate::config::Config;
 use crate::db::cluster::ManagedCluster;
@@ -32,6 +34,7 @@ pub struct App {
     server: Server,
     pool: sqlx::PgPool,
     cluster: Option<ManagedCluster>,
+    replication: Option<ReplicationHandle>,
 }
 
 impl App {
@@ -76,28 +79,38 @@ impl App {
             )
         });
 
+        // Bound before the consumer starts, so a taken port leaves no consumer running.
+        let listener = TcpListener::bind((config.host.as_str(), config.port))
+            .with_context(|| format!("binding {}:{}", config.host, config.port))?;
+        let feeds = start_realtime(&config, &database.options, &schema_rx)?;
+        let replication = feeds.as_ref().and_then(|(_, r)| r.clone());
+        let metrics = Metrics::new().context("creating metrics")?;
+        if let Some(replication) = &replication {
+            metrics
+                .watch_replication(replication.status().clone())
+                .context("registering replication metrics")?;
+        }
+
         let state = AppState {
             config: config.clone(),
             pool: pool.clone(),
             schema_actor,
             schema_rx,
-            metrics: Metrics::new().context("creating metrics")?,
+            metrics,
             access: tokens,
             limits: Limits::start(&config),
             mailer: Arc::new(crate::mail::Mailer::new(&config.mail)),
             started: Instant::now(),
             realtime: None,
+            replication: replication.as_ref().map(|r| r.status().clone()),
         };
         let mut state = state;
-        if config.realtime.enabled {
-            let (hub, _hold) = FeedHub::start(FeedSettings {
-                retention_changes: config.realtime.retention_changes,
-                retention: config.realtime.retention,
+        if let Some((hub, replication)) = &feeds {
+            state.realtime = Some(Realtime {
+                hub: hub.clone(),
+                replication: replication.as_ref().map(|r| r.status().clone()),
             });
-            state.realtime = Some(Realtime { hub });
         }
-        let listener = TcpListener::bind((config.host.as_str(), config.port))
-            .with_context(|| format!("binding {}:{}", config.host, config.port))?;
         let port = listener.local_addr()?.port();
         let max_payload_size = config.max_payload_size;
         let workers = config
@@ -130,6 +143,7 @@ impl App {
             server,
             pool,
             cluster: database.cluster,
+            replication,
         })
     }
 
@@ -146,6 +160,10 @@ impl App {
     /// Serves until SIGINT/SIGTERM (or [`ServerHandle::stop`]), then stops the embedded cluster.
     pub async fn run(self) -> anyhow::Result<()> {
         let served = self.server.await;
+        // Before the pool and cluster go: the consumer sends its final confirmation.
+        if let Some(replication) = &self.replication {
+            replication.stop().await;
+        }
         // Closing the pool first tells background listeners the shutdown is deliberate.
         self.pool.close().await;
         if let Some(cluster) = self.cluster {
@@ -154,6 +172,27 @@ impl App {
         }
         served.context("http server")
     }
+}
+
+/// Realtime, when enabled: the feed hub and its collection feeds on one thread, and the
+/// replication consumer on another, confirming the slot no further than the hub retains.
+fn start_realtime(
+    config: &Config,
+    options: &sqlx::postgres::PgConnectOptions,
+    schema: &watch::Receiver<Arc<crate::core::schema::SchemaSnapshot>>,
+) -> anyhow::Result<Option<(actix::Addr<FeedHub>, Option<ReplicationHandle>)>> {
+    if !config.realtime.enabled {
+        return Ok(None);
+    }
+    let (hub, hold) = FeedHub::start(FeedSettings {
+        retention_changes: config.realtime.retention_changes,
+        retention: config.realtime.retention,
+    });
+    let settings = ReplicationSettings::from_config(config, options);
+    let handle = replication::start(settings, schema.clone(), hub.clone().recipient(), hold)
+        .context("starting the replication consumer")?;
+    hub.do_send(crate::actors::feeds::WatchReplication(handle.status().clone()));
+    Ok(Some((hub, Some(handle))))
 }
 
 /// Prints the first admin's credentials once, as Directus does, when we generated the password.

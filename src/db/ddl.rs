@@ -10,6 +10,7 @@ use sqlx::{AssertSqlSafe, PgConnection, PgPool, Postgres, Transaction};
 use tracing::instrument;
 
 use super::metadata;
+use super::replication::{self, NewTables};
 use super::sql::{ident, literal, qualified};
 use crate::core::field_type::FieldType;
 use crate::core::schema::{Collection, Relation};
@@ -37,10 +38,11 @@ pub async fn create_collections(
     pool: &PgPool,
     schema: &str,
     plans: &[CreateCollection],
+    new_tables: &NewTables,
 ) -> Result<(), Error> {
     let mut tx = begin(pool).await?;
     for plan in plans {
-        create_collection(&mut tx, schema, plan).await?;
+        create_collection(&mut tx, schema, plan, new_tables).await?;
     }
     tx.commit().await?;
     Ok(())
@@ -50,6 +52,7 @@ async fn create_collection(
     conn: &mut PgConnection,
     schema: &str,
     plan: &CreateCollection,
+    new_tables: &NewTables,
 ) -> Result<(), Error> {
     if let Some(comment) = &plan.table {
         let table = qualified(schema, &plan.collection);
@@ -60,6 +63,7 @@ async fn create_collection(
             .map(column_definition)
             .collect();
         exec(conn, format!("create table {table} ({})", columns.join(", "))).await?;
+        replication::prepare_new_table(conn, schema, &plan.collection, new_tables).await?;
         if let Some(comment) = comment {
             exec(conn, format!("comment on table {table} is {}", literal(comment))).await?;
         }

@@ -1,5 +1,5 @@
-//! All SQL: the pool, migrations, bootstrap, introspection, DDL, metadata rows, and the
-//! embedded cluster that hosts them by default.
+//! All SQL: the pool, migrations, bootstrap, introspection, DDL, metadata rows, the logical
+//! replication setup (publication, slot), and the embedded cluster that hosts them by default.
 //!
 //! Identifiers in SQL come only from the schema snapshot or from names checked by
 //! `core::name`, and are always quoted with [`sql::ident`]; values are always bound parameters.
@@ -14,6 +14,7 @@ pub mod introspect;
 pub mod items;
 pub mod metadata;
 pub mod pool;
+pub mod replication;
 pub mod sessions;
 pub mod sql;
 pub mod users;

@@ -8,6 +8,7 @@ use super::envelope;
 use super::state::AppState;
 use crate::core::schema_change;
 use crate::db::ddl;
+use crate::db::replication::NewTables;
 use crate::error::Error;
 
 /// `GET /collections`.
@@ -42,7 +43,8 @@ pub async fn create(
     let body = body.into_inner();
     let many = body.is_array();
     let plans = schema_change::plan_create_collections(&state.schema(), body)?;
-    ddl::create_collections(&state.pool, &state.config.user_schema, &plans).await?;
+    let new_tables = NewTables::from_config(&state.config.realtime);
+    ddl::create_collections(&state.pool, &state.config.user_schema, &plans, &new_tables).await?;
     let schema = state.refresh_schema().await?;
     let created = plans
         .iter()

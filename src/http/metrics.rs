@@ -1,5 +1,8 @@
 //! Prometheus metrics: request counts and latency histograms by route pattern (never by raw
-//! path, which would let clients create unbounded label sets), served at `/metrics`.
+//! path, which would let clients create unbounded label sets), and the replication consumer's
+//! gauges when realtime runs; served at `/metrics`.
+
+mod replication;
 
 use actix_web::{HttpResponse, web};
 use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
@@ -48,6 +51,15 @@ impl Metrics {
             .with_label_values(&[method, route, status.to_string().as_str()])
             .inc();
         self.latency.with_label_values(&[method, route]).observe(seconds);
+    }
+
+    /// Adds the replication consumer's gauges, read from `status` at each scrape.
+    pub fn watch_replication(
+        &self,
+        status: std::sync::Arc<crate::actors::replication::ReplicationStatus>,
+    ) -> Result<(), prometheus::Error> {
+        let collector = replication::ReplicationCollector::new(status)?;
+        self.registry.register(Box::new(collector))
     }
 
     fn render(&self) -> Result<String, prometheus::Error> {

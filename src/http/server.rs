@@ -1,4 +1,7 @@
-//! `/server/ping`, `/server/health` and `/server/info`, in Directus's shapes.
+//! `/server/ping`, `/server/health` and `/server/info`, in Directus's shapes. Health's realtime
+//! checks live in `server/realtime.rs`.
+
+mod realtime;
 
 use std::time::Instant;
 
@@ -46,7 +49,12 @@ pub async fn health(
     }
     let size = state.pool.size();
     let idle = state.pool.num_idle() as u32;
-    let mut body = json!({ "status": db_status });
+    let realtime = realtime::check(&state).await;
+    let overall = match &realtime {
+        Some(realtime) if db_status == "ok" => realtime.status,
+        _ => db_status,
+    };
+    let mut body = json!({ "status": overall });
     if admin {
         let mut response_time = json!({
             "status": db_status, "componentType": "datastore", "observedUnit": "ms",
@@ -63,6 +71,9 @@ pub async fn health(
             "pg:connectionsAvailable": [{ "status": "ok", "componentType": "datastore", "observedValue": idle }],
             "pg:connectionsUsed": [{ "status": "ok", "componentType": "datastore", "observedValue": size.saturating_sub(idle) }],
         });
+        for (name, check) in realtime.map(|r| r.checks).unwrap_or_default() {
+            body["checks"][name] = check;
+        }
     }
     let mut res = if db_status == "error" {
         HttpResponse::ServiceUnavailable()

@@ -31,6 +31,8 @@ pub struct AppState {
     pub started: Instant,
     /// The collection feeds, when realtime is enabled.
     pub realtime: Option<crate::actors::feeds::Realtime>,
+    /// The replication consumer's live state; `None` when realtime is off.
+    pub replication: Option<Arc<crate::actors::replication::ReplicationStatus>>,
 }
 
 impl AppState {

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use actix::{Actor, Addr, Arbiter, ArbiterHandle, AsyncContext, Context, Handler, Message};
 
 use super::feed::{Apply, CollectionFeed, Floor};
+use crate::actors::replication::{Deliver, ReplicationStatus};
 use crate::core::pgoutput::Lsn;
-use crate::core::realtime::Committed;
 use crate::core::realtime::ring::Slice;
 
 /// Ring bounds for every feed.
@@ -21,10 +21,10 @@ pub struct FeedSettings {
     pub retention: Duration,
 }
 
-/// A committed transaction. Answered once every collection's part is queued to its feed.
+/// The replication consumer's status, for where it resumed (the rings' floor).
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Publish(pub Arc<Committed>);
+pub struct WatchReplication(pub Arc<ReplicationStatus>);
 
 /// The feed of a collection (started if needed).
 #[derive(Message)]
@@ -51,6 +51,7 @@ pub struct FeedHub {
     floor: Lsn,
     /// The last transaction routed, confirmable when no ring holds anything.
     last: Lsn,
+    replication: Option<Arc<ReplicationStatus>>,
 }
 
 impl FeedHub {
@@ -68,6 +69,7 @@ impl FeedHub {
             hold: hub_hold,
             floor: Lsn::UNKNOWN,
             last: Lsn(0),
+            replication: None,
         });
         (addr, hold)
     }
@@ -95,6 +97,27 @@ impl FeedHub {
         (addr, oldest)
     }
 
+    /// Learns the floor once replication has attached.
+    fn check_floor(&mut self) {
+        if self.floor != Lsn::UNKNOWN {
+            return;
+        }
+        if let Some(resumed) = self.replication.as_ref().and_then(|r| r.resumed_from()) {
+            self.set_floor(resumed);
+        }
+    }
+
+    fn set_floor(&mut self, floor: Lsn) {
+        self.floor = if self.floor == Lsn::UNKNOWN {
+            floor
+        } else {
+            self.floor.max(floor)
+        };
+        for (feed, _) in self.feeds.values() {
+            feed.do_send(Floor(floor));
+        }
+    }
+
     fn update_hold(&self) {
         let oldest = self
             .feeds
@@ -113,14 +136,18 @@ impl Actor for FeedHub {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         // Rings also age out while no change arrives; the hold follows them.
-        ctx.run_interval(Duration::from_secs(1), |hub, _| hub.update_hold());
+        ctx.run_interval(Duration::from_secs(1), |hub, _| {
+            hub.check_floor();
+            hub.update_hold();
+        });
     }
 }
 
-impl Handler<Publish> for FeedHub {
+impl Handler<Deliver> for FeedHub {
     type Result = ();
 
-    fn handle(&mut self, msg: Publish, _ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: Deliver, _ctx: &mut Context<Self>) {
+        self.check_floor();
         let committed = msg.0;
         let received = Instant::now();
         for collection in committed.collections() {
@@ -166,14 +193,7 @@ impl Handler<SetFloor> for FeedHub {
     type Result = ();
 
     fn handle(&mut self, msg: SetFloor, _ctx: &mut Context<Self>) {
-        self.floor = if self.floor == Lsn::UNKNOWN {
-            msg.0
-        } else {
-            self.floor.max(msg.0)
-        };
-        for (feed, _) in self.feeds.values() {
-            feed.do_send(Floor(msg.0));
-        }
+        self.set_floor(msg.0);
     }
 }
 
@@ -181,6 +201,16 @@ impl Handler<FloorKnown> for FeedHub {
     type Result = bool;
 
     fn handle(&mut self, _msg: FloorKnown, _ctx: &mut Context<Self>) -> bool {
+        self.check_floor();
         self.floor != Lsn::UNKNOWN
+    }
+}
+
+impl Handler<WatchReplication> for FeedHub {
+    type Result = ();
+
+    fn handle(&mut self, msg: WatchReplication, _ctx: &mut Context<Self>) {
+        self.replication = Some(msg.0);
+        self.check_floor();
     }
 }

@@ -1,7 +1,7 @@
 //! The collection feeds: where committed changes meet subscriptions.
 //!
 //! ```text
-//!  replication actor ──Publish(Committed)──► FeedHub ──Apply(Slice)──► CollectionFeed (one per collection)
+//!  replication actor ──Deliver(Committed)──► FeedHub ──Apply(Slice)──► CollectionFeed (one per collection)
 //!                                                                     │ ring (resume), groups by shape
 //!                                                                     ▼
 //!                                                  Outbox of each session (WebSocket or SSE)
@@ -18,7 +18,7 @@ mod hub;
 mod reread;
 
 pub use feed::{Attach, CollectionFeed, Detach, Ready, Start};
-pub use hub::{FeedHub, FeedSettings, FloorKnown, GetFeed, Publish, SetFloor};
+pub use hub::{FeedHub, FeedSettings, FloorKnown, GetFeed, SetFloor, WatchReplication};
 pub use reread::RereadContext;
 
 use std::time::Duration;
@@ -29,6 +29,7 @@ use actix::Addr;
 #[derive(Clone)]
 pub struct Realtime {
     pub hub: Addr<FeedHub>,
+    pub replication: Option<std::sync::Arc<crate::actors::replication::ReplicationStatus>>,
 }
 
 impl Realtime {
