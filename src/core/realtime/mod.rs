@@ -11,6 +11,7 @@
 
 pub mod event;
 pub mod frame;
+pub mod protocol;
 pub mod ring;
 pub mod shape;
 pub mod snapshot;
