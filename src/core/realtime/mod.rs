@@ -9,6 +9,7 @@
 //!                                         collection feed: ring + subscription groups ─► sessions
 //! ```
 
+pub mod collab;
 pub mod event;
 pub mod frame;
 pub mod protocol;

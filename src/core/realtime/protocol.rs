@@ -35,8 +35,8 @@ mod tests;
 use serde_json::{Map, Value, json};
 
 pub use client::{
-    AuthRequest, AuthStep, ClientMessage, CollabRequest, Color, ItemsAction, ItemsRequest, Subscribe, Target,
-    parse, parse_bytes,
+    AuthRequest, AuthStep, ClientMessage, CollabJoin, CollabRequest, Color, ItemsAction, ItemsRequest,
+    Subscribe, Target, parse, parse_bytes,
 };
 pub use js::js_string;
 pub use server::{

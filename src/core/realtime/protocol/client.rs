@@ -175,17 +175,23 @@ impl Color {
     }
 }
 
+/// A collab `join`: the room is the item (or item version) being edited.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CollabJoin {
+    pub collection: String,
+    /// String, number, or null for a singleton.
+    pub item: Value,
+    pub version: Option<String>,
+    /// The color asked for; granted if no member has it.
+    pub color: Option<Color>,
+    /// Pending changes to start a new room with (ignored when the room exists).
+    pub initial_changes: Option<Map<String, Value>>,
+}
+
 /// A collab message (`type: "collab"`), by action.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CollabRequest {
-    Join {
-        collection: String,
-        /// String, number or `null` (a singleton).
-        item: Value,
-        version: Option<String>,
-        color: Option<Color>,
-        initial_changes: Option<Map<String, Value>>,
-    },
+    Join(CollabJoin),
     Leave {
         room: String,
     },
@@ -218,7 +224,7 @@ impl CollabRequest {
     /// The `action` name, which collab errors echo as `trigger`.
     pub fn action(&self) -> &'static str {
         match self {
-            CollabRequest::Join { .. } => "join",
+            CollabRequest::Join(_) => "join",
             CollabRequest::Leave { .. } => "leave",
             CollabRequest::Update { .. } => "update",
             CollabRequest::UpdateAll { .. } => "updateAll",
@@ -416,13 +422,13 @@ fn parse_collab(map: &Map<String, Value>) -> Result<CollabRequest, ProtocolError
     }
     let room = string(map, "room");
     Ok(match action.unwrap_or_default() {
-        "join" => CollabRequest::Join {
+        "join" => CollabRequest::Join(CollabJoin {
             collection: string(map, "collection"),
             item: map.get("item").cloned().unwrap_or(Value::Null),
             version: map.get("version").and_then(Value::as_str).map(String::from),
             color: map.get("color").and_then(Value::as_str).and_then(Color::parse),
             initial_changes: map.get("initialChanges").and_then(Value::as_object).cloned(),
-        },
+        }),
         "leave" => CollabRequest::Leave { room },
         "update" => CollabRequest::Update {
             room,

@@ -172,13 +172,13 @@ fn collab_requests() {
     let join = r#"{"type":"collab","action":"join","collection":"a","item":1,"version":null,"color":"red"}"#;
     assert_eq!(
         parse(join),
-        Ok(ClientMessage::Collab(CollabRequest::Join {
+        Ok(ClientMessage::Collab(CollabRequest::Join(CollabJoin {
             collection: "a".into(),
             item: json!(1),
             version: None,
             color: Some(Color::Red),
             initial_changes: None
-        }))
+        })))
     );
     let update = r#"{"type":"collab","action":"update","room":"r","field":"f"}"#;
     assert_eq!(
