@@ -9,8 +9,10 @@
 //!                                         collection feed: ring + subscription groups ─► sessions
 //! ```
 
+pub mod collab;
 pub mod event;
 pub mod frame;
+pub mod protocol;
 pub mod ring;
 pub mod shape;
 pub mod snapshot;
