@@ -109,6 +109,7 @@ impl App {
             state.realtime = Some(Realtime {
                 hub: hub.clone(),
                 replication: replication.as_ref().map(|r| r.status().clone()),
+                connections: Arc::default(),
             });
         }
         let port = listener.local_addr()?.port();
@@ -118,6 +119,7 @@ impl App {
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         let worker_pool_max = config.db_pool_max.div_ceil(workers as u32).max(1);
         let options = database.options.clone();
+        let ws_path = config.realtime.ws_path.clone();
         let server = HttpServer::new(move || {
             // Each worker is its own single-threaded runtime; a pool whose connections were
             // opened elsewhere has its socket readiness driven by another thread's reactor,
@@ -130,6 +132,7 @@ impl App {
             let limits = state.limits.middleware();
             actix_web::App::new()
                 .app_data(state)
+                .route(&ws_path, web::get().to(crate::http::realtime::ws::websocket))
                 .wrap(limits)
                 .wrap(from_fn(observe))
                 .configure(|cfg| crate::http::configure(cfg, max_payload_size))

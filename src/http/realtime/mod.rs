@@ -6,3 +6,4 @@
 
 pub mod sse;
 pub mod subscription;
+pub mod ws;

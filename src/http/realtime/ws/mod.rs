@@ -1,0 +1,91 @@
+//! `/websocket` (`WEBSOCKETS_REST_PATH`): Directus's realtime protocol on a session actor
+//! ([`session::WsSession`]) built on `actix-ws`.
+//!
+//! The upgrade follows Directus's order: over `WEBSOCKETS_REST_CONN_LIMIT` the answer is a bare
+//! 403; in `strict` mode, or when the request carries `?access_token=` or the session cookie,
+//! the token is checked at the upgrade and a bad or missing one is a bare 401; otherwise the
+//! connection opens and (in `handshake` mode) must `auth` within the timeout.
+
+mod items;
+pub mod session;
+
+use std::sync::atomic::Ordering;
+
+use actix::{Actor, AsyncContext};
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use super::super::auth::{self, AuthContext, request_origin, token_of};
+use super::super::state::AppState;
+use crate::config::WsAuthMode;
+use crate::error::Error;
+
+/// `GET /websocket`: the upgrade.
+pub async fn websocket(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let config = &state.config.realtime;
+    if !config.ws_enabled || !config.ws_rest_enabled {
+        return Err(Error::RouteNotFound {
+            path: req.path().to_string(),
+        }
+        .into());
+    }
+    let Some(realtime) = state.realtime.clone() else {
+        return Err(Error::ServiceUnavailable {
+            service: "realtime".into(),
+            reason: "the change feed is disabled".into(),
+        }
+        .into());
+    };
+    let open = realtime.connections.fetch_add(1, Ordering::AcqRel);
+    if config.ws_conn_limit.is_some_and(|limit| open >= limit) {
+        realtime.connections.fetch_sub(1, Ordering::AcqRel);
+        return Ok(HttpResponse::Forbidden().finish());
+    }
+    // From here the session owns the count; until it starts, errors give it back.
+    let refuse = |res: HttpResponse| {
+        realtime.connections.fetch_sub(1, Ordering::AcqRel);
+        Ok(res)
+    };
+    let context = AuthContext::of(&req, &state);
+    let token = match token_of(&req, &state) {
+        Ok(token) => token,
+        Err(_) => return refuse(HttpResponse::Unauthorized().finish()),
+    };
+    let upgrade_auth = config.ws_auth == WsAuthMode::Strict
+        || token.as_ref().is_some_and(|(_, _)| {
+            req.query_string().contains("access_token=")
+                || auth::token_of_session_cookie(&req, &state).is_some()
+        });
+    let (acc, expires) = if upgrade_auth {
+        match auth::authenticate_token(&state, token.as_ref().map(|(t, _)| t.as_str()), context.ip).await {
+            Ok((acc, expires)) if acc.user.is_some() => (Some(acc), expires),
+            _ => return refuse(HttpResponse::Unauthorized().finish()),
+        }
+    } else {
+        (None, None)
+    };
+    let (response, ws, stream) = match actix_ws::handle(&req, body) {
+        Ok(parts) => parts,
+        Err(err) => {
+            realtime.connections.fetch_sub(1, Ordering::AcqRel);
+            return Err(err);
+        }
+    };
+    let stream = stream
+        .max_frame_size(config.ws_max_message_size)
+        .aggregate_continuations()
+        .max_continuation_size(config.ws_max_message_size);
+    let origin = request_origin(&req, &context);
+    let connections = realtime.connections.clone();
+    let state = state.clone();
+    session::WsSession::create(move |ctx| {
+        ctx.add_stream(stream);
+        let mut session = session::WsSession::new(state, realtime, context, origin, acc, expires, ws, connections);
+        session::arm_expiry(&mut session, expires, ctx);
+        session
+    });
+    Ok(response)
+}

@@ -1,0 +1,580 @@
+//! [`WsSession`]: one WebSocket connection, as an actor. It owns the connection's caller, its
+//! subscriptions and its [`Outbox`]; a writer task drains the outbox onto the socket, so feeds
+//! never wait on a slow client. Messages are handled one at a time, in order (`ctx.wait`), as a
+//! client that sends `auth` then `subscribe` expects.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use actix::{
+    Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message, SpawnHandle,
+    StreamHandler, WrapFuture,
+};
+use actix_web::web;
+use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError as WsProtocolError};
+use chrono::Utc;
+use serde_json::Value;
+
+use super::super::super::auth::{self, Accountability, AuthContext, session as login};
+use super::super::super::state::AppState;
+use super::super::sse::next_sub_id;
+use super::super::subscription;
+use crate::actors::feeds::{Attach, CollectionFeed, Detach, GetFeed, Ready, Realtime, Start};
+use crate::actors::outbox::{Outbox, Outgoing, Overflowed, SubId};
+use crate::config::WsAuthMode;
+use crate::core::password;
+use crate::core::realtime::frame;
+use crate::core::realtime::protocol::{self, AuthRequest, AuthStep, ClientMessage, Subscribe};
+use crate::db::sessions;
+use crate::error::Error;
+
+/// Most frames one wake of the writer takes.
+const BATCH: usize = 128;
+
+/// Subscription uids by id, read by the writer to finish each event.
+type Uids = Rc<RefCell<HashMap<SubId, Option<Value>>>>;
+
+struct Attached {
+    sub: SubId,
+    feed: actix::Addr<CollectionFeed>,
+}
+
+pub struct WsSession {
+    state: web::Data<AppState>,
+    realtime: Realtime,
+    context: AuthContext,
+    origin: sessions::Origin,
+    mode: WsAuthMode,
+    /// The caller; `None` until a handshake `auth` (or after the token expired).
+    acc: Option<Accountability>,
+    /// Bumped on every successful `auth`, so an old expiry timer knows it is stale.
+    auth_epoch: u64,
+    outbox: Arc<Outbox>,
+    ws: actix_ws::Session,
+    /// By the key the client unsubscribes with (`String(uid)`, or a generated one).
+    subs: HashMap<String, Attached>,
+    uids: Uids,
+    last_seen: Instant,
+    /// Message-rate bucket: tokens left and when it was last filled.
+    bucket: (f64, Instant),
+    handshake_timer: Option<SpawnHandle>,
+    connections: Arc<AtomicUsize>,
+}
+
+impl WsSession {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        state: web::Data<AppState>,
+        realtime: Realtime,
+        context: AuthContext,
+        origin: sessions::Origin,
+        acc: Option<Accountability>,
+        expires: Option<i64>,
+        ws: actix_ws::Session,
+        connections: Arc<AtomicUsize>,
+    ) -> WsSession {
+        let config = &state.config.realtime;
+        let mode = config.ws_auth;
+        let outbox = Outbox::new(config.outbound_queue);
+        let points = f64::from(config.ws_rate_points);
+        let _ = expires;
+        WsSession {
+            mode,
+            acc,
+            auth_epoch: 0,
+            outbox,
+            ws,
+            subs: HashMap::new(),
+            uids: Rc::default(),
+            last_seen: Instant::now(),
+            bucket: (points, Instant::now()),
+            handshake_timer: None,
+            connections,
+            realtime,
+            context,
+            origin,
+            state,
+        }
+    }
+
+    fn send(&self, text: String) {
+        self.outbox.push_text(text);
+    }
+
+    /// Sends `text`, then closes: the writer flushes what is queued first.
+    fn send_and_close(&mut self, text: String, ctx: &mut Context<Self>) {
+        self.send(text);
+        let outbox = self.outbox.clone();
+        let ws = self.ws.clone();
+        ctx.stop();
+        actix_web::rt::spawn(async move {
+            // Give the writer a moment to put the last message on the wire.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            outbox.close();
+            let _ = ws
+                .close(Some(CloseReason {
+                    code: CloseCode::Normal,
+                    description: None,
+                }))
+                .await;
+        });
+    }
+
+    /// Arms the expiry of the current token.
+    fn watch_expiry(&mut self, expires: Option<i64>, ctx: &mut Context<Self>) {
+        let Some(expires) = expires else { return };
+        let epoch = self.auth_epoch;
+        let wait = Duration::from_secs(u64::try_from(expires - Utc::now().timestamp()).unwrap_or(0));
+        ctx.run_later(wait, move |session, ctx| {
+            if session.auth_epoch != epoch {
+                return;
+            }
+            session.acc = None;
+            session.send(protocol::token_expired());
+            if session.mode == WsAuthMode::Public {
+                session.become_public(ctx);
+                return;
+            }
+            let timeout = session.state.config.realtime.ws_auth_timeout;
+            ctx.run_later(timeout, move |session, ctx| {
+                if session.auth_epoch == epoch {
+                    session.send_and_close(protocol::auth_timeout(), ctx);
+                }
+            });
+        });
+    }
+
+    fn become_public(&mut self, ctx: &mut Context<Self>) {
+        let state = self.state.clone();
+        let ip = self.context.ip;
+        ctx.wait(
+            async move { auth::authenticate_token(&state, None, ip).await }
+                .into_actor(self)
+                .map(|result, session, _| {
+                    if let Ok((acc, _)) = result {
+                        session.acc = Some(acc);
+                    }
+                }),
+        );
+    }
+
+    /// Takes one message-rate token; `Err(ms)` until the next one when none is left.
+    fn take_token(&mut self) -> Result<(), u64> {
+        let config = &self.state.config.realtime;
+        if !config.ws_rate_enabled {
+            return Ok(());
+        }
+        let points = f64::from(config.ws_rate_points);
+        let per_sec = points / config.ws_rate_duration.as_secs_f64();
+        let now = Instant::now();
+        let (tokens, at) = self.bucket;
+        let tokens = (tokens + now.duration_since(at).as_secs_f64() * per_sec).min(points);
+        if tokens >= 1.0 {
+            self.bucket = (tokens - 1.0, now);
+            Ok(())
+        } else {
+            self.bucket = (tokens, now);
+            Err(((1.0 - tokens) / per_sec * 1000.0).ceil() as u64)
+        }
+    }
+
+    fn detach(&mut self, key: &str) {
+        if let Some(attached) = self.subs.remove(key) {
+            self.uids.borrow_mut().remove(&attached.sub);
+            self.outbox.forget(attached.sub);
+            attached.feed.do_send(Detach { sub: attached.sub });
+        }
+    }
+
+    fn detach_all(&mut self) {
+        let keys: Vec<String> = self.subs.keys().cloned().collect();
+        for key in keys {
+            self.detach(&key);
+        }
+    }
+
+    fn on_text(&mut self, text: &str, ctx: &mut Context<Self>) {
+        self.last_seen = Instant::now();
+        if let Err(ms) = self.take_token() {
+            self.send(protocol::requests_exceeded(ms));
+            return;
+        }
+        let message = match protocol::parse(text) {
+            Ok(message) => message,
+            Err(err) => {
+                if self.acc.is_none() && self.mode != WsAuthMode::Public && err.reply_type != "server" {
+                    self.send_and_close(protocol::auth_handshake_failed(), ctx);
+                } else if let Some(reply) = err.reply() {
+                    self.send(reply);
+                }
+                return;
+            }
+        };
+        let needs_auth = !matches!(message, ClientMessage::Auth(_) | ClientMessage::Ping { .. } | ClientMessage::Pong { .. });
+        if needs_auth && self.acc.is_none() {
+            // Handshake mode: anything but `auth` first fails the handshake.
+            self.send_and_close(protocol::auth_handshake_failed(), ctx);
+            return;
+        }
+        match message {
+            ClientMessage::Auth(request) => self.on_auth(request, ctx),
+            ClientMessage::Subscribe(request) => self.on_subscribe(request, ctx),
+            ClientMessage::Unsubscribe { uid } => {
+                match &uid {
+                    Some(uid) => self.detach(&protocol::js_string(uid)),
+                    None => self.detach_all(),
+                }
+                self.send(protocol::unsubscribed(uid.as_ref()));
+            }
+            ClientMessage::Items(request) => {
+                let state = self.state.clone();
+                let Some(acc) = self.acc.clone() else { return };
+                ctx.wait(
+                    async move { super::items::handle(&state, &acc, request).await }
+                        .into_actor(self)
+                        .map(|reply, session, _| session.send(reply)),
+                );
+            }
+            ClientMessage::Ping { uid } => self.send(protocol::pong(uid.as_ref())),
+            ClientMessage::Pong { .. } | ClientMessage::Custom { .. } => {}
+            ClientMessage::Collab(request) => {
+                if !self.state.config.realtime.collab_enabled {
+                    let trigger = Value::String(request.action().to_string());
+                    self.send(protocol::collab_disabled(Some(&trigger)));
+                    return;
+                }
+                let trigger = Value::String(request.action().to_string());
+                self.send(protocol::collab_error(
+                    "SERVICE_UNAVAILABLE",
+                    Some(&trigger),
+                    "Collaborative editing is not available on this server yet.",
+                ));
+            }
+        }
+    }
+
+    fn on_auth(&mut self, request: AuthRequest, ctx: &mut Context<Self>) {
+        let state = self.state.clone();
+        let context = self.context.clone();
+        let origin = self.origin.clone();
+        let uid = request.uid.clone();
+        ctx.wait(
+            async move { authenticate(&state, &context, origin, request.steps).await }
+                .into_actor(self)
+                .map(move |result, session, ctx| match result {
+                    Ok((acc, expires, refresh)) => {
+                        session.acc = Some(acc);
+                        session.auth_epoch += 1;
+                        if let Some(timer) = session.handshake_timer.take() {
+                            ctx.cancel_future(timer);
+                        }
+                        session.watch_expiry(expires, ctx);
+                        session.send(protocol::auth_ok(uid.as_ref(), refresh.as_deref()));
+                    }
+                    Err(err) => {
+                        tracing::debug!(error = %err, "websocket auth failed");
+                        if session.mode == WsAuthMode::Public {
+                            session.send(protocol::auth_failed(uid.as_ref()));
+                        } else {
+                            session.send_and_close(protocol::auth_failed(uid.as_ref()), ctx);
+                        }
+                    }
+                }),
+        );
+    }
+
+    fn on_subscribe(&mut self, request: Subscribe, ctx: &mut Context<Self>) {
+        let Some(acc) = self.acc.clone() else { return };
+        let reply_uid = request.reply_uid();
+        let key = match &reply_uid {
+            Some(Value::String(uid)) => uid.clone(),
+            _ => format!("\u{0}{}", next_sub_id()),
+        };
+        // Re-using a uid replaces the earlier subscription (Directus's code does).
+        self.detach(&key);
+        let compiled = match subscription::compile(
+            &self.state,
+            &acc,
+            &request.collection,
+            request.event,
+            request.item_key(),
+            &request.query.clone().unwrap_or_default(),
+        ) {
+            Ok(compiled) => compiled,
+            Err(Error::Forbidden | Error::ForbiddenCollection { .. }) => {
+                self.send(protocol::invalid_collection("subscribe", reply_uid.as_ref()));
+                return;
+            }
+            Err(err) => {
+                self.send(
+                    protocol::service_error("subscribe", &err).unwrap_or_else(|| {
+                        protocol::error("subscribe", err.code(), &err.to_string(), reply_uid.as_ref())
+                    }),
+                );
+                return;
+            }
+        };
+        let sub = next_sub_id();
+        self.uids.borrow_mut().insert(sub, reply_uid.clone());
+        let state = self.state.clone();
+        let realtime = self.realtime.clone();
+        let outbox = self.outbox.clone();
+        let policy = state.config.realtime.slow_consumer;
+        let since = request.since;
+        let with_data = request.event.is_none() && since.is_none();
+        let init_uid = reply_uid.clone();
+        let work = async move {
+            if since.is_some() {
+                realtime.wait_for_floor().await;
+            }
+            let feed = realtime
+                .hub
+                .send(GetFeed(compiled.collection.clone()))
+                .await
+                .map_err(Error::internal)?;
+            let start = match (since, with_data) {
+                (Some(lsn), _) => Start::Since(lsn),
+                (None, true) => Start::Snapshot,
+                (None, false) => Start::Now,
+            };
+            feed.send(Attach {
+                sub,
+                outbox: outbox.clone(),
+                policy,
+                shape: compiled.shape.clone(),
+                group: compiled.group.clone(),
+                reread: compiled.reread.clone(),
+                start,
+            })
+            .await
+            .map_err(Error::internal)?;
+            if with_data {
+                match compiled.init(&state).await {
+                    Ok((data, snapshot)) => {
+                        let data: Value = serde_json::from_str(&data).map_err(Error::internal)?;
+                        outbox.push_text(protocol::subscription_init(init_uid.as_ref(), Some(&data), None));
+                        feed.do_send(Ready { sub, snapshot });
+                    }
+                    Err(err) => {
+                        feed.do_send(Detach { sub });
+                        return Err(err);
+                    }
+                }
+            } else {
+                outbox.push_text(protocol::subscription_init(init_uid.as_ref(), None, None));
+            }
+            Ok::<_, Error>(feed)
+        };
+        ctx.wait(work.into_actor(self).map(move |result, session, _| match result {
+            Ok(feed) => {
+                session.subs.insert(key, Attached { sub, feed });
+            }
+            Err(err) => {
+                session.uids.borrow_mut().remove(&sub);
+                session.send(
+                    protocol::service_error("subscribe", &err).unwrap_or_else(|| {
+                        protocol::error("subscribe", err.code(), &err.to_string(), reply_uid.as_ref())
+                    }),
+                );
+            }
+        }));
+    }
+}
+
+/// Runs an `auth` message's steps in Directus's order; any failure fails it.
+async fn authenticate(
+    state: &AppState,
+    context: &AuthContext,
+    origin: sessions::Origin,
+    steps: Vec<AuthStep>,
+) -> Result<(Accountability, Option<i64>, Option<String>), Error> {
+    let mut access_token: Option<String> = None;
+    let mut refresh_token: Option<String> = None;
+    let started = Instant::now();
+    for step in steps {
+        match step {
+            AuthStep::Login { email, password } => {
+                let body = serde_json::json!({"email": email, "password": password});
+                let outcome = login::login_checked(context, origin.clone(), body, state).await;
+                login::stall(state.config.auth.login_stall, started).await;
+                let (issued, _) = outcome?;
+                access_token = Some(issued.access_token);
+                refresh_token = Some(issued.refresh_token);
+            }
+            AuthStep::Refresh { refresh_token: presented } => {
+                state.limits.check_auth(context.ip, None).await?;
+                let digest = password::token_digest(&presented);
+                let issued = login::refresh_presented(
+                    state,
+                    context,
+                    origin.clone(),
+                    &digest,
+                    login::Mode::Json,
+                    started,
+                )
+                .await?;
+                access_token = Some(issued.access_token);
+                refresh_token = Some(issued.refresh_token);
+            }
+            AuthStep::AccessToken { access_token: token } => access_token = Some(token),
+            AuthStep::Unusable => return Err(Error::InvalidCredentials),
+        }
+    }
+    let token = access_token.ok_or(Error::InvalidCredentials)?;
+    let (acc, expires) = auth::authenticate_token(state, Some(&token), context.ip).await?;
+    if acc.user.is_none() {
+        return Err(Error::InvalidCredentials);
+    }
+    Ok((acc, expires, refresh_token))
+}
+
+impl Actor for WsSession {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        // The writer: the outbox onto the socket, several frames per wake.
+        let outbox = self.outbox.clone();
+        let mut ws = self.ws.clone();
+        let uids = self.uids.clone();
+        let addr = ctx.address();
+        actix_web::rt::spawn(async move {
+            let mut batch = Vec::with_capacity(BATCH);
+            loop {
+                batch.clear();
+                match outbox.next_batch(&mut batch, BATCH).await {
+                    Ok(()) => {}
+                    Err(Overflowed::Closed) => break,
+                    Err(Overflowed::SlowConsumer) => {
+                        let _ = ws
+                            .close(Some(CloseReason {
+                                code: CloseCode::Policy,
+                                description: Some("slow consumer".into()),
+                            }))
+                            .await;
+                        addr.do_send(Stop);
+                        return;
+                    }
+                }
+                for item in batch.drain(..) {
+                    let text = match item {
+                        Outgoing::Text(text) => text,
+                        Outgoing::Event(sub, event) => {
+                            let uids = uids.borrow();
+                            let Some(uid) = uids.get(&sub) else { continue };
+                            event.close(uid.as_ref())
+                        }
+                        Outgoing::Refetch {
+                            sub,
+                            collection,
+                            reason,
+                            lsn,
+                        } => {
+                            let uids = uids.borrow();
+                            let Some(uid) = uids.get(&sub) else { continue };
+                            frame::refetch(reason, &collection, lsn, uid.as_ref())
+                        }
+                    };
+                    if ws.text(text).await.is_err() {
+                        addr.do_send(Stop);
+                        return;
+                    }
+                }
+            }
+        });
+
+        let state = self.state.clone();
+        let config = &state.config.realtime;
+        if self.acc.is_none() {
+            match self.mode {
+                WsAuthMode::Public => self.become_public(ctx),
+                _ => {
+                    let timeout = config.ws_auth_timeout;
+                    self.handshake_timer = Some(ctx.run_later(timeout, |session, ctx| {
+                        if session.acc.is_none() {
+                            session.send_and_close(protocol::auth_handshake_failed(), ctx);
+                        }
+                    }));
+                }
+            }
+        }
+        if config.heartbeat_enabled {
+            let period = config.heartbeat_period;
+            ctx.run_interval(period, move |session, ctx| {
+                if session.last_seen.elapsed() > period {
+                    // Nothing at all from the client for a whole period: gone.
+                    ctx.stop();
+                    return;
+                }
+                session.send(protocol::ping());
+            });
+        }
+    }
+
+    fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        self.detach_all();
+        self.outbox.close();
+        self.connections.fetch_sub(1, Ordering::AcqRel);
+        let ws = self.ws.clone();
+        actix_web::rt::spawn(async move {
+            let _ = ws.close(None).await;
+        });
+    }
+}
+
+/// Ends the session (the socket closed or the writer failed).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Stop;
+
+impl Handler<Stop> for WsSession {
+    type Result = ();
+
+    fn handle(&mut self, _msg: Stop, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
+
+/// Starts the session with the token the upgrade carried, if any.
+pub fn arm_expiry(session: &mut WsSession, expires: Option<i64>, ctx: &mut Context<WsSession>) {
+    session.auth_epoch += 1;
+    session.watch_expiry(expires, ctx);
+}
+
+impl StreamHandler<Result<AggregatedMessage, WsProtocolError>> for WsSession {
+    fn handle(&mut self, item: Result<AggregatedMessage, WsProtocolError>, ctx: &mut Context<Self>) {
+        match item {
+            Ok(AggregatedMessage::Text(text)) => self.on_text(&text, ctx),
+            Ok(AggregatedMessage::Binary(bytes)) => {
+                // Directus reads a binary frame as text too.
+                let text = String::from_utf8_lossy(&bytes).into_owned();
+                self.on_text(&text, ctx);
+            }
+            Ok(AggregatedMessage::Ping(bytes)) => {
+                self.last_seen = Instant::now();
+                let mut ws = self.ws.clone();
+                actix_web::rt::spawn(async move {
+                    let _ = ws.pong(&bytes).await;
+                });
+            }
+            Ok(AggregatedMessage::Pong(_)) => self.last_seen = Instant::now(),
+            Ok(AggregatedMessage::Close(_)) => ctx.stop(),
+            Err(err) => {
+                // An oversized or malformed frame: say why and close; the server carries on.
+                tracing::debug!(error = %err, "websocket protocol error");
+                let mut ws = self.ws.clone();
+                ctx.stop();
+                actix_web::rt::spawn(async move {
+                    let _ = ws.text(protocol::error("server", "INVALID_PAYLOAD", "Unable to parse the incoming message.", None)).await;
+                });
+            }
+        }
+    }
+
+    fn finished(&mut self, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
