@@ -91,18 +91,39 @@ async fn run(state: &web::Data<AppState>, acc: &Accountability, req: ItemsReques
     let data = match req.action {
         ItemsAction::Create { data, query } => {
             let body = data.unwrap_or(Value::Null);
-            let res = items_write::create(acc, request(&req.collection, query.as_ref()), name(), web::Json(body), state).await?;
+            let res = items_write::create(
+                acc,
+                request(&req.collection, query.as_ref()),
+                name(),
+                web::Json(body),
+                state,
+            )
+            .await?;
             data_of(res).await?
         }
         ItemsAction::Read { target, query } => match target {
             Target::One(id) => {
-                let res = items::read_one(acc, request(&req.collection, query.as_ref()), name(), ItemKey(key_of(&id)), state).await?;
+                let res = items::read_one(
+                    acc,
+                    request(&req.collection, query.as_ref()),
+                    name(),
+                    ItemKey(key_of(&id)),
+                    state,
+                )
+                .await?;
                 data_of(res).await?
             }
             Target::Many(ids) => {
                 let mut rows = Vec::with_capacity(ids.len());
                 for id in ids {
-                    let res = items::read_one(acc.clone(), request(&req.collection, query.as_ref()), name(), ItemKey(key_of(&id)), state.clone()).await;
+                    let res = items::read_one(
+                        acc.clone(),
+                        request(&req.collection, query.as_ref()),
+                        name(),
+                        ItemKey(key_of(&id)),
+                        state.clone(),
+                    )
+                    .await;
                     match res {
                         Ok(res) => rows.push(data_of(res).await?),
                         Err(Error::Forbidden) => {}
@@ -112,7 +133,8 @@ async fn run(state: &web::Data<AppState>, acc: &Accountability, req: ItemsReques
                 Value::Array(rows)
             }
             Target::All => {
-                let res = items::read_many(acc, request(&req.collection, query.as_ref()), name(), state).await?;
+                let res =
+                    items::read_many(acc, request(&req.collection, query.as_ref()), name(), state).await?;
                 data_of(res).await?
             }
         },
@@ -120,14 +142,29 @@ async fn run(state: &web::Data<AppState>, acc: &Accountability, req: ItemsReques
             let body = data.unwrap_or(Value::Null);
             match target {
                 Target::One(id) => {
-                    let res = items_write::update_one(acc, request(&req.collection, query.as_ref()), name(), ItemKey(key_of(&id)), web::Json(body), state).await?;
+                    let res = items_write::update_one(
+                        acc,
+                        request(&req.collection, query.as_ref()),
+                        name(),
+                        ItemKey(key_of(&id)),
+                        web::Json(body),
+                        state,
+                    )
+                    .await?;
                     data_of(res).await?
                 }
                 Target::Many(ids) => {
                     let mut wrapped = Map::new();
                     wrapped.insert("keys".into(), Value::Array(ids));
                     wrapped.insert("data".into(), body);
-                    let res = items_write::update_many(acc, request(&req.collection, None), name(), web::Json(Value::Object(wrapped)), state).await?;
+                    let res = items_write::update_many(
+                        acc,
+                        request(&req.collection, None),
+                        name(),
+                        web::Json(Value::Object(wrapped)),
+                        state,
+                    )
+                    .await?;
                     data_of(res).await?
                 }
                 Target::All => {
@@ -136,18 +173,33 @@ async fn run(state: &web::Data<AppState>, acc: &Accountability, req: ItemsReques
                         (data, Some(query)) => serde_json::json!({"query": query, "data": data}),
                         (data, None) => data,
                     };
-                    let res = items_write::update_many(acc, request(&req.collection, None), name(), web::Json(body), state).await?;
+                    let res = items_write::update_many(
+                        acc,
+                        request(&req.collection, None),
+                        name(),
+                        web::Json(body),
+                        state,
+                    )
+                    .await?;
                     data_of(res).await?
                 }
             }
         }
         ItemsAction::Delete { target, query } => match (target, query) {
             (Target::One(id), _) => {
-                items_write::delete_one(acc, request(&req.collection, None), name(), ItemKey(key_of(&id)), state).await?;
+                items_write::delete_one(
+                    acc,
+                    request(&req.collection, None),
+                    name(),
+                    ItemKey(key_of(&id)),
+                    state,
+                )
+                .await?;
                 id
             }
             (Target::Many(ids), _) => {
-                items_write::delete_many(acc, name(), Some(web::Json(Value::Array(ids.clone()))), state).await?;
+                items_write::delete_many(acc, name(), Some(web::Json(Value::Array(ids.clone()))), state)
+                    .await?;
                 Value::Array(ids)
             }
             (Target::All, Some(query)) => {
@@ -160,13 +212,23 @@ async fn run(state: &web::Data<AppState>, acc: &Accountability, req: ItemsReques
                         .and_then(|c| c.primary_key.clone())
                         .unwrap_or_else(|| "id".into());
                     fields.insert("fields".into(), Value::String(pk.clone()));
-                    let res = items::read_many(acc.clone(), request(&req.collection, Some(&fields)), name(), state.clone()).await?;
+                    let res = items::read_many(
+                        acc.clone(),
+                        request(&req.collection, Some(&fields)),
+                        name(),
+                        state.clone(),
+                    )
+                    .await?;
                     match data_of(res).await? {
-                        Value::Array(rows) => rows.iter().filter_map(|r| r.get(&pk).cloned()).collect::<Vec<_>>(),
+                        Value::Array(rows) => rows
+                            .iter()
+                            .filter_map(|r| r.get(&pk).cloned())
+                            .collect::<Vec<_>>(),
                         _ => Vec::new(),
                     }
                 };
-                items_write::delete_many(acc, name(), Some(web::Json(Value::Array(keys.clone()))), state).await?;
+                items_write::delete_many(acc, name(), Some(web::Json(Value::Array(keys.clone()))), state)
+                    .await?;
                 Value::Array(keys)
             }
             (Target::All, None) => return Ok(Reply::NeedsTarget),

@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use actix::{
-    Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message, SpawnHandle,
-    StreamHandler, WrapFuture,
+    Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message, SpawnHandle, StreamHandler,
+    WrapFuture,
 };
 use actix_web::web;
 use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError as WsProtocolError};
@@ -63,6 +63,8 @@ pub struct WsSession {
     bucket: (f64, Instant),
     handshake_timer: Option<SpawnHandle>,
     connections: Arc<AtomicUsize>,
+    /// A closing message is on its way: nothing more is read.
+    closing: bool,
 }
 
 impl WsSession {
@@ -94,6 +96,7 @@ impl WsSession {
             bucket: (points, Instant::now()),
             handshake_timer: None,
             connections,
+            closing: false,
             realtime,
             context,
             origin,
@@ -105,23 +108,11 @@ impl WsSession {
         self.outbox.push_text(text);
     }
 
-    /// Sends `text`, then closes: the writer flushes what is queued first.
+    /// Sends `text`, then closes, once the writer has had a moment to put it on the wire.
     fn send_and_close(&mut self, text: String, ctx: &mut Context<Self>) {
         self.send(text);
-        let outbox = self.outbox.clone();
-        let ws = self.ws.clone();
-        ctx.stop();
-        actix_web::rt::spawn(async move {
-            // Give the writer a moment to put the last message on the wire.
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            outbox.close();
-            let _ = ws
-                .close(Some(CloseReason {
-                    code: CloseCode::Normal,
-                    description: None,
-                }))
-                .await;
-        });
+        self.closing = true;
+        ctx.run_later(Duration::from_millis(50), |_, ctx| ctx.stop());
     }
 
     /// Arms the expiry of the current token.
@@ -198,6 +189,9 @@ impl WsSession {
     }
 
     fn on_text(&mut self, text: &str, ctx: &mut Context<Self>) {
+        if self.closing {
+            return;
+        }
         self.last_seen = Instant::now();
         if let Err(ms) = self.take_token() {
             self.send(protocol::requests_exceeded(ms));
@@ -214,7 +208,10 @@ impl WsSession {
                 return;
             }
         };
-        let needs_auth = !matches!(message, ClientMessage::Auth(_) | ClientMessage::Ping { .. } | ClientMessage::Pong { .. });
+        let needs_auth = !matches!(
+            message,
+            ClientMessage::Auth(_) | ClientMessage::Ping { .. } | ClientMessage::Pong { .. }
+        );
         if needs_auth && self.acc.is_none() {
             // Handshake mode: anything but `auth` first fails the handshake.
             self.send_and_close(protocol::auth_handshake_failed(), ctx);
@@ -310,11 +307,9 @@ impl WsSession {
                 return;
             }
             Err(err) => {
-                self.send(
-                    protocol::service_error("subscribe", &err).unwrap_or_else(|| {
-                        protocol::error("subscribe", err.code(), &err.to_string(), reply_uid.as_ref())
-                    }),
-                );
+                self.send(protocol::service_error("subscribe", &err).unwrap_or_else(|| {
+                    protocol::error("subscribe", err.code(), &err.to_string(), reply_uid.as_ref())
+                }));
                 return;
             }
         };
@@ -336,6 +331,10 @@ impl WsSession {
                 .send(GetFeed(compiled.collection.clone()))
                 .await
                 .map_err(Error::internal)?;
+            if !with_data {
+                // Before attaching, so a resume's replay (or its refetch) follows the init.
+                outbox.push_text(protocol::subscription_init(init_uid.as_ref(), None, None));
+            }
             let start = match (since, with_data) {
                 (Some(lsn), _) => Start::Since(lsn),
                 (None, true) => Start::Snapshot,
@@ -364,8 +363,6 @@ impl WsSession {
                         return Err(err);
                     }
                 }
-            } else {
-                outbox.push_text(protocol::subscription_init(init_uid.as_ref(), None, None));
             }
             Ok::<_, Error>(feed)
         };
@@ -375,11 +372,9 @@ impl WsSession {
             }
             Err(err) => {
                 session.uids.borrow_mut().remove(&sub);
-                session.send(
-                    protocol::service_error("subscribe", &err).unwrap_or_else(|| {
-                        protocol::error("subscribe", err.code(), &err.to_string(), reply_uid.as_ref())
-                    }),
-                );
+                session.send(protocol::service_error("subscribe", &err).unwrap_or_else(|| {
+                    protocol::error("subscribe", err.code(), &err.to_string(), reply_uid.as_ref())
+                }));
             }
         }));
     }
@@ -405,7 +400,9 @@ async fn authenticate(
                 access_token = Some(issued.access_token);
                 refresh_token = Some(issued.refresh_token);
             }
-            AuthStep::Refresh { refresh_token: presented } => {
+            AuthStep::Refresh {
+                refresh_token: presented,
+            } => {
                 state.limits.check_auth(context.ip, None).await?;
                 let digest = password::token_digest(&presented);
                 let issued = login::refresh_presented(
@@ -568,7 +565,14 @@ impl StreamHandler<Result<AggregatedMessage, WsProtocolError>> for WsSession {
                 let mut ws = self.ws.clone();
                 ctx.stop();
                 actix_web::rt::spawn(async move {
-                    let _ = ws.text(protocol::error("server", "INVALID_PAYLOAD", "Unable to parse the incoming message.", None)).await;
+                    let _ = ws
+                        .text(protocol::error(
+                            "server",
+                            "INVALID_PAYLOAD",
+                            "Unable to parse the incoming message.",
+                            None,
+                        ))
+                        .await;
                 });
             }
         }
