@@ -110,6 +110,7 @@ impl App {
                 hub: hub.clone(),
                 replication: replication.as_ref().map(|r| r.status().clone()),
                 connections: Arc::default(),
+                collab: actix::Actor::start(crate::actors::collab::CollabHub::default()),
             });
         }
         let port = listener.local_addr()?.port();

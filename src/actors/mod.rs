@@ -5,6 +5,7 @@
 //! pipeline and scheduler join here in later issues.
 
 pub mod access_cache;
+pub mod collab;
 pub mod feeds;
 pub mod outbox;
 pub mod replication;

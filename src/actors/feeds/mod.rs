@@ -30,6 +30,8 @@ use actix::Addr;
 pub struct Realtime {
     pub hub: Addr<FeedHub>,
     pub replication: Option<std::sync::Arc<crate::actors::replication::ReplicationStatus>>,
+    /// Collaborative-editing rooms.
+    pub collab: Addr<crate::actors::collab::CollabHub>,
     /// Open WebSocket connections, for `WEBSOCKETS_REST_CONN_LIMIT`.
     pub connections: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }

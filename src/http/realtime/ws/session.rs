@@ -4,7 +4,7 @@
 //! client that sends `auth` then `subscribe` expects.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -23,12 +23,17 @@ use super::super::super::auth::{self, Accountability, AuthContext, session as lo
 use super::super::super::state::AppState;
 use super::super::sse::next_sub_id;
 use super::super::subscription;
+use crate::actors::collab::{self as collab_hub, FieldRights};
 use crate::actors::feeds::{Attach, CollectionFeed, Detach, GetFeed, Ready, Realtime, Start};
 use crate::actors::outbox::{Outbox, Outgoing, Overflowed, SubId};
 use crate::config::WsAuthMode;
+use crate::core::access::{Action, FieldSet};
 use crate::core::password;
+use crate::core::realtime::collab::{CollabError, ConnId};
 use crate::core::realtime::frame;
-use crate::core::realtime::protocol::{self, AuthRequest, AuthStep, ClientMessage, Subscribe};
+use crate::core::realtime::protocol::{
+    self, AuthRequest, AuthStep, ClientMessage, CollabRequest, ItemsAction, ItemsRequest, Subscribe, Target,
+};
 use crate::db::sessions;
 use crate::error::Error;
 
@@ -65,6 +70,8 @@ pub struct WsSession {
     connections: Arc<AtomicUsize>,
     /// A closing message is on its way: nothing more is read.
     closing: bool,
+    /// This connection in collab rooms.
+    conn: ConnId,
 }
 
 impl WsSession {
@@ -97,11 +104,21 @@ impl WsSession {
             handshake_timer: None,
             connections,
             closing: false,
+            conn: ConnId(next_sub_id()),
             realtime,
             context,
             origin,
             state,
         }
+    }
+
+    /// (Re-)introduces this connection to the collab hub with its current user.
+    fn register_collab(&self) {
+        self.realtime.collab.do_send(collab_hub::Register {
+            conn: self.conn,
+            outbox: self.outbox.clone(),
+            user: self.acc.as_ref().and_then(|a| a.user).map(|u| u.to_string()),
+        });
     }
 
     fn send(&self, text: String) {
@@ -244,14 +261,53 @@ impl WsSession {
                     self.send(protocol::collab_disabled(Some(&trigger)));
                     return;
                 }
-                let trigger = Value::String(request.action().to_string());
-                self.send(protocol::collab_error(
-                    "SERVICE_UNAVAILABLE",
-                    Some(&trigger),
-                    "Collaborative editing is not available on this server yet.",
-                ));
+                self.on_collab(request, ctx);
             }
         }
+    }
+
+    /// A collab request: a `join` first proves the caller may read the item and takes the
+    /// field rights it holds on the collection to the room.
+    fn on_collab(&mut self, request: CollabRequest, ctx: &mut Context<Self>) {
+        let conn = self.conn;
+        let collab = self.realtime.collab.clone();
+        let CollabRequest::Join(join) = &request else {
+            collab.do_send(collab_hub::Request {
+                conn,
+                request,
+                rights: None,
+            });
+            return;
+        };
+        let Some(acc) = self.acc.clone() else { return };
+        let state = self.state.clone();
+        let join = join.clone();
+        let work = async move {
+            let rights = collab_rights(&state, &acc, &join.collection)?;
+            if !join.item.is_null() {
+                let read = ItemsRequest {
+                    uid: None,
+                    collection: join.collection.clone(),
+                    action: ItemsAction::Read {
+                        target: Target::One(join.item.clone()),
+                        query: None,
+                    },
+                };
+                let reply = super::items::handle(&state, &acc, read).await;
+                if reply.contains("\"status\":\"error\"") {
+                    return None;
+                }
+            }
+            Some(rights)
+        };
+        ctx.wait(work.into_actor(self).map(move |rights, session, _| match rights {
+            Some(rights) => collab.do_send(collab_hub::Request {
+                conn,
+                request,
+                rights: Some(rights),
+            }),
+            None => session.send(CollabError::NoItemAccess.reply("join")),
+        }));
     }
 
     fn on_auth(&mut self, request: AuthRequest, ctx: &mut Context<Self>) {
@@ -270,6 +326,7 @@ impl WsSession {
                             ctx.cancel_future(timer);
                         }
                         session.watch_expiry(expires, ctx);
+                        session.register_collab();
                         session.send(protocol::auth_ok(uid.as_ref(), refresh.as_deref()));
                     }
                     Err(err) => {
@@ -380,6 +437,29 @@ impl WsSession {
     }
 }
 
+/// What `acc` may read and edit of `collection`'s fields; `None` when it may not read it.
+fn collab_rights(state: &AppState, acc: &Accountability, collection: &str) -> Option<FieldRights> {
+    if acc.admin {
+        return Some(FieldRights::default());
+    }
+    let snapshot = state.schema();
+    let vars = acc.variables();
+    let set = |action: Action| -> Option<Option<HashSet<String>>> {
+        match acc
+            .access
+            .resolve(&snapshot, collection, action, &vars)
+            .ok()??
+            .fields()
+        {
+            FieldSet::All => Some(None),
+            FieldSet::Only(fields) => Some(Some(fields.iter().cloned().collect())),
+        }
+    };
+    let read = set(Action::Read)?;
+    let edit = set(Action::Update).unwrap_or(Some(HashSet::new()));
+    Some(FieldRights { read, edit })
+}
+
 /// Runs an `auth` message's steps in Directus's order; any failure fails it.
 async fn authenticate(
     state: &AppState,
@@ -433,6 +513,7 @@ impl Actor for WsSession {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        self.register_collab();
         // The writer: the outbox onto the socket, several frames per wake.
         let outbox = self.outbox.clone();
         let mut ws = self.ws.clone();
@@ -512,6 +593,9 @@ impl Actor for WsSession {
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        self.realtime
+            .collab
+            .do_send(collab_hub::Unregister { conn: self.conn });
         self.detach_all();
         self.outbox.close();
         self.connections.fetch_sub(1, Ordering::AcqRel);
