@@ -1,8 +1,10 @@
 //! Long-lived mutable state, one actor per file with its messages beside it.
 //!
-//! Now: the schema actor and the static-token cache its listener empties, and the replication
-//! consumer (a folder: actor, session, conversion). Collection feeds, socket sessions, hook
-//! pipeline and scheduler join here in later issues.
+//! Now: the schema actor and the static-token cache its listener empties; realtime's replication
+//! consumer (a folder: actor, session, conversion), the feed hub and its collection feeds, the
+//! session outbox they fill, and the collab rooms hub. The WebSocket and SSE session actors live
+//! with their transports in `http::realtime`, since they authenticate through the HTTP layer.
+//! Hook pipeline and scheduler join here in later issues.
 
 pub mod access_cache;
 pub mod collab;
