@@ -188,3 +188,25 @@ async fn a_resume_skips_replayed_changes_it_already_has() {
     }
     assert_eq!(ids(&drain(&outbox).await), vec![3]);
 }
+
+#[actix::test]
+async fn changes_the_snapshot_already_saw_are_not_sent_again() {
+    // A restarted server replays retained transactions; a subscriber whose init rows came
+    // from a later snapshot must not get them as news.
+    let feed = feed(Lsn(0), Arc::new(AtomicU64::new(u64::MAX)));
+    let outbox = Outbox::new(100);
+    feed.send(attach(1, &outbox, shape(None), Start::Snapshot))
+        .await
+        .unwrap();
+    feed.send(Ready {
+        sub: 1,
+        snapshot: Snapshot::parse("100:100:").unwrap(),
+    })
+    .await
+    .unwrap();
+    feed.send(insert(50, 100, 1, "x")).await.unwrap();
+    feed.send(insert(99, 200, 2, "x")).await.unwrap();
+    feed.send(insert(100, 300, 3, "x")).await.unwrap();
+    feed.send(insert(101, 400, 4, "x")).await.unwrap();
+    assert_eq!(ids(&drain(&outbox).await), vec![3, 4]);
+}
