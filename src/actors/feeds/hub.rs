@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use actix::{Actor, Addr, Arbiter, ArbiterHandle, AsyncContext, Context, Handler, Message};
 
 use super::feed::{Apply, CollectionFeed, Floor};
+use crate::actors::collab::{Changed, CollabHub};
 use crate::actors::replication::{Deliver, ReplicationStatus};
 use crate::core::pgoutput::Lsn;
 use crate::core::realtime::ring::Slice;
@@ -52,12 +53,14 @@ pub struct FeedHub {
     /// The last transaction routed (a restarted feed's history starts there).
     last: Lsn,
     replication: Option<Arc<ReplicationStatus>>,
+    /// Collab rooms follow saves and deletes of their items.
+    collab: Option<Addr<CollabHub>>,
 }
 
 impl FeedHub {
     /// Starts the hub and its feeds on an arbiter of their own; returns its address and the
     /// hold the replication actor confirms behind.
-    pub fn start(settings: FeedSettings) -> (Addr<FeedHub>, Arc<AtomicU64>) {
+    pub fn start(settings: FeedSettings, collab: Option<Addr<CollabHub>>) -> (Addr<FeedHub>, Arc<AtomicU64>) {
         let arbiter = Arbiter::new().handle();
         let hold = Arc::new(AtomicU64::new(u64::MAX));
         let hub_hold = hold.clone();
@@ -70,6 +73,7 @@ impl FeedHub {
             floor: Lsn::UNKNOWN,
             last: Lsn(0),
             replication: None,
+            collab,
         });
         (addr, hold)
     }
@@ -160,6 +164,9 @@ impl Handler<Deliver> for FeedHub {
     fn handle(&mut self, msg: Deliver, _ctx: &mut Context<Self>) {
         self.check_floor();
         let committed = msg.0;
+        if let Some(collab) = &self.collab {
+            collab.do_send(Changed(committed.clone()));
+        }
         let received = Instant::now();
         for collection in committed.collections() {
             let (feed, oldest) = self.feed(&collection);
