@@ -63,13 +63,14 @@ pub struct WsSession {
     /// By the key the client unsubscribes with (`String(uid)`, or a generated one).
     subs: HashMap<String, Attached>,
     uids: Uids,
-    last_seen: Instant,
     /// Message-rate bucket: tokens left and when it was last filled.
     bucket: (f64, Instant),
     handshake_timer: Option<SpawnHandle>,
     connections: Arc<AtomicUsize>,
     /// A closing message is on its way: nothing more is read.
     closing: bool,
+    /// A heartbeat `ping` went out and the client has said nothing since.
+    awaiting: bool,
     /// This connection in collab rooms.
     conn: ConnId,
 }
@@ -99,11 +100,11 @@ impl WsSession {
             ws,
             subs: HashMap::new(),
             uids: Rc::default(),
-            last_seen: Instant::now(),
             bucket: (points, Instant::now()),
             handshake_timer: None,
             connections,
             closing: false,
+            awaiting: false,
             conn: ConnId(next_sub_id()),
             realtime,
             context,
@@ -119,6 +120,11 @@ impl WsSession {
             outbox: self.outbox.clone(),
             user: self.acc.as_ref().and_then(|a| a.user).map(|u| u.to_string()),
         });
+    }
+
+    /// Any message from the client proves it alive.
+    fn heard(&mut self) {
+        self.awaiting = false;
     }
 
     fn send(&self, text: String) {
@@ -209,7 +215,7 @@ impl WsSession {
         if self.closing {
             return;
         }
-        self.last_seen = Instant::now();
+        self.heard();
         if let Err(ms) = self.take_token() {
             self.send(protocol::requests_exceeded(ms));
             return;
@@ -593,11 +599,12 @@ impl Actor for WsSession {
         if config.heartbeat_enabled {
             let period = config.heartbeat_period;
             ctx.run_interval(period, move |session, ctx| {
-                if session.last_seen.elapsed() > period {
-                    // Nothing at all from the client for a whole period: gone.
+                if session.awaiting {
+                    // Pinged a period ago and nothing at all came back: gone.
                     ctx.stop();
                     return;
                 }
+                session.awaiting = true;
                 session.send(protocol::ping());
             });
         }
@@ -646,13 +653,13 @@ impl StreamHandler<Result<AggregatedMessage, WsProtocolError>> for WsSession {
                 self.on_text(&text, ctx);
             }
             Ok(AggregatedMessage::Ping(bytes)) => {
-                self.last_seen = Instant::now();
+                self.heard();
                 let mut ws = self.ws.clone();
                 actix_web::rt::spawn(async move {
                     let _ = ws.pong(&bytes).await;
                 });
             }
-            Ok(AggregatedMessage::Pong(_)) => self.last_seen = Instant::now(),
+            Ok(AggregatedMessage::Pong(_)) => self.heard(),
             Ok(AggregatedMessage::Close(_)) => ctx.stop(),
             Err(err) => {
                 // An oversized or malformed frame: say why and close; the server carries on.
