@@ -356,7 +356,8 @@ async fn rows_written_while_subscribing_arrive_exactly_once() {
         while written.load(Ordering::Acquire) < target {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        streams.push(sse(&rt, "collection=articles").await);
+        // All rows in `init` (a subscription's init is a read: 100 rows by default).
+        streams.push(sse(&rt, "collection=articles&limit=-1").await);
     }
     while written.load(Ordering::Acquire) < 300 {
         tokio::time::sleep(Duration::from_millis(5)).await;
