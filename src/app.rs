@@ -14,6 +14,7 @@ use anyhow::Context;
 use secrecy::ExposeSecret;
 use tokio::sync::watch;
 
+use crate::actors::collab::CollabHub;
 use crate::actors::feeds::{FeedHub, FeedSettings, Realtime};
 use crate::actors::replication::{self, ReplicationHandle, ReplicationSettings};
 use crate::actors::schema::SchemaActor;
@@ -83,7 +84,7 @@ impl App {
         let listener = TcpListener::bind((config.host.as_str(), config.port))
             .with_context(|| format!("binding {}:{}", config.host, config.port))?;
         let feeds = start_realtime(&config, &database.options, &schema_rx)?;
-        let replication = feeds.as_ref().and_then(|(_, r)| r.clone());
+        let replication = feeds.as_ref().and_then(|(_, _, r)| r.clone());
         let metrics = Metrics::new().context("creating metrics")?;
         if let Some(replication) = &replication {
             metrics
@@ -105,12 +106,12 @@ impl App {
             replication: replication.as_ref().map(|r| r.status().clone()),
         };
         let mut state = state;
-        if let Some((hub, replication)) = &feeds {
+        if let Some((hub, collab, replication)) = &feeds {
             state.realtime = Some(Realtime {
                 hub: hub.clone(),
                 replication: replication.as_ref().map(|r| r.status().clone()),
                 connections: Arc::default(),
-                collab: actix::Actor::start(crate::actors::collab::CollabHub::default()),
+                collab: collab.clone(),
             });
         }
         let port = listener.local_addr()?.port();
@@ -178,25 +179,36 @@ impl App {
     }
 }
 
+/// The feed hub, the collab rooms and the replication consumer.
+type RealtimeParts = (
+    actix::Addr<FeedHub>,
+    actix::Addr<CollabHub>,
+    Option<ReplicationHandle>,
+);
+
 /// Realtime, when enabled: the feed hub and its collection feeds on one thread, and the
 /// replication consumer on another, confirming the slot no further than the hub retains.
 fn start_realtime(
     config: &Config,
     options: &sqlx::postgres::PgConnectOptions,
     schema: &watch::Receiver<Arc<crate::core::schema::SchemaSnapshot>>,
-) -> anyhow::Result<Option<(actix::Addr<FeedHub>, Option<ReplicationHandle>)>> {
+) -> anyhow::Result<Option<RealtimeParts>> {
     if !config.realtime.enabled {
         return Ok(None);
     }
-    let (hub, hold) = FeedHub::start(FeedSettings {
-        retention_changes: config.realtime.retention_changes,
-        retention: config.realtime.retention,
-    });
+    let collab = actix::Actor::start(CollabHub::default());
+    let (hub, hold) = FeedHub::start(
+        FeedSettings {
+            retention_changes: config.realtime.retention_changes,
+            retention: config.realtime.retention,
+        },
+        Some(collab.clone()),
+    );
     let settings = ReplicationSettings::from_config(config, options);
     let handle = replication::start(settings, schema.clone(), hub.clone().recipient(), hold)
         .context("starting the replication consumer")?;
     hub.do_send(crate::actors::feeds::WatchReplication(handle.status().clone()));
-    Ok(Some((hub, Some(handle))))
+    Ok(Some((hub, collab, Some(handle))))
 }
 
 /// Prints the first admin's credentials once, as Directus does, when we generated the password.

@@ -9,7 +9,9 @@ use std::sync::Arc;
 use actix::{Actor, Context, Handler, Message};
 
 use super::outbox::Outbox;
+use crate::core::realtime::Committed;
 use crate::core::realtime::collab::{Access, CollabError, ConnId, Outgoing, Rooms};
+use crate::core::realtime::event::RowOp;
 use crate::core::realtime::protocol::CollabRequest;
 
 /// Which fields of a collection a connection may read and edit (`None`: all).
@@ -71,6 +73,12 @@ pub struct Request {
     pub request: CollabRequest,
     pub rights: Option<FieldRights>,
 }
+
+/// Committed changes: rooms whose item was saved hear `save` (their pending changes go), rooms
+/// whose item was deleted hear `delete` and close. Whoever wrote the change, REST or SQL.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Changed(pub Arc<Committed>);
 
 impl CollabHub {
     fn route(&self, outgoing: Vec<Outgoing>) {
@@ -177,6 +185,36 @@ impl Handler<Request> for CollabHub {
                 if let Some(conn) = self.conns.get(&msg.conn) {
                     conn.outbox.push_text(err.reply(trigger));
                 }
+            }
+        }
+    }
+}
+
+impl Handler<Changed> for CollabHub {
+    type Result = ();
+
+    fn handle(&mut self, msg: Changed, _ctx: &mut Context<Self>) {
+        if self.rooms.is_empty() {
+            return;
+        }
+        for change in &msg.0.changes {
+            let keys = std::slice::from_ref(&change.key);
+            match change.op {
+                RowOp::Update => {
+                    let Some(record) = &change.new else { continue };
+                    for room in self.rooms.rooms_for_change(&change.collection, keys) {
+                        // WAL rows hold foreign keys, never expanded related rows.
+                        let outgoing = self.rooms.saved(&room, record, &|_| None);
+                        self.route(outgoing);
+                    }
+                }
+                RowOp::Delete => {
+                    for room in self.rooms.rooms_for_change(&change.collection, keys) {
+                        let outgoing = self.rooms.deleted(&room);
+                        self.route(outgoing);
+                    }
+                }
+                RowOp::Insert | RowOp::Truncate => {}
             }
         }
     }

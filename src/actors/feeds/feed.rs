@@ -30,13 +30,29 @@ pub(super) struct Member {
     policy: SlowConsumer,
     /// Changes at or before this position were already seen (a resume point).
     after: Lsn,
+    /// The snapshot the subscriber's view was read under: transactions it saw are not sent
+    /// again (after a restart the slot replays some). Transactions arrive in commit order and
+    /// the snapshot sees exactly those committed before it, so the first one it doesn't see
+    /// ends the need for it.
+    seen: Option<Arc<Snapshot>>,
 }
 
 impl Member {
-    fn push(&self, events: &[Arc<Event>], end_lsn: Lsn) {
-        if end_lsn <= self.after {
-            return;
+    /// Whether this member should get `slice`.
+    fn wants(&mut self, slice: &Slice) -> bool {
+        if slice.end_lsn <= self.after {
+            return false;
         }
+        if let Some(snapshot) = &self.seen {
+            if snapshot.sees(slice.xid) {
+                return false;
+            }
+            self.seen = None;
+        }
+        true
+    }
+
+    fn push(&self, events: &[Arc<Event>]) {
         if !events.is_empty() {
             self.outbox.push_events(self.sub, self.policy, events);
         }
@@ -177,7 +193,7 @@ impl CollectionFeed {
         key: &str,
         shape: Arc<Shape>,
         reread: Option<Arc<RereadContext>>,
-        member: Member,
+        mut member: Member,
         slices: Vec<Arc<Slice>>,
     ) {
         let sub = member.sub;
@@ -193,9 +209,12 @@ impl CollectionFeed {
                 }
             }
             None => {
+                let mut joining = [member.clone()];
                 for slice in slices {
-                    deliver_local(&group.shape, &collection, &slice, std::slice::from_ref(&member));
+                    deliver_local(&group.shape, &collection, &slice, &mut joining);
                 }
+                let [joined] = joining;
+                member = joined;
             }
         }
         lock(&group.members).push(member);
@@ -235,6 +254,7 @@ impl Handler<Attach> for CollectionFeed {
             outbox: msg.outbox,
             policy: msg.policy,
             after: Lsn(0),
+            seen: None,
         };
         match msg.start {
             Start::Now => self.join(&msg.group, msg.shape, msg.reread, member, Vec::new()),
@@ -290,13 +310,10 @@ impl Handler<Ready> for CollectionFeed {
             .attached
             .checked_sub(HANDOFF_LOOKBACK)
             .unwrap_or(join.attached);
-        let unseen: Vec<Arc<Slice>> = self
-            .ring
-            .received_since(from)
-            .filter(|slice| !msg.snapshot.sees(slice.xid))
-            .cloned()
-            .collect();
-        self.join(&join.group, shape, reread, join.member, unseen);
+        let recent: Vec<Arc<Slice>> = self.ring.received_since(from).cloned().collect();
+        let mut member = join.member;
+        member.seen = Some(Arc::new(msg.snapshot));
+        self.join(&join.group, shape, reread, member, recent);
     }
 }
 
@@ -333,20 +350,20 @@ impl Handler<Apply> for CollectionFeed {
                         only: None,
                     });
                 }
-                None => deliver_local(&group.shape, &self.collection, &slice, &lock(&group.members)),
+                None => deliver_local(&group.shape, &self.collection, &slice, &mut lock(&group.members)),
             }
         }
     }
 }
 
 /// Classifies a slice for an in-memory shape and pushes the events to `members`.
-fn deliver_local(shape: &Shape, collection: &str, slice: &Slice, members: &[Member]) {
+fn deliver_local(shape: &Shape, collection: &str, slice: &Slice, members: &mut [Member]) {
     if members.is_empty() {
         return;
     }
     if slice.changes.iter().any(|c| c.op == RowOp::Truncate) {
-        for member in members {
-            if slice.end_lsn > member.after {
+        for member in members.iter_mut() {
+            if member.wants(slice) {
                 member
                     .outbox
                     .push_refetch(member.sub, collection.into(), "truncate", Some(slice.end_lsn));
@@ -367,8 +384,10 @@ fn deliver_local(shape: &Shape, collection: &str, slice: &Slice, members: &[Memb
         }
     }
     let events = runs(collection, slice.end_lsn, items);
-    for member in members {
-        member.push(&events, slice.end_lsn);
+    for member in members.iter_mut() {
+        if member.wants(slice) {
+            member.push(&events);
+        }
     }
 }
 
@@ -403,16 +422,13 @@ fn spawn_worker(
         while let Some(work) = rx.recv().await {
             let slice = work.slice;
             let collection = shape.collection.clone();
-            let targets: Vec<Member> = match work.only {
-                Some(member) => vec![member],
-                None => lock(&members).clone(),
-            };
-            if targets.is_empty() {
+            let only = work.only;
+            if only.is_none() && lock(&members).is_empty() {
                 continue;
             }
             if slice.changes.iter().any(|c| c.op == RowOp::Truncate) {
-                for member in &targets {
-                    if slice.end_lsn > member.after {
+                each_target(&members, only, |member| {
+                    if member.wants(&slice) {
                         member.outbox.push_refetch(
                             member.sub,
                             collection.clone(),
@@ -420,7 +436,7 @@ fn spawn_worker(
                             Some(slice.end_lsn),
                         );
                     }
-                }
+                });
                 continue;
             }
             let mut items = Vec::new();
@@ -444,10 +460,20 @@ fn spawn_worker(
                 }
             }
             let events = runs(&collection, slice.end_lsn, items);
-            for member in &targets {
-                member.push(&events, slice.end_lsn);
-            }
+            each_target(&members, only, |member| {
+                if member.wants(&slice) {
+                    member.push(&events);
+                }
+            });
         }
     });
     tx
+}
+
+/// Runs `f` on the one joining member, or on every current member of the group.
+fn each_target(members: &Members, only: Option<Member>, mut f: impl FnMut(&mut Member)) {
+    match only {
+        Some(mut member) => f(&mut member),
+        None => lock(members).iter_mut().for_each(f),
+    }
 }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use actix::{Actor, Addr, Arbiter, ArbiterHandle, AsyncContext, Context, Handler, Message};
 
 use super::feed::{Apply, CollectionFeed, Floor};
+use crate::actors::collab::{Changed, CollabHub};
 use crate::actors::replication::{Deliver, ReplicationStatus};
 use crate::core::pgoutput::Lsn;
 use crate::core::realtime::ring::Slice;
@@ -49,17 +50,19 @@ pub struct FeedHub {
     hold: Arc<AtomicU64>,
     /// Where replication resumed; unknown until it attaches.
     floor: Lsn,
-    /// The last transaction routed, confirmable when no ring holds anything.
+    /// The last transaction routed (a restarted feed's history starts there).
     last: Lsn,
     replication: Option<Arc<ReplicationStatus>>,
+    /// Collab rooms follow saves and deletes of their items.
+    collab: Option<Addr<CollabHub>>,
 }
 
 impl FeedHub {
     /// Starts the hub and its feeds on an arbiter of their own; returns its address and the
     /// hold the replication actor confirms behind.
-    pub fn start(settings: FeedSettings) -> (Addr<FeedHub>, Arc<AtomicU64>) {
+    pub fn start(settings: FeedSettings, collab: Option<Addr<CollabHub>>) -> (Addr<FeedHub>, Arc<AtomicU64>) {
         let arbiter = Arbiter::new().handle();
-        let hold = Arc::new(AtomicU64::new(0));
+        let hold = Arc::new(AtomicU64::new(u64::MAX));
         let hub_hold = hold.clone();
         let handle = arbiter.clone();
         let addr = FeedHub::start_in_arbiter(&arbiter, move |_| FeedHub {
@@ -70,17 +73,30 @@ impl FeedHub {
             floor: Lsn::UNKNOWN,
             last: Lsn(0),
             replication: None,
+            collab,
         });
         (addr, hold)
     }
 
     fn feed(&mut self, collection: &Arc<str>) -> (Addr<CollectionFeed>, Arc<AtomicU64>) {
         if let Some(found) = self.feeds.get(collection) {
-            return found.clone();
+            if found.0.connected() {
+                return found.clone();
+            }
+            // A feed that died (a panic is not supervised in actix) is started afresh so new
+            // subscriptions work; its ring is lost, so the new one's history starts at the last
+            // routed position. Its old subscribers are not told (known gap: they would need a
+            // refetch); feed handlers hold no unwrap and index nothing, so this is for bugs.
+            tracing::error!(collection = %collection, "collection feed died; starting a new one");
         }
+        let restarted = self.feeds.contains_key(collection);
         let oldest = Arc::new(AtomicU64::new(u64::MAX));
         let settings = self.settings;
-        let floor = self.floor;
+        let floor = if restarted && self.floor != Lsn::UNKNOWN {
+            self.floor.max(self.last)
+        } else {
+            self.floor
+        };
         let name = collection.clone();
         let feed_oldest = oldest.clone();
         let addr = CollectionFeed::start_in_arbiter(&self.arbiter, move |_| {
@@ -125,9 +141,8 @@ impl FeedHub {
             .map(|(_, oldest)| oldest.load(Ordering::Acquire))
             .min()
             .unwrap_or(u64::MAX);
-        // Nothing retained: everything routed may be confirmed.
-        let hold = if oldest == u64::MAX { self.last.0 } else { oldest };
-        self.hold.store(hold, Ordering::Release);
+        // Nothing retained (`u64::MAX`): no hold, the consumer confirms what it delivered.
+        self.hold.store(oldest, Ordering::Release);
     }
 }
 
@@ -149,6 +164,9 @@ impl Handler<Deliver> for FeedHub {
     fn handle(&mut self, msg: Deliver, _ctx: &mut Context<Self>) {
         self.check_floor();
         let committed = msg.0;
+        if let Some(collab) = &self.collab {
+            collab.do_send(Changed(committed.clone()));
+        }
         let received = Instant::now();
         for collection in committed.collections() {
             let (feed, oldest) = self.feed(&collection);

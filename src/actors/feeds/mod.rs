@@ -16,6 +16,8 @@
 mod feed;
 mod hub;
 mod reread;
+#[cfg(test)]
+mod tests;
 
 pub use feed::{Attach, CollectionFeed, Detach, Ready, Start};
 pub use hub::{FeedHub, FeedSettings, FloorKnown, GetFeed, SetFloor, WatchReplication};

@@ -132,6 +132,16 @@ impl Compiled {
         Ok((data, snapshot))
     }
 
+    /// The current snapshot alone: for a subscription without `init` rows, so changes the
+    /// database already held when it subscribed (a restart's replay) are not sent as new.
+    pub async fn snapshot_only(state: &AppState) -> Result<Snapshot, Error> {
+        let text: String = sqlx::query("select pg_current_snapshot()::text")
+            .fetch_one(&state.pool)
+            .await?
+            .try_get(0)?;
+        Snapshot::parse(&text).map_err(Error::internal)
+    }
+
     fn shape_snapshot(&self, state: &AppState) -> Arc<crate::core::schema::SchemaSnapshot> {
         state.schema()
     }

@@ -388,14 +388,13 @@ impl WsSession {
                 .send(GetFeed(compiled.collection.clone()))
                 .await
                 .map_err(Error::internal)?;
-            if !with_data {
-                // Before attaching, so a resume's replay (or its refetch) follows the init.
+            if since.is_some() {
+                // Before attaching, so the resume's replay (or its refetch) follows the init.
                 outbox.push_text(protocol::subscription_init(init_uid.as_ref(), None, None));
             }
-            let start = match (since, with_data) {
-                (Some(lsn), _) => Start::Since(lsn),
-                (None, true) => Start::Snapshot,
-                (None, false) => Start::Now,
+            let start = match since {
+                Some(lsn) => Start::Since(lsn),
+                None => Start::Snapshot,
             };
             feed.send(Attach {
                 sub,
@@ -408,6 +407,18 @@ impl WsSession {
             })
             .await
             .map_err(Error::internal)?;
+            if since.is_none() && !with_data {
+                match subscription::Compiled::snapshot_only(&state).await {
+                    Ok(snapshot) => {
+                        outbox.push_text(protocol::subscription_init(init_uid.as_ref(), None, None));
+                        feed.do_send(Ready { sub, snapshot });
+                    }
+                    Err(err) => {
+                        feed.do_send(Detach { sub });
+                        return Err(err);
+                    }
+                }
+            }
             if with_data {
                 match compiled.init(&state).await {
                     Ok((data, snapshot)) => {
