@@ -581,6 +581,14 @@ async fn bad_requests_get_directus_error_envelopes() {
     )
     .await
     .data();
+    // Access changes reach the permission cache by notification, a moment after the write.
+    rt.eventually("the public may read notes", || async {
+        rt.send(reqwest::Method::GET, "/items/notes", None, None)
+            .await
+            .status
+            == 200
+    })
+    .await;
     let mut open = sse_with(&rt, "collection=notes", None, None).await;
     assert_eq!(open.expect("init").await.data["data"], json!([]));
     get("collection=notes,articles", None, None)

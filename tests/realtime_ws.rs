@@ -209,6 +209,14 @@ async fn public_mode_serves_the_public_and_auth_elevates() {
     )
     .await
     .data();
+    // Access changes reach the permission cache by notification, a moment after the write.
+    rt.eventually("the public may read notes", || async {
+        rt.send(reqwest::Method::GET, "/items/notes", None, None)
+            .await
+            .status
+            == 200
+    })
+    .await;
 
     let mut socket = ws(&rt).await;
     let init = socket
