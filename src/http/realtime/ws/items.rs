@@ -43,6 +43,12 @@ fn request(collection: &str, query: Option<&Map<String, Value>>) -> HttpRequest 
             .map(|(key, value)| {
                 let text = match value {
                     Value::String(s) => s.clone(),
+                    // `"fields": ["id", "title"]` is `fields=id,title` in a URL (so `sort` too).
+                    Value::Array(items) if items.iter().all(Value::is_string) => items
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join(","),
                     other => other.to_string(),
                 };
                 format!("{}={}", encode(key), encode(&text))
