@@ -2,9 +2,12 @@
 //! filters, relational fields, aggregate, meta and errors with a static token; login, refresh
 //! and logout in json mode; and a non-admin user with a role, a policy and a narrowed read
 //! permission, all created through the SDK. The script is
-//! `clients/sdk-check/check.mjs`; `scripts/test.sh` installs its dependency.
+//! `clients/sdk-check/check.mjs`; `scripts/test.sh` installs its dependency. The SDK's
+//! `realtime()` client runs `clients/sdk-check/realtime.mjs` against a server with realtime on.
 
 mod common;
+#[path = "common/realtime.rs"]
+mod realtime;
 
 use std::path::Path;
 use std::process::Command;
@@ -71,4 +74,42 @@ async fn the_directus_sdk_works_against_directrix_unchanged() {
     assert!(out.status.success(), "sdk check failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("sdk check passed"), "{stdout}");
     app.stop().await;
+}
+
+#[actix_web::test]
+async fn the_directus_sdk_realtime_client_sees_init_create_update_delete() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/sdk-check");
+    assert!(
+        dir.join("node_modules/ws").exists(),
+        "run `npm ci --prefix clients/sdk-check` first (scripts/test.sh does)"
+    );
+    let rt = realtime::spawn(|_| {}).await;
+    rt.post(
+        "/collections",
+        json!({"collection": "articles", "schema": {},
+               "fields": [{"field": "id", "type": "integer", "schema": {"is_primary_key": true, "has_auto_increment": true}},
+                          {"field": "title", "type": "string"}]}),
+    )
+    .await
+    .data();
+    let base = rt.base.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg("realtime.mjs")
+            .arg(base)
+            .arg(common::ADMIN_TOKEN)
+            .current_dir(dir)
+            .output()
+    })
+    .await
+    .expect("join")
+    .expect("node runs (install Node.js: scripts/install-deps.sh)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "sdk realtime check failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("realtime ok"), "{stdout}");
+    rt.finish().await;
 }
