@@ -643,7 +643,12 @@ const SLOW_ROWS: i64 = 2_000;
 /// Opens a fast and a slow stream, writes [`SLOW_ROWS`] big rows, and checks that the fast
 /// one got every row while the slow one never read; returns the slow stream.
 async fn fast_and_slow(rt: &Rt) -> Sse {
-    let mut slow = sse(rt, "collection=articles").await;
+    fast_and_slow_with(rt, "collection=articles").await
+}
+
+/// [`fast_and_slow`] with the slow stream's own query.
+async fn fast_and_slow_with(rt: &Rt, slow_query: &str) -> Sse {
+    let mut slow = sse(rt, slow_query).await;
     // Up to and including `init`, so the subscription is live; then it stops reading.
     slow.expect("init").await;
     let mut fast = sse(rt, "collection=articles").await;
@@ -695,12 +700,10 @@ async fn a_slow_consumer_gets_coalesced_rows_and_does_not_hold_up_a_fast_one() {
 async fn a_slow_consumer_under_resync_gets_a_refetch() {
     // A queue the fast reader keeps up with (it must not get a refetch itself), far smaller than
     // what the slow one falls behind by.
-    let rt = app_with_articles(|c| {
-        c.realtime.outbound_queue = 256;
-        c.realtime.slow_consumer = SlowConsumer::Resync;
-    })
-    .await;
-    let mut slow = fast_and_slow(&rt).await;
+    // The server default stays `coalesce`: the slow stream picks `resync` for itself.
+    let rt = app_with_articles(|c| c.realtime.outbound_queue = 256).await;
+    assert_eq!(rt.config.realtime.slow_consumer, SlowConsumer::Coalesce);
+    let mut slow = fast_and_slow_with(&rt, "collection=articles&backpressure=resync").await;
     rt.sql("insert into articles (title) values ('marker')").await;
     // What was queued before it fell behind, in order; then one refetch; then live again.
     let mut ids = Vec::new();

@@ -2,6 +2,7 @@
 //! `Last-Event-ID` resume (ours; Directus has no SSE).
 //!
 //! `?collection=a,b` (required), `event=create|update|delete`, `item=<key>` (one collection),
+//! `backpressure=coalesce|resync|disconnect` (default `REALTIME_SLOW_CONSUMER`),
 //! and `fields`, `filter`, `search`, `deep`… as on `/items`. Auth as on every route (header,
 //! cookie, `access_token`). Each subscribed collection first gets an `init` event with its rows
 //! (read under a snapshot the feed hands off from, so nothing falls between); then
@@ -26,6 +27,7 @@ use super::super::state::AppState;
 use super::subscription;
 use crate::actors::feeds::{Attach, CollectionFeed, Detach, GetFeed, Ready, Start};
 use crate::actors::outbox::{Outbox, Outgoing, SubId};
+use crate::config::SlowConsumer;
 use crate::core::pgoutput::Lsn;
 use crate::core::query::params;
 use crate::core::realtime::frame;
@@ -147,7 +149,11 @@ pub async fn stream(
     }
 
     let outbox = Outbox::new(state.config.realtime.outbound_queue);
-    let policy = state.config.realtime.slow_consumer;
+    let policy = match param(&params, "backpressure") {
+        None => state.config.realtime.slow_consumer,
+        Some(text) => SlowConsumer::parse(text)
+            .ok_or_else(|| Error::query("\"backpressure\" must be one of [coalesce, resync, disconnect]"))?,
+    };
     let mut attached = Vec::new();
     for sub in &compiled {
         let feed = realtime

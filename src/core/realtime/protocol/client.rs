@@ -81,6 +81,9 @@ pub struct Subscribe {
     pub query: Option<Map<String, Value>>,
     /// Ours: resume after this WAL position instead of reading the current state.
     pub since: Option<Lsn>,
+    /// Ours: what to do when this subscriber falls behind: `coalesce`, `resync` or
+    /// `disconnect` (default: the server's `REALTIME_SLOW_CONSUMER`).
+    pub backpressure: Option<String>,
 }
 
 impl Subscribe {
@@ -379,6 +382,10 @@ fn parse_subscribe(map: &Map<String, Value>, uid: Option<Value>) -> Result<Subsc
         item: map.get("item").cloned(),
         query: map.get("query").and_then(Value::as_object).cloned(),
         since,
+        backpressure: map
+            .get("backpressure")
+            .and_then(Value::as_str)
+            .map(str::to_string),
     })
 }
 

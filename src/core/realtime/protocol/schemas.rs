@@ -16,7 +16,7 @@ fn uid() -> Schema {
 /// `WebSocketMessage`: an object with a string `type` and an optional string|number `uid`.
 pub static BASE: LazyLock<Schema> = LazyLock::new(|| Object(vec![("type", Str), ("uid", uid())]));
 
-/// The `subscribe` branch of `WebSocketSubscribeMessage`, plus our `since`.
+/// The `subscribe` branch of `WebSocketSubscribeMessage`, plus our `since` and `backpressure`.
 pub static SUBSCRIBE: LazyLock<Schema> = LazyLock::new(|| {
     let event = Union(vec![OneOf(&["create"]), OneOf(&["update"]), OneOf(&["delete"])]);
     Object(vec![
@@ -27,6 +27,10 @@ pub static SUBSCRIBE: LazyLock<Schema> = LazyLock::new(|| {
         ("item", Schema::str_or_num().optional()),
         ("query", Record.optional()),
         ("since", Str.optional()),
+        (
+            "backpressure",
+            OneOf(&["coalesce", "resync", "disconnect"]).optional(),
+        ),
     ])
 });
 

@@ -96,6 +96,19 @@ fn bad_since_is_a_subscribe_error() {
 }
 
 #[test]
+fn backpressure_is_chosen_per_subscription() {
+    let Ok(ClientMessage::Subscribe(sub)) =
+        parse(r#"{"type":"subscribe","collection":"a","backpressure":"resync"}"#)
+    else {
+        panic!("a subscribe with backpressure parses");
+    };
+    assert_eq!(sub.backpressure.as_deref(), Some("resync"));
+    let err = parse(r#"{"type":"subscribe","collection":"a","backpressure":"drop"}"#).unwrap_err();
+    assert_eq!(err.reply_type, "subscribe");
+    assert!(err.message.contains("backpressure"), "{}", err.message);
+}
+
+#[test]
 fn schema_errors_keep_the_uid_for_logs_only() {
     let err = parse(r#"{"type":"subscribe","uid":"s1"}"#).unwrap_err();
     assert_eq!(err.uid.as_deref(), Some(&json!("s1")));

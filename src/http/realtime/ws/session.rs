@@ -26,7 +26,7 @@ use super::super::subscription;
 use crate::actors::collab::{self as collab_hub, FieldRights};
 use crate::actors::feeds::{Attach, CollectionFeed, Detach, GetFeed, Ready, Realtime, Start};
 use crate::actors::outbox::{Outbox, Outgoing, Overflowed, SubId};
-use crate::config::WsAuthMode;
+use crate::config::{SlowConsumer, WsAuthMode};
 use crate::core::access::{Action, FieldSet};
 use crate::core::password;
 use crate::core::realtime::collab::{CollabError, ConnId};
@@ -381,7 +381,11 @@ impl WsSession {
         let state = self.state.clone();
         let realtime = self.realtime.clone();
         let outbox = self.outbox.clone();
-        let policy = state.config.realtime.slow_consumer;
+        let policy = request
+            .backpressure
+            .as_deref()
+            .and_then(SlowConsumer::parse)
+            .unwrap_or(state.config.realtime.slow_consumer);
         let since = request.since;
         let with_data = request.event.is_none() && since.is_none();
         let init_uid = reply_uid.clone();
