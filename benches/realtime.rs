@@ -154,7 +154,11 @@ async fn run(quick: bool, fd_limit: u64) {
             phase.idle_kib,
             phase.held_kib,
             phase.per_connection_kib,
-            if phase.held == n { String::new() } else { format!(" (only {} held)", phase.held) }
+            if phase.held == n {
+                String::new()
+            } else {
+                format!(" (only {} held)", phase.held)
+            }
         );
     }
     let tcp = c[0].per_connection_kib;
@@ -283,7 +287,8 @@ async fn write_paced(
             if let Some(wait) = scheduled.checked_duration_since(Instant::now()) {
                 std::thread::sleep(wait);
             }
-            let (pool, sent, committed, insert) = (pool.clone(), sent.clone(), committed.clone(), insert.clone());
+            let (pool, sent, committed, insert) =
+                (pool.clone(), sent.clone(), committed.clone(), insert.clone());
             tasks.push(runtime.spawn(async move {
                 let at = now_us();
                 sent[seq].store(at, Ordering::Relaxed);
@@ -346,9 +351,11 @@ async fn ws_subscribed(server: &Server, source: Ipv4Addr, collection: &str) -> W
     let tcp = connect_from(server, source).await;
     let url = format!("ws://127.0.0.1:{}/websocket", server.port);
     let (mut ws, _) = tokio_tungstenite::client_async(url, tcp).await.unwrap();
-    ws.send(Message::text(json!({"type": "auth", "access_token": TOKEN}).to_string()))
-        .await
-        .unwrap();
+    ws.send(Message::text(
+        json!({"type": "auth", "access_token": TOKEN}).to_string(),
+    ))
+    .await
+    .unwrap();
     let auth = next_json(&mut ws).await;
     assert_eq!(auth["status"], "ok", "{auth}");
     ws.send(Message::text(
@@ -406,11 +413,11 @@ async fn sse_subscribed(server: &Server, source: Ipv4Addr, collection: &str) -> 
         assert!(n > 0, "the stream ended before its init: {seen}");
         seen.push_str(&String::from_utf8_lossy(&buf[..n]));
         assert!(seen.starts_with("HTTP/1.1 200"), "stream refused: {seen}");
-        if let Some(at) = seen.find("event: init") {
-            if let Some(end) = seen[at..].find("\n\n") {
-                let rest = seen[at + end + 2..].to_string();
-                return (tcp, rest);
-            }
+        if let Some(at) = seen.find("event: init")
+            && let Some(end) = seen[at..].find("\n\n")
+        {
+            let rest = seen[at + end + 2..].to_string();
+            return (tcp, rest);
         }
     }
 }
@@ -430,7 +437,12 @@ struct Side {
 }
 
 impl Side {
-    fn of(range: std::ops::Range<usize>, sent: &[AtomicU64], committed: &[AtomicU64], received: &[AtomicU64]) -> Side {
+    fn of(
+        range: std::ops::Range<usize>,
+        sent: &[AtomicU64],
+        committed: &[AtomicU64],
+        received: &[AtomicU64],
+    ) -> Side {
         let mut by_commit = Vec::new();
         let mut by_send = Vec::new();
         let mut side = Side::default();
@@ -662,7 +674,10 @@ async fn fanout(server: &Server, pool: &sqlx::PgPool, warmup: Duration, duration
     write_paced(pool, "fan", FANOUT_RATE, total, sent.clone(), slots(count)).await;
     marks.await.unwrap();
     let cpu = meter.stop(server);
-    let (start, end) = (window_start.load(Ordering::Relaxed), window_end.load(Ordering::Relaxed));
+    let (start, end) = (
+        window_start.load(Ordering::Relaxed),
+        window_end.load(Ordering::Relaxed),
+    );
     let in_window = sent
         .iter()
         .filter(|at| (start..end).contains(&at.load(Ordering::Relaxed)))

@@ -2,9 +2,9 @@
 """Realtime latency and fan-out, Directrix beside Directus, same machine, same client.
 
 Not part of the test suite: it needs a running Directus (npm `directus`, Node 22) and a running
-release Directrix, each with an admin token and a collection `articles` (id, title, t0 float).
-A writer POSTs items at a fixed rate through each server's REST API, stamping `t0` (client
-clock) in the row; every subscriber measures receipt time - t0 for each `create` event. The
+release Directrix, each with an admin token and a collection `articles` (id, title, t0us bigInteger).
+A writer POSTs items at a fixed rate through each server's REST API, stamping `t0us` (client
+clock, microseconds) in the row; every subscriber measures receipt time - t0 for each `create` event. The
 Python client is the same for both, so its own overhead is common to both columns.
 
     pip install websockets
@@ -36,7 +36,7 @@ def writer(base, token, rate, seconds, stop):
         delay = due - time.perf_counter()
         if delay > 0:
             time.sleep(delay)
-        body = json.dumps({"title": f"row {n}", "t0": time.time()})
+        body = json.dumps({"title": f"row {n}", "t0us": int(time.time() * 1e6)})
         conn.request("POST", "/items/articles", body, {"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
         conn.getresponse().read()
         n += 1
@@ -48,7 +48,7 @@ async def subscriber(ws_url, token, latencies, ready):
         await ws.send(json.dumps({"type": "auth", "access_token": token}))
         await ws.recv()
         await ws.send(json.dumps({"type": "subscribe", "collection": "articles", "event": "create", "uid": "s",
-                                  "query": {"fields": ["id", "title", "t0"]}}))
+                                  "query": {"fields": ["id", "title", "t0us"]}}))
         while True:
             msg = json.loads(await ws.recv())
             if msg.get("event") == "init":
@@ -62,8 +62,8 @@ async def subscriber(ws_url, token, latencies, ready):
             if msg.get("event") == "create":
                 now = time.time()
                 for row in msg.get("data", []):
-                    if isinstance(row, dict) and row.get("t0") is not None:
-                        latencies.append((now - float(row["t0"])) * 1000.0)
+                    if isinstance(row, dict) and row.get("t0us") is not None:
+                        latencies.append((now * 1e6 - int(row["t0us"])) / 1000.0)
 
 
 async def measure(name, base, token, rate, seconds, subscribers):

@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use directrix::core::query::{self, Settings, params};
 use common::{Server, TOKEN};
+use directrix::core::query::{self, Settings, params};
 use directrix::db::items::{self, read};
 use serde_json::json;
 

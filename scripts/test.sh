@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh --tests
-# The @directus/sdk the compatibility tests drive (tests/sdk.rs, tests/sdk_realtime.rs) and `ws`
+# The @directus/sdk the compatibility tests drive (tests/sdk.rs) and `ws`
 # (Node 20 has no global WebSocket), pinned by package-lock.json.
 npm ci --prefix clients/sdk-check --no-audit --no-fund --loglevel=error
 cargo fmt --check

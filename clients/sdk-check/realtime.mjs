@@ -5,7 +5,7 @@
 //
 //   node realtime.mjs <base url> <static admin token>
 //
-// Expects the collection the Rust test `tests/sdk_realtime.rs` creates: articles (id, title,
+// Expects the collection the Rust test in `tests/sdk.rs` creates: articles (id, title,
 // status, views), empty. Node 20 has no global WebSocket: the SDK gets the `ws` package's
 // through its `globals` option.
 import assert from 'node:assert/strict';

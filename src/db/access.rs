@@ -23,6 +23,23 @@ pub struct Principal {
     /// Policies through the user, the role chain, or (for the public) the Public policy.
     pub policies: Vec<PolicyRow>,
     pub permissions: Vec<PermissionRow>,
+    /// The effective access when no policy limits IPs: the same from every address, so built
+    /// once and shared by every request and socket of this principal.
+    pub open_access: std::sync::OnceLock<std::sync::Arc<crate::core::access::Access>>,
+}
+
+impl Principal {
+    /// This principal's effective access from `ip`; shared when no policy has an IP list.
+    pub fn access_from(&self, ip: std::net::IpAddr) -> std::sync::Arc<crate::core::access::Access> {
+        use crate::core::access::Access;
+        if self.policies.iter().all(|p| p.ip_access.is_none()) {
+            return self
+                .open_access
+                .get_or_init(|| std::sync::Arc::new(Access::build(&self.policies, &self.permissions, None)))
+                .clone();
+        }
+        std::sync::Arc::new(Access::build(&self.policies, &self.permissions, Some(ip)))
+    }
 }
 
 #[derive(FromRow)]
@@ -133,6 +150,7 @@ pub async fn load(pool: &PgPool, user: Option<Uuid>) -> Result<Principal, sqlx::
             })
             .collect(),
         permissions,
+        open_access: std::sync::OnceLock::new(),
     })
 }
 

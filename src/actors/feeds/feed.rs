@@ -145,7 +145,9 @@ pub struct CollectionFeed {
     oldest: Arc<AtomicU64>,
     groups: HashMap<String, Group>,
     /// Which group each live subscription is in.
-    member_of: HashMap<SubId, String>,
+    /// Shares the group's key text rather than copying it per member.
+    member_of: HashMap<SubId, Arc<str>>,
+    group_keys: HashMap<String, Arc<str>>,
     pending: HashMap<SubId, PendingJoin>,
     /// Groups waiting for [`Ready`] keep their shape here until their first member joins.
     pending_shapes: HashMap<String, (Arc<Shape>, Option<Arc<RereadContext>>)>,
@@ -165,6 +167,7 @@ impl CollectionFeed {
             oldest,
             groups: HashMap::new(),
             member_of: HashMap::new(),
+            group_keys: HashMap::new(),
             pending: HashMap::new(),
             pending_shapes: HashMap::new(),
         }
@@ -218,7 +221,12 @@ impl CollectionFeed {
             }
         }
         lock(&group.members).push(member);
-        self.member_of.insert(sub, key.to_string());
+        let key: Arc<str> = self
+            .group_keys
+            .entry(key.to_string())
+            .or_insert_with(|| Arc::from(key))
+            .clone();
+        self.member_of.insert(sub, key);
     }
 
     fn detach(&mut self, sub: SubId) {
@@ -226,7 +234,7 @@ impl CollectionFeed {
         let Some(key) = self.member_of.remove(&sub) else {
             return;
         };
-        let empty = match self.groups.get(&key) {
+        let empty = match self.groups.get(&*key) {
             Some(group) => {
                 let mut members = lock(&group.members);
                 members.retain(|m| m.sub != sub);
@@ -236,7 +244,8 @@ impl CollectionFeed {
         };
         if empty {
             // Dropping the group drops its worker's sender, which ends the worker.
-            self.groups.remove(&key);
+            self.groups.remove(&*key);
+            self.group_keys.remove(&*key);
         }
     }
 }

@@ -194,11 +194,7 @@ pub async fn authenticate_token(
     if user.is_some() && principal.user.is_none() {
         return Err(Error::InvalidCredentials);
     }
-    let access = Arc::new(Access::build(
-        &principal.policies,
-        &principal.permissions,
-        Some(ip),
-    ));
+    let access = principal.access_from(ip);
     let accountability = Accountability {
         user,
         role: principal.role,

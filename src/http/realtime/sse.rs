@@ -214,7 +214,7 @@ fn events(
     keepalive: Duration,
 ) -> impl futures_util::Stream<Item = Result<Bytes, actix_web::Error>> {
     // A comment first, so clients and proxies see the stream open at once.
-    let state = (outbox, guard, Vec::with_capacity(BATCH), true);
+    let state = (outbox, guard, Vec::new(), true);
     stream::unfold(state, move |(outbox, guard, mut batch, first)| async move {
         if first {
             return Some((
@@ -229,7 +229,8 @@ fn events(
             Ok(Err(_)) => return None,
             Ok(Ok(())) => {
                 let mut text = String::new();
-                for item in batch.drain(..) {
+                let drained = std::mem::take(&mut batch);
+                for item in drained {
                     match item {
                         Outgoing::Event(_, event) => text.push_str(&event.sse()),
                         Outgoing::Refetch {

@@ -537,7 +537,8 @@ impl Actor for WsSession {
         let uids = self.uids.clone();
         let addr = ctx.address();
         actix_web::rt::spawn(async move {
-            let mut batch = Vec::with_capacity(BATCH);
+            // Taken whole after each batch: an idle connection holds no batch buffer.
+            let mut batch = Vec::new();
             loop {
                 batch.clear();
                 match outbox.next_batch(&mut batch, BATCH).await {
@@ -554,7 +555,8 @@ impl Actor for WsSession {
                         return;
                     }
                 }
-                for item in batch.drain(..) {
+                let drained = std::mem::take(&mut batch);
+                for item in drained {
                     let text = match item {
                         Outgoing::Text(text) => text,
                         Outgoing::Event(sub, event) => {
