@@ -1,378 +1,807 @@
-//! The realtime load suite, end to end on loopback against the release binary:
+//! The realtime load suite, end to end on this machine's loopback against the release
+//! `directrix` binary on a private (durable) PostgreSQL cluster:
 //!
-//! - (a) latency for one subscriber (WebSocket and SSE, side by side) at 1,000 inserts/s;
-//! - (b) fan-out: 1,000 WebSocket subscribers of one collection at 300 changes/s;
-//! - (c) idle memory per connection: N authenticated WebSocket connections with one
-//!   subscription each, and N SSE streams, against N bare TCP connections held open on the same
-//!   server (what an accept loop alone costs), from the server's RSS.
+//! - (a) latency, one subscriber, 1,000 inserts/s (open loop, paced by an OS thread): an SSE
+//!   stream and a WebSocket subscription side by side on the same inserts. Each insert carries
+//!   its sequence number; the writer notes when it sent the insert and when its COMMIT returned,
+//!   the subscribers when the event arrived (one clock, this process's). Reported: commit →
+//!   client (the figure the targets are about) and send → client (which adds the insert and its
+//!   fsync'd commit).
+//! - (b) fan-out: 1,000 WebSocket subscribers with the same query on one collection (one
+//!   group), 300 inserts/s: delivered messages/s in total and latency send → client.
+//! - (c) idle memory: N authenticated WebSocket connections with one subscription each, N SSE
+//!   streams, and N bare TCP connections that never send a byte, each phase on a freshly
+//!   started server. Per connection = (VmRSS holding N − VmRSS of the same server idle just
+//!   before, warmed up by one subscription) / N; the bare TCP phase shows what an accepted
+//!   connection alone costs (actix drops it after its 5 s request timeout, so it is read as soon
+//!   as the server holds all N).
 //!
-//! Latency is insert sent → event received (both clocks are this process's), so it includes
-//! the insert's own commit: an upper bound on commit → client.
+//! The bench process, the server and Postgres share the machine's cores; the table shows the
+//! CPU each used during (a) and (b).
 //!
-//! `cargo bench --bench realtime` or `cargo bench --bench realtime -- --quick`.
+//! `cargo bench --bench realtime` (about 3 minutes) or `cargo bench --bench realtime -- --quick`
+//! (about 1.5). Prints one table and writes it as JSON to `target/bench-realtime.json`.
+//! `cargo bench --bench pgoutput` measures the decoder alone.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a bench that cannot set up should stop loudly
 
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+mod common;
 
-use directrix::db::cluster::{Durability, ManagedCluster};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use common::{Server, TOKEN};
+use directrix::db::cluster::ManagedCluster;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio::sync::Mutex;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 
-const TOKEN: &str = "bench-admin-token";
+const DATABASE: &str = "rtbench";
+/// (a)'s insert rate.
+const LATENCY_RATE: f64 = 1000.0;
+/// (b)'s subscribers and insert rate.
+const FANOUT_SUBSCRIBERS: usize = 1000;
+const FANOUT_RATE: f64 = 300.0;
+/// (c)'s connections per phase.
+const IDLE_CONNECTIONS: usize = 10_000;
+/// Connections being opened at once.
+const CONNECT_PARALLEL: usize = 64;
 
-struct Server(Child);
+const SEED: &str = r#"
+create table lat (id bigserial primary key, seq bigint not null, sent_us bigint not null, title text not null);
+create table fan (id bigserial primary key, seq bigint not null, sent_us bigint not null, title text not null);
+create table idle (id bigserial primary key, title text not null);
+insert into idle (title) values ('one');
+"#;
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.0.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-        let _ = self.0.wait();
-    }
-}
-
-impl Server {
-    fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.0.id())).unwrap();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
-            .unwrap()
-    }
-}
-
-fn now_us() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros() as i64
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
+/// Microseconds since the bench started, the one clock every timestamp here is read from.
+fn now_us() -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    EPOCH.get_or_init(Instant::now).elapsed().as_micros() as u64
 }
 
 fn main() {
-    if !std::env::args().any(|a| a == "--bench") {
-        println!("realtime load suite: run it with `cargo bench --bench realtime [-- --quick]`");
+    if !common::bench_run("realtime") {
         return;
     }
-    let quick = std::env::args().any(|a| a == "--quick");
-    // Thousands of sockets on both ends; the server inherits the limit.
-    let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, 65536, 65536);
+    let quick = common::quick();
+    now_us();
+    // 10,000 connections on each side: raise the soft fd limit to the hard one (the server,
+    // a child, inherits it).
+    let (soft, hard) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap();
+    if soft < hard {
+        nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, hard, hard).unwrap();
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
-    runtime.block_on(run(quick));
+    runtime.block_on(run(quick, hard));
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+async fn run(quick: bool, fd_limit: u64) {
+    let duration = Duration::from_secs(if quick { 5 } else { 20 });
+    let warmup = Duration::from_secs(if quick { 1 } else { 3 });
+    let cluster = common::cluster(DATABASE).await;
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(8)
+        .connect_with(cluster.connect_options(DATABASE))
+        .await
+        .unwrap();
+    sqlx::raw_sql(SEED).execute(&pool).await.unwrap();
+    for settle in ["vacuum analyze", "checkpoint"] {
+        sqlx::raw_sql(settle).execute(&pool).await.unwrap();
+    }
 
-/// An authenticated socket subscribed to `events` creates.
-async fn subscriber(base: &str) -> Ws {
-    let url = format!("{}/websocket", base.replace("http", "ws"));
-    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let server = start_server(&cluster).await;
+    eprintln!("(a) latency: 1 SSE + 1 WebSocket subscriber, {LATENCY_RATE}/s…");
+    let a = latency(&server, &pool, warmup, duration).await;
+    eprintln!("(b) fan-out: {FANOUT_SUBSCRIBERS} WebSocket subscribers, {FANOUT_RATE}/s…");
+    let b = fanout(&server, &pool, warmup, duration).await;
+    drop(server);
+
+    // Each side holds N sockets plus its own; leave room for the rest.
+    let n = IDLE_CONNECTIONS.min(fd_limit.saturating_sub(200) as usize);
+    eprintln!("(c) idle memory: {n} connections per phase…");
+    let mut c = Vec::new();
+    for (phase, kind) in [Idle::Tcp, Idle::WebSocket, Idle::Sse].into_iter().enumerate() {
+        let server = start_server(&cluster).await;
+        c.push(idle_memory(&server, kind, n, phase as u8).await);
+    }
+
+    let pgoutput_note = "cargo bench --bench pgoutput";
+    println!(
+        "\nrealtime load suite ({} s per run after {} s warm-up{}; loopback, {} cores)",
+        duration.as_secs(),
+        warmup.as_secs(),
+        if quick { ", quick" } else { "" },
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!(
+        "(a) {LATENCY_RATE:.0} inserts/s, one subscriber each (side by side); sent {}, lost sse {} ws {}",
+        a.sent, a.sse.lost, a.ws.lost
+    );
+    println!(
+        "    {:<10} {:>22} {:>22} {:>22}",
+        "", "commit→client p50 ms", "commit→client p99 ms", "send→client p99 ms"
+    );
+    for (name, side) in [("SSE", &a.sse), ("WebSocket", &a.ws)] {
+        println!(
+            "    {name:<10} {:>22.2} {:>22.2} {:>22.2}",
+            side.commit_p50_ms, side.commit_p99_ms, side.send_p99_ms
+        );
+    }
+    println!(
+        "    targets: p50 < 2 ms, p99 < 10 ms; commit itself (send→COMMIT returned) p50 {:.2} ms, p99 {:.2} ms",
+        a.commit_p50_ms, a.commit_p99_ms
+    );
+    println!("    cpu: {}", a.cpu);
+    println!(
+        "(b) {FANOUT_SUBSCRIBERS} WebSocket subscribers × {FANOUT_RATE:.0} inserts/s: delivered {:.0} messages/s ({:.0} rows/s), send→client p50 {:.2} ms, p99 {:.2} ms, expected {} got {} (refetch {})",
+        b.messages_per_sec, b.rows_per_sec, b.p50_ms, b.p99_ms, b.expected, b.received, b.refetch
+    );
+    println!("    targets: ≥ 300,000 messages/s, p99 < 50 ms");
+    println!("    cpu: {}", b.cpu);
+    println!("(c) idle memory, {n} connections per phase, each on a fresh server (VmRSS):");
+    for phase in &c {
+        println!(
+            "    {:<42} idle {:>7} KiB, holding {:>7} KiB: {:>6.2} KiB per connection{}",
+            phase.label,
+            phase.idle_kib,
+            phase.held_kib,
+            phase.per_connection_kib,
+            if phase.held == n {
+                String::new()
+            } else {
+                format!(" (only {} held)", phase.held)
+            }
+        );
+    }
+    let tcp = c[0].per_connection_kib;
+    println!(
+        "    beyond a bare TCP connection: WebSocket {:.2} KiB (target ≤ 8), SSE {:.2} KiB (target ≤ 4)",
+        c[1].per_connection_kib - tcp,
+        c[2].per_connection_kib - tcp
+    );
+    println!("(d) pgoutput decoder: see `{pgoutput_note}`");
+
+    let report = json!({
+        "quick": quick,
+        "seconds_per_run": duration.as_secs(),
+        "warmup_seconds": warmup.as_secs(),
+        "a_latency": a.json(),
+        "b_fanout": b.json(),
+        "c_idle_memory": {
+            "connections": n,
+            "phases": c.iter().map(IdlePhase::json).collect::<Vec<_>>(),
+            "ws_beyond_tcp_kib": c[1].per_connection_kib - tcp,
+            "sse_beyond_tcp_kib": c[2].per_connection_kib - tcp,
+        },
+    });
+    let out = common::write_report("bench-realtime.json", &report);
+    println!("written to {}", out.display());
+    drop(pool);
+    let _ = cluster.stop();
+}
+
+async fn start_server(cluster: &ManagedCluster) -> Server {
+    let server = Server::start(cluster, DATABASE, &[("DB_POOL__MAX", "16".into())]).await;
+    // Until the consumer streams: events only flow from then on.
+    let client = reqwest::Client::new();
+    for _ in 0..500 {
+        let health: Value = client
+            .get(format!("{}/server/health", server.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap_or(Value::Null);
+        if health["checks"]["realtime:connected"][0]["observedValue"] == json!(true) {
+            return server;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the replication consumer did not start streaming");
+}
+
+/// CPU used during a run: the server, this process (the clients and the writer), and the rest
+/// of the machine (Postgres, mostly), each as a share of one core.
+struct Cpu {
+    server: f64,
+    bench: f64,
+    rest: f64,
+}
+
+impl std::fmt::Display for Cpu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "server {:.0}%, bench clients+writer {:.0}%, rest (Postgres…) {:.0}% of one core",
+            self.server * 100.0,
+            self.bench * 100.0,
+            self.rest * 100.0
+        )
+    }
+}
+
+struct CpuMeter {
+    at: Instant,
+    server: Duration,
+    bench: Duration,
+    machine: Duration,
+}
+
+impl CpuMeter {
+    fn start(server: &Server) -> CpuMeter {
+        CpuMeter {
+            at: Instant::now(),
+            server: server.cpu(),
+            bench: common::cpu_of(std::process::id()),
+            machine: common::machine_busy(),
+        }
+    }
+
+    fn stop(self, server: &Server) -> Cpu {
+        let wall = self.at.elapsed().as_secs_f64();
+        let server = (server.cpu() - self.server).as_secs_f64();
+        let bench = (common::cpu_of(std::process::id()) - self.bench).as_secs_f64();
+        let machine = (common::machine_busy() - self.machine).as_secs_f64();
+        Cpu {
+            server: server / wall,
+            bench: bench / wall,
+            rest: (machine - server - bench).max(0.0) / wall,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The writer
+
+/// Inserts into `table` at `rate` per second for `total` (open loop: an OS thread releases each
+/// insert on schedule, whatever the previous ones are doing). Each row carries its sequence
+/// number and the time it was sent; `sent` and `committed` get the times per sequence number.
+async fn write_paced(
+    pool: &sqlx::PgPool,
+    table: &'static str,
+    rate: f64,
+    total: Duration,
+    sent: Arc<Vec<AtomicU64>>,
+    committed: Arc<Vec<AtomicU64>>,
+) -> usize {
+    let interval = Duration::from_secs_f64(1.0 / rate);
+    let count = (total.as_secs_f64() * rate) as usize;
+    let runtime = tokio::runtime::Handle::current();
+    let pool = pool.clone();
+    let insert = format!("insert into {table} (seq, sent_us, title) values ($1, $2, $3)");
+    let pacer = std::thread::spawn(move || {
+        let started = Instant::now();
+        let mut tasks = Vec::with_capacity(count);
+        for seq in 0..count {
+            let scheduled = started + interval * seq as u32;
+            if let Some(wait) = scheduled.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            let (pool, sent, committed, insert) =
+                (pool.clone(), sent.clone(), committed.clone(), insert.clone());
+            tasks.push(runtime.spawn(async move {
+                let at = now_us();
+                sent[seq].store(at, Ordering::Relaxed);
+                sqlx::query(sqlx::AssertSqlSafe(insert))
+                    .bind(seq as i64)
+                    .bind(at as i64)
+                    .bind(format!("Change number {seq}, a title of an ordinary length"))
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+                committed[seq].store(now_us(), Ordering::Relaxed);
+            }));
+        }
+        tasks
+    });
+    let tasks = tokio::task::spawn_blocking(move || pacer.join().unwrap())
+        .await
+        .unwrap();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    count
+}
+
+fn slots(n: usize) -> Arc<Vec<AtomicU64>> {
+    Arc::new((0..n).map(|_| AtomicU64::new(0)).collect())
+}
+
+/// `"seq":<n>` and `"sent_us":<n>` of every row in an event's text, without parsing the JSON
+/// (the fan-out clients read 300,000 messages a second on a machine the server shares).
+/// bigint columns come as strings, as Directus sends them: `"seq":"17"`.
+fn numbers_after<'a>(text: &'a str, key: &'a str) -> impl Iterator<Item = u64> + 'a {
+    text.match_indices(key).filter_map(move |(at, _)| {
+        let value = &text[at + key.len()..];
+        let digits = value.strip_prefix('"').unwrap_or(value);
+        let end = digits.find(|c: char| !c.is_ascii_digit()).unwrap_or(digits.len());
+        digits[..end].parse().ok()
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Clients
+
+type Ws = WebSocketStream<TcpStream>;
+
+/// A TCP connection to the server from `source` (several source addresses keep the phases of
+/// (c) from sharing, and running out of, one address's ephemeral ports).
+async fn connect_from(server: &Server, source: Ipv4Addr) -> TcpStream {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::from((source, 0))).unwrap();
+    let stream = socket
+        .connect(SocketAddr::from(([127, 0, 0, 1], server.port)))
+        .await
+        .unwrap();
+    stream.set_nodelay(true).unwrap();
+    stream
+}
+
+/// A WebSocket connection, authenticated as the admin (handshake), subscribed to `collection`
+/// with fields `*`; the init message read.
+async fn ws_subscribed(server: &Server, source: Ipv4Addr, collection: &str) -> Ws {
+    let tcp = connect_from(server, source).await;
+    let url = format!("ws://127.0.0.1:{}/websocket", server.port);
+    let (mut ws, _) = tokio_tungstenite::client_async(url, tcp).await.unwrap();
     ws.send(Message::text(
         json!({"type": "auth", "access_token": TOKEN}).to_string(),
     ))
     .await
     .unwrap();
-    ws.next().await.unwrap().unwrap();
+    let auth = next_json(&mut ws).await;
+    assert_eq!(auth["status"], "ok", "{auth}");
     ws.send(Message::text(
-        json!({"type": "subscribe", "collection": "events", "event": "create", "uid": "s",
-               "query": {"fields": ["id", "t0us"]}})
-        .to_string(),
+        json!({"type": "subscribe", "collection": collection, "query": {"fields": ["*"]}, "uid": "s"})
+            .to_string(),
     ))
     .await
     .unwrap();
-    ws.next().await.unwrap().unwrap();
+    let init = next_json(&mut ws).await;
+    assert_eq!(init["event"], "init", "{init}");
     ws
 }
 
-/// Latencies (ms) of every row in a create message.
-fn latencies(text: &str, out: &mut Vec<f64>) {
-    let now = now_us();
-    let value: Value = serde_json::from_str(text).unwrap_or(Value::Null);
-    if value["event"] != "create" {
-        return;
-    }
-    for row in value["data"].as_array().into_iter().flatten() {
-        if let Some(t0) = row["t0us"]
-            .as_str()
-            .and_then(|s| s.parse::<i64>().ok())
-            .or(row["t0us"].as_i64())
-        {
-            out.push((now - t0) as f64 / 1000.0);
+async fn next_json(ws: &mut Ws) -> Value {
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(text))) => {
+                let value: Value = serde_json::from_str(&text).unwrap();
+                if value != json!({"type": "ping"}) {
+                    return value;
+                }
+                ws.send(Message::text(r#"{"type":"pong"}"#)).await.unwrap();
+            }
+            Some(Ok(_)) => {}
+            other => panic!("the websocket ended: {other:?}"),
         }
     }
 }
 
-/// Inserts at `rate` per second for `duration`, open loop; returns how many.
-async fn write(pool: &sqlx::PgPool, rate: f64, duration: Duration) -> u64 {
-    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let end = Instant::now() + duration;
-    let sent = Arc::new(AtomicU64::new(0));
-    let mut tasks = Vec::new();
-    while Instant::now() < end {
-        ticker.tick().await;
-        let pool = pool.clone();
-        let sent = sent.clone();
-        tasks.push(tokio::spawn(async move {
-            sqlx::query("insert into events (t0us, payload) values ($1, 'x')")
-                .bind(now_us())
-                .execute(&pool)
-                .await
-                .unwrap();
-            sent.fetch_add(1, Ordering::Relaxed);
-        }));
-    }
-    for task in tasks {
-        task.await.unwrap();
-    }
-    sent.load(Ordering::Relaxed)
-}
-
-/// Starts the release binary on the bench database and waits until its change feed streams.
-async fn start_server(url: &str) -> (Server, u16) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let server = Server(
-        Command::new(env!("CARGO_BIN_EXE_directrix"))
-            .arg("serve")
-            .env("DB_CONNECTION_STRING", url)
-            .env("PORT", port.to_string())
-            .env("ADMIN_TOKEN", TOKEN)
-            .env("ADMIN_PASSWORD", "bench")
-            .env("LOG_LEVEL", "warn")
-            .env("REALTIME_OUTBOUND_QUEUE", "4096")
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let client = reqwest::Client::new();
-    let base = format!("http://127.0.0.1:{port}");
-    for _ in 0..500 {
-        let health = client
-            .get(format!("{base}/server/health"))
-            .bearer_auth(TOKEN)
-            .send()
-            .await;
-        if let Ok(res) = health
-            && res
-                .text()
-                .await
-                .unwrap_or_default()
-                .contains("\"realtime:connected\":[{\"status\":\"ok\"")
-        {
-            break;
+/// Reads `ws` until it ends, answering heartbeats and handing every other text to `each`.
+async fn ws_reader(mut ws: Ws, mut each: impl FnMut(&str)) {
+    while let Some(Ok(message)) = ws.next().await {
+        if let Message::Text(text) = message {
+            if text.as_str() == r#"{"type":"ping"}"# {
+                let _ = ws.send(Message::text(r#"{"type":"pong"}"#)).await;
+            } else {
+                each(text.as_str());
+            }
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    (server, port)
 }
 
-async fn run(quick: bool) {
-    let root = tempfile::Builder::new()
-        .prefix("directrix-rt-bench-")
-        .tempdir()
-        .unwrap()
-        .keep();
-    std::fs::set_permissions(&root, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    if nix::unistd::Uid::effective().is_root() {
-        let pg = nix::unistd::User::from_name("postgres").unwrap().unwrap();
-        nix::unistd::chown(&root, Some(pg.uid), Some(pg.gid)).unwrap();
-    }
-    let cluster = ManagedCluster::start(&root, Durability::Durable).unwrap();
-    cluster
-        .stop_when_process_exits(std::process::id(), &root)
-        .unwrap();
-    directrix::db::pool::ensure_database(cluster.connect_options("postgres"), "bench")
-        .await
-        .unwrap();
-    let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(8)
-        .connect_with(cluster.connect_options("bench"))
-        .await
-        .unwrap();
-    sqlx::raw_sql("create table events (id bigserial primary key, t0us bigint not null, payload text); alter table events replica identity full")
-        .execute(&pool)
-        .await
-        .unwrap();
-    let url = format!(
-        "postgres://postgres@localhost/bench?host={}",
-        cluster.pgdata().display()
+/// An SSE stream of `collection` over a plain socket (the request written by hand, the
+/// response read raw); returns once the `init` event arrived, with the bytes read after it.
+async fn sse_subscribed(server: &Server, source: Ipv4Addr, collection: &str) -> (TcpStream, String) {
+    let mut tcp = connect_from(server, source).await;
+    let request = format!(
+        "GET /stream?collection={collection}&fields=* HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\nAccept: text/event-stream\r\n\r\n"
     );
-    let (server, port) = start_server(&url).await;
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    let secs = if quick { 5 } else { 15 };
-    let mut report = Vec::new();
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut seen = String::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = tcp.read(&mut buf).await.unwrap();
+        assert!(n > 0, "the stream ended before its init: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        assert!(seen.starts_with("HTTP/1.1 200"), "stream refused: {seen}");
+        if let Some(at) = seen.find("event: init")
+            && let Some(end) = seen[at..].find("\n\n")
+        {
+            let rest = seen[at + end + 2..].to_string();
+            return (tcp, rest);
+        }
+    }
+}
 
-    // (a) one subscriber each, WebSocket and SSE, 1,000 inserts/s.
-    {
-        let ws_lat = Arc::new(Mutex::new(Vec::new()));
-        let sse_lat = Arc::new(Mutex::new(Vec::new()));
-        let mut ws = subscriber(&base).await;
-        let sink = ws_lat.clone();
-        let ws_task = tokio::spawn(async move {
-            let mut local = Vec::new();
-            while let Ok(Some(Ok(message))) = tokio::time::timeout(Duration::from_secs(3), ws.next()).await {
-                if let Message::Text(text) = message {
-                    latencies(&text, &mut local);
+// ---------------------------------------------------------------------------------------------
+// (a) latency
+
+#[derive(Default)]
+struct Side {
+    commit_p50_ms: f64,
+    commit_p99_ms: f64,
+    send_p50_ms: f64,
+    send_p99_ms: f64,
+    /// Events earlier than their COMMIT's return (the notification overtook the reply).
+    before_commit: usize,
+    lost: usize,
+}
+
+impl Side {
+    fn of(
+        range: std::ops::Range<usize>,
+        sent: &[AtomicU64],
+        committed: &[AtomicU64],
+        received: &[AtomicU64],
+    ) -> Side {
+        let mut by_commit = Vec::new();
+        let mut by_send = Vec::new();
+        let mut side = Side::default();
+        for seq in range {
+            let got = received[seq].load(Ordering::Relaxed);
+            if got == 0 {
+                side.lost += 1;
+                continue;
+            }
+            let done = committed[seq].load(Ordering::Relaxed);
+            if got < done {
+                side.before_commit += 1;
+            }
+            by_commit.push(got.saturating_sub(done) as u32);
+            by_send.push(got.saturating_sub(sent[seq].load(Ordering::Relaxed)) as u32);
+        }
+        by_commit.sort_unstable();
+        by_send.sort_unstable();
+        side.commit_p50_ms = common::percentile_ms(&by_commit, 0.50);
+        side.commit_p99_ms = common::percentile_ms(&by_commit, 0.99);
+        side.send_p50_ms = common::percentile_ms(&by_send, 0.50);
+        side.send_p99_ms = common::percentile_ms(&by_send, 0.99);
+        side
+    }
+
+    fn json(&self) -> Value {
+        json!({
+            "commit_to_client_p50_ms": self.commit_p50_ms,
+            "commit_to_client_p99_ms": self.commit_p99_ms,
+            "send_to_client_p50_ms": self.send_p50_ms,
+            "send_to_client_p99_ms": self.send_p99_ms,
+            "events_before_commit_returned": self.before_commit,
+            "lost": self.lost,
+        })
+    }
+}
+
+struct Latency {
+    sent: usize,
+    sse: Side,
+    ws: Side,
+    commit_p50_ms: f64,
+    commit_p99_ms: f64,
+    cpu: Cpu,
+}
+
+impl Latency {
+    fn json(&self) -> Value {
+        json!({
+            "rate": LATENCY_RATE,
+            "measured_inserts": self.sent,
+            "sse": self.sse.json(),
+            "websocket": self.ws.json(),
+            "commit_p50_ms": self.commit_p50_ms,
+            "commit_p99_ms": self.commit_p99_ms,
+            "cpu_cores": {"server": self.cpu.server, "bench": self.cpu.bench, "rest": self.cpu.rest},
+        })
+    }
+}
+
+async fn latency(server: &Server, pool: &sqlx::PgPool, warmup: Duration, duration: Duration) -> Latency {
+    let total = warmup + duration;
+    let count = (total.as_secs_f64() * LATENCY_RATE) as usize;
+    let (sent, committed, ws_got, sse_got) = (slots(count), slots(count), slots(count), slots(count));
+
+    let ws = ws_subscribed(server, Ipv4Addr::LOCALHOST, "lat").await;
+    let ws_reader = tokio::spawn({
+        let got = ws_got.clone();
+        ws_reader(ws, move |text| {
+            let at = now_us();
+            if text.contains(r#""event":"create""#) {
+                for seq in numbers_after(text, r#""seq":"#) {
+                    got[seq as usize].store(at, Ordering::Relaxed);
                 }
             }
-            sink.lock().await.extend(local);
-        });
-        let res = client
-            .get(format!(
-                "{base}/stream?collection=events&event=create&fields=id,t0us&limit=0&access_token={TOKEN}"
-            ))
-            .send()
-            .await
-            .unwrap();
-        let sink = sse_lat.clone();
-        let sse_task = tokio::spawn(async move {
-            let mut res = res;
-            let mut buffer = String::new();
-            let mut local = Vec::new();
-            while let Ok(Ok(Some(chunk))) = tokio::time::timeout(Duration::from_secs(3), res.chunk()).await {
-                buffer.push_str(&String::from_utf8_lossy(&chunk));
-                while let Some(end) = buffer.find("\n\n") {
-                    let block: String = buffer.drain(..end + 2).collect();
-                    if let Some(data) = block.lines().find_map(|l| l.strip_prefix("data: ")) {
-                        latencies(data, &mut local);
-                    }
-                }
-            }
-            sink.lock().await.extend(local);
-        });
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let sent = write(&pool, 1000.0, Duration::from_secs(secs)).await;
-        ws_task.await.unwrap();
-        sse_task.await.unwrap();
-        for (name, lat) in [
-            ("(a) WebSocket, 1 subscriber, 1,000 inserts/s", ws_lat),
-            ("(a) SSE, 1 subscriber, 1,000 inserts/s", sse_lat),
-        ] {
-            let mut lat = lat.lock().await.clone();
-            lat.sort_by(f64::total_cmp);
-            report.push(json!({"scenario": name, "sent": sent, "received": lat.len(),
-                "p50_ms": percentile(&lat, 0.5), "p99_ms": percentile(&lat, 0.99), "max_ms": lat.last().copied().unwrap_or(f64::NAN)}));
-        }
-    }
-
-    // (b) fan-out: 1,000 WebSocket subscribers, 300 changes/s.
-    {
-        let subscribers = 1000;
-        let mut sockets = Vec::with_capacity(subscribers);
-        for _ in 0..subscribers {
-            sockets.push(subscriber(&base).await);
-        }
-        let delivered = Arc::new(AtomicU64::new(0));
-        let samples = Arc::new(Mutex::new(Vec::new()));
-        let mut tasks = Vec::new();
-        for (i, mut ws) in sockets.into_iter().enumerate() {
-            let delivered = delivered.clone();
-            let samples = samples.clone();
-            tasks.push(tokio::spawn(async move {
-                let mut local = Vec::new();
-                while let Ok(Some(Ok(message))) =
-                    tokio::time::timeout(Duration::from_secs(3), ws.next()).await
-                {
-                    if let Message::Text(text) = message {
-                        delivered.fetch_add(1, Ordering::Relaxed);
-                        // Every tenth socket parses for latency; the rest only count.
-                        if i % 10 == 0 {
-                            latencies(&text, &mut local);
+        })
+    });
+    let (mut sse, mut pending) = sse_subscribed(server, Ipv4Addr::LOCALHOST, "lat").await;
+    let sse_reader = tokio::spawn({
+        let got = sse_got.clone();
+        async move {
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                // Whole events only: a block ends with a blank line.
+                while let Some(end) = pending.find("\n\n") {
+                    let at = now_us();
+                    let block: String = pending.drain(..end + 2).collect();
+                    if block.contains("event: create") {
+                        for seq in numbers_after(&block, r#""seq":"#) {
+                            got[seq as usize].store(at, Ordering::Relaxed);
                         }
                     }
                 }
-                samples.lock().await.extend(local);
-            }));
-        }
-        let started = Instant::now();
-        let sent = write(&pool, 300.0, Duration::from_secs(secs)).await;
-        let write_time = started.elapsed();
-        for task in tasks {
-            task.await.unwrap();
-        }
-        let mut lat = samples.lock().await.clone();
-        lat.sort_by(f64::total_cmp);
-        let total = delivered.load(Ordering::Relaxed);
-        report.push(json!({"scenario": "(b) fan-out: 1,000 WebSocket subscribers, 300 changes/s",
-            "sent": sent, "delivered": total, "expected": sent * subscribers as u64,
-            "delivered_per_s": total as f64 / write_time.as_secs_f64(),
-            "p50_ms": percentile(&lat, 0.5), "p99_ms": percentile(&lat, 0.99), "max_ms": lat.last().copied().unwrap_or(f64::NAN)}));
-    }
-
-    // (c) idle memory per connection, each kind on a fresh server (freed memory stays in the
-    // allocator, so measuring one kind after another would hide the second).
-    drop(server);
-    {
-        let n = if quick { 2000 } else { 10_000 };
-        let mut per_conn = Vec::new();
-        for kind in ["bare TCP", "WebSocket", "SSE"] {
-            let (server, port) = start_server(&url).await;
-            let base = format!("http://127.0.0.1:{port}");
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            let before = server.rss_kib();
-            let mut bare = Vec::new();
-            let mut sockets = Vec::new();
-            let mut streams = Vec::new();
-            let sse_client = reqwest::Client::builder()
-                .pool_max_idle_per_host(0)
-                .build()
-                .unwrap();
-            for _ in 0..n {
-                match kind {
-                    "bare TCP" => {
-                        bare.push(tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap())
-                    }
-                    "WebSocket" => sockets.push(subscriber(&base).await),
-                    _ => streams.push(
-                        sse_client
-                            .get(format!(
-                                "{base}/stream?collection=events&event=create&limit=0&access_token={TOKEN}"
-                            ))
-                            .send()
-                            .await
-                            .unwrap(),
-                    ),
+                match sse.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => pending.push_str(std::str::from_utf8(&buf[..n]).unwrap()),
                 }
             }
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            let after = server.rss_kib();
-            per_conn.push((
-                kind,
-                (after as f64 - before as f64) * 1024.0 / n as f64,
-                before,
-                after,
-            ));
-            drop((bare, sockets, streams));
         }
-        let bare = per_conn[0].1;
-        report.push(json!({"scenario": format!("(c) idle memory, {n} connections, bytes each (RSS)"),
-            "bare_tcp": bare, "websocket": per_conn[1].1, "sse": per_conn[2].1,
-            "websocket_above_bare": per_conn[1].1 - bare, "sse_above_bare": per_conn[2].1 - bare,
-            "rss_kib_before_after": per_conn.iter().map(|(k, _, b, a)| json!({"kind": k, "before": b, "after": a})).collect::<Vec<_>>()}));
-    }
+    });
 
-    for row in &report {
-        println!("{row}");
+    let meter = CpuMeter::start(server);
+    write_paced(pool, "lat", LATENCY_RATE, total, sent.clone(), committed.clone()).await;
+    let cpu = meter.stop(server);
+    // Until both have everything (or a generous bound on stragglers).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline
+        && (ws_got[count - 1].load(Ordering::Relaxed) == 0 || sse_got[count - 1].load(Ordering::Relaxed) == 0)
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-realtime.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&report).unwrap()).unwrap();
-    eprintln!("wrote {}", path.display());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    ws_reader.abort();
+    sse_reader.abort();
+
+    let measured = (warmup.as_secs_f64() * LATENCY_RATE) as usize..count;
+    let mut commits: Vec<u32> = measured
+        .clone()
+        .map(|seq| (committed[seq].load(Ordering::Relaxed) - sent[seq].load(Ordering::Relaxed)) as u32)
+        .collect();
+    commits.sort_unstable();
+    Latency {
+        sent: measured.len(),
+        sse: Side::of(measured.clone(), &sent, &committed, &sse_got),
+        ws: Side::of(measured, &sent, &committed, &ws_got),
+        commit_p50_ms: common::percentile_ms(&commits, 0.50),
+        commit_p99_ms: common::percentile_ms(&commits, 0.99),
+        cpu,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// (b) fan-out
+
+struct Fanout {
+    messages_per_sec: f64,
+    rows_per_sec: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    expected: usize,
+    received: usize,
+    refetch: usize,
+    cpu: Cpu,
+}
+
+impl Fanout {
+    fn json(&self) -> Value {
+        json!({
+            "subscribers": FANOUT_SUBSCRIBERS,
+            "rate": FANOUT_RATE,
+            "messages_per_sec": self.messages_per_sec,
+            "rows_per_sec": self.rows_per_sec,
+            "send_to_client_p50_ms": self.p50_ms,
+            "send_to_client_p99_ms": self.p99_ms,
+            "expected_messages": self.expected,
+            "received_messages": self.received,
+            "refetch": self.refetch,
+            "cpu_cores": {"server": self.cpu.server, "bench": self.cpu.bench, "rest": self.cpu.rest},
+        })
+    }
+}
+
+/// What one fan-out subscriber saw in the measured window.
+#[derive(Default)]
+struct Seen {
+    /// Latency of each row sent in the window, µs.
+    latencies: Vec<u32>,
+    /// Messages and rows received in the window.
+    messages: usize,
+    rows: usize,
+    refetch: usize,
+}
+
+async fn fanout(server: &Server, pool: &sqlx::PgPool, warmup: Duration, duration: Duration) -> Fanout {
+    let sockets: Vec<Ws> = futures_util::stream::iter(0..FANOUT_SUBSCRIBERS)
+        .map(|_| ws_subscribed(server, Ipv4Addr::LOCALHOST, "fan"))
+        .buffer_unordered(CONNECT_PARALLEL)
+        .collect()
+        .await;
+    // The window opens after the warm-up and closes with the last insert; readers stop reading
+    // a little after that, whatever is still under way.
+    let window_start = Arc::new(AtomicU64::new(u64::MAX));
+    let window_end = Arc::new(AtomicU64::new(u64::MAX));
+    let total = warmup + duration;
+    let stop_reading = tokio::time::Instant::now() + total + Duration::from_secs(3);
+    let readers: Vec<_> = sockets
+        .into_iter()
+        .map(|ws| {
+            let (start, end) = (window_start.clone(), window_end.clone());
+            tokio::spawn(async move {
+                let mut seen = Seen::default();
+                let seen_ref = &mut seen;
+                let reading = ws_reader(ws, move |text| {
+                    let at = now_us();
+                    let (start, end) = (start.load(Ordering::Relaxed), end.load(Ordering::Relaxed));
+                    if text.contains(r#""event":"refetch""#) {
+                        seen_ref.refetch += 1;
+                        return;
+                    }
+                    let mut rows = 0;
+                    for sent in numbers_after(text, r#""sent_us":"#) {
+                        rows += 1;
+                        if sent >= start && sent < end {
+                            seen_ref.latencies.push(at.saturating_sub(sent) as u32);
+                        }
+                    }
+                    if at >= start && at < end {
+                        seen_ref.messages += 1;
+                        seen_ref.rows += rows;
+                    }
+                });
+                let _ = tokio::time::timeout_at(stop_reading, reading).await;
+                seen
+            })
+        })
+        .collect();
+    let meter = CpuMeter::start(server);
+    let marks = {
+        let (start, end) = (window_start.clone(), window_end.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(warmup).await;
+            start.store(now_us(), Ordering::Relaxed);
+            tokio::time::sleep(duration).await;
+            end.store(now_us(), Ordering::Relaxed);
+        })
+    };
+    let count = (total.as_secs_f64() * FANOUT_RATE) as usize;
+    let sent = slots(count);
+    write_paced(pool, "fan", FANOUT_RATE, total, sent.clone(), slots(count)).await;
+    marks.await.unwrap();
+    let cpu = meter.stop(server);
+    let (start, end) = (
+        window_start.load(Ordering::Relaxed),
+        window_end.load(Ordering::Relaxed),
+    );
+    let in_window = sent
+        .iter()
+        .filter(|at| (start..end).contains(&at.load(Ordering::Relaxed)))
+        .count();
+    let mut all = Vec::new();
+    let (mut messages, mut rows, mut refetch) = (0, 0, 0);
+    for reader in readers {
+        let seen = reader.await.unwrap();
+        all.extend(seen.latencies);
+        messages += seen.messages;
+        rows += seen.rows;
+        refetch += seen.refetch;
+    }
+    all.sort_unstable();
+    let window = Duration::from_micros(end - start).as_secs_f64();
+    Fanout {
+        messages_per_sec: messages as f64 / window,
+        rows_per_sec: rows as f64 / window,
+        p50_ms: common::percentile_ms(&all, 0.50),
+        p99_ms: common::percentile_ms(&all, 0.99),
+        expected: in_window * FANOUT_SUBSCRIBERS,
+        received: all.len(),
+        refetch,
+        cpu,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// (c) idle memory
+
+#[derive(Clone, Copy)]
+enum Idle {
+    Tcp,
+    WebSocket,
+    Sse,
+}
+
+struct IdlePhase {
+    label: &'static str,
+    idle_kib: u64,
+    held_kib: u64,
+    held: usize,
+    per_connection_kib: f64,
+}
+
+impl IdlePhase {
+    fn json(&self) -> Value {
+        json!({
+            "phase": self.label, "idle_rss_kib": self.idle_kib, "held_rss_kib": self.held_kib,
+            "held": self.held, "per_connection_kib": self.per_connection_kib,
+        })
+    }
+}
+
+/// What holding one idle connection needs on the client side.
+enum Held {
+    Tcp(#[allow(dead_code)] TcpStream),
+    Task(tokio::task::JoinHandle<()>),
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Held::Task(task) = self {
+            task.abort();
+        }
+    }
+}
+
+/// Opens `n` connections of `kind` to a fresh `server` and reads its RSS once it holds them all.
+async fn idle_memory(server: &Server, kind: Idle, n: usize, phase: u8) -> IdlePhase {
+    // Warm up what every connection of this kind shares (the feed, the group, buffers' first
+    // allocation) with one connection, then settle.
+    match kind {
+        Idle::Tcp => drop(connect_from(server, Ipv4Addr::LOCALHOST).await),
+        Idle::WebSocket => drop(ws_subscribed(server, Ipv4Addr::LOCALHOST, "idle").await),
+        Idle::Sse => drop(sse_subscribed(server, Ipv4Addr::LOCALHOST, "idle").await),
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let idle_kib = server.rss_kib();
+    let idle_fds = server.fds();
+    // A source address of its own per phase: the previous phases' ports sit in TIME_WAIT.
+    let source = Ipv4Addr::new(127, 0, 0, 10 + phase);
+    let held: Vec<Held> = futures_util::stream::iter(0..n)
+        .map(|_| async move {
+            match kind {
+                Idle::Tcp => Held::Tcp(connect_from(server, source).await),
+                Idle::WebSocket => {
+                    let ws = ws_subscribed(server, source, "idle").await;
+                    Held::Task(tokio::spawn(ws_reader(ws, |_| {})))
+                }
+                Idle::Sse => {
+                    let (mut sse, _) = sse_subscribed(server, source, "idle").await;
+                    Held::Task(tokio::spawn(async move {
+                        let mut buf = [0u8; 1024];
+                        while matches!(sse.read(&mut buf).await, Ok(n) if n > 0) {}
+                    }))
+                }
+            }
+        })
+        .buffer_unordered(CONNECT_PARALLEL)
+        .collect()
+        .await;
+    // Until the server holds them all (bare TCP: accepted), then let its allocations settle.
+    let deadline = Instant::now() + Duration::from_secs(4);
+    while server.fds() < idle_fds + n && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    if !matches!(kind, Idle::Tcp) {
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+    }
+    let held_kib = server.rss_kib();
+    let holding = server.fds().saturating_sub(idle_fds).min(n);
+    drop(held);
+    IdlePhase {
+        label: match kind {
+            Idle::Tcp => "bare TCP (accepted, never sends)",
+            Idle::WebSocket => "WebSocket (authenticated, 1 subscription)",
+            Idle::Sse => "SSE stream (1 collection)",
+        },
+        idle_kib,
+        held_kib,
+        held: holding,
+        per_connection_kib: held_kib.saturating_sub(idle_kib) as f64 / holding.max(1) as f64,
+    }
 }

@@ -10,20 +10,19 @@
 //! Prints one table and writes it as JSON to `target/bench-rest.json`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a bench that cannot set up should stop loudly
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use common::{Server, TOKEN};
 use directrix::core::query::{self, Settings, params};
-use directrix::db::cluster::{Durability, ManagedCluster};
 use directrix::db::items::{self, read};
 use serde_json::json;
 
 const CONCURRENCY: usize = 32;
 const ROWS: i64 = 100_000;
-const TOKEN: &str = "bench-admin-token";
 
 const SEED: &str = r#"
 create table authors (id serial primary key, name varchar(100) not null, email varchar(255));
@@ -78,20 +77,12 @@ struct Measure {
     errors: u64,
 }
 
-fn percentile(sorted: &[u32], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index] as f64 / 1000.0
-}
-
 fn summarize(mut latencies: Vec<u32>, elapsed: Duration, errors: u64) -> Measure {
     latencies.sort_unstable();
     Measure {
         ops_per_sec: latencies.len() as f64 / elapsed.as_secs_f64(),
-        p50_ms: percentile(&latencies, 0.50),
-        p99_ms: percentile(&latencies, 0.99),
+        p50_ms: common::percentile_ms(&latencies, 0.50).max(0.0),
+        p99_ms: common::percentile_ms(&latencies, 0.99).max(0.0),
         errors,
     }
 }
@@ -199,26 +190,11 @@ async fn ok(res: reqwest::Result<reqwest::Response>) -> bool {
     }
 }
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.0.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-        let _ = self.0.wait();
-    }
-}
-
 fn main() {
-    // `cargo test --all-targets` runs bench binaries too, without `--bench`: a load suite has
-    // no place in the test run, so it only says how to run it.
-    if !std::env::args().any(|a| a == "--bench") {
-        println!("rest load suite: run it with `cargo bench --bench rest [-- --quick]`");
+    if !common::bench_run("rest") {
         return;
     }
-    let quick = std::env::args().any(|a| a == "--quick");
+    let quick = common::quick();
     let duration = Duration::from_secs(if quick { 6 } else { 20 });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -228,24 +204,7 @@ fn main() {
 }
 
 async fn run(quick: bool, duration: Duration) {
-    // A private cluster, as the embedded default runs it (durable settings).
-    let root = tempfile::Builder::new()
-        .prefix("directrix-bench-")
-        .tempdir()
-        .unwrap()
-        .keep();
-    std::fs::set_permissions(&root, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    if nix::unistd::Uid::effective().is_root() {
-        let pg = nix::unistd::User::from_name("postgres").unwrap().unwrap();
-        nix::unistd::chown(&root, Some(pg.uid), Some(pg.gid)).unwrap();
-    }
-    let cluster = ManagedCluster::start(&root, Durability::Durable).unwrap();
-    cluster
-        .stop_when_process_exits(std::process::id(), &root)
-        .unwrap();
-    directrix::db::pool::ensure_database(cluster.connect_options("postgres"), "bench")
-        .await
-        .unwrap();
+    let cluster = common::cluster("bench").await;
     let pool_size = 16;
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(pool_size)
@@ -259,42 +218,22 @@ async fn run(quick: bool, duration: Duration) {
         sqlx::raw_sql(settle).execute(&pool).await.unwrap();
     }
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let url = format!(
-        "postgres://postgres@localhost/bench?host={}",
-        cluster.pgdata().display()
-    );
-    let _server = Server(
-        Command::new(env!("CARGO_BIN_EXE_directrix"))
-            .arg("serve")
-            .env("DB_CONNECTION_STRING", &url)
-            .env("DB_POOL__MAX", pool_size.to_string())
-            .env("PORT", port.to_string())
-            .env("ADMIN_TOKEN", TOKEN)
-            .env("ADMIN_PASSWORD", "bench")
-            .env("LOG_LEVEL", "warn")
+    let server = Server::start(
+        &cluster,
+        "bench",
+        &[
+            ("DB_POOL__MAX", pool_size.to_string()),
             // The login scenario measures argon2id and the session write, not the stall.
-            .env("LOGIN_STALL_TIME", "0")
-            .env("RATE_LIMITER_AUTH_ENABLED", "false")
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let base = format!("http://127.0.0.1:{port}");
+            ("LOGIN_STALL_TIME", "0".into()),
+            ("RATE_LIMITER_AUTH_ENABLED", "false".into()),
+        ],
+    )
+    .await;
+    let base = server.base.clone();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(CONCURRENCY)
         .build()
         .unwrap();
-    for _ in 0..500 {
-        if client.get(format!("{base}/server/ping")).send().await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 
     // The baseline runs the SQL the server compiles for the same request.
     let schema = directrix::db::introspect::load(&pool, "public")
@@ -497,9 +436,9 @@ async fn run(quick: bool, duration: Duration) {
         })).collect::<Vec<_>>(),
         "a_open_loop_70pct": { "rate": peak_a * 0.7, "p50_ms": open.p50_ms, "p99_ms": open.p99_ms, "errors": open.errors },
     });
-    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-rest.json");
-    std::fs::write(&out, serde_json::to_string_pretty(&report).unwrap()).unwrap();
+    let out = common::write_report("bench-rest.json", &report);
     println!("written to {}", out.display());
     drop(pool);
+    drop(server);
     let _ = cluster.stop();
 }

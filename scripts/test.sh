@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh --tests
-# The @directus/sdk the compatibility test drives (tests/sdk.rs), pinned by package-lock.json.
+# The @directus/sdk the compatibility tests drive (tests/sdk.rs) and `ws`
+# (Node 20 has no global WebSocket), pinned by package-lock.json.
 npm ci --prefix clients/sdk-check --no-audit --no-fund --loglevel=error
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings

@@ -1,54 +1,126 @@
-// The official @directus/sdk's realtime() client against a running Directrix: connect with
-// handshake auth, subscribe to `articles`, and see init, create, update and delete for writes
-// made through the SDK's REST client. Node 20 has no global WebSocket, so the `ws` package is
-// handed to the SDK through its `globals` option. Exits non-zero with a message on any mismatch.
-// Usage: node realtime.mjs <base-url> <static-token>
-import { createDirectus, createItem, deleteItem, realtime, rest, staticToken, updateItem } from '@directus/sdk';
-import WebSocket from 'ws';
+// Drives Directrix's `/websocket` with the official @directus/sdk's `realtime()` composable
+// (unchanged): connects with the handshake auth mode, subscribes to `articles`, writes through
+// REST, and fails unless the subscription yields init, create, update and delete with the data
+// the writes made.
+//
+//   node realtime.mjs <base url> <static admin token>
+//
+// Expects the collection the Rust test in `tests/sdk.rs` creates: articles (id, title,
+// status, views), empty. Node 20 has no global WebSocket: the SDK gets the `ws` package's
+// through its `globals` option.
+import assert from 'node:assert/strict';
+import {
+  createDirectus, createItem, deleteItem, realtime, rest, staticToken, updateItem,
+} from '@directus/sdk';
+import { WebSocket as NodeWebSocket } from 'ws';
 
-const [base, token] = process.argv.slice(2);
-const fail = (message) => {
-  console.error(`FAIL: ${message}`);
-  process.exit(1);
-};
-const expect = (ok, message) => {
-  if (!ok) fail(message);
-};
+const [url, token] = process.argv.slice(2);
+if (!url || !token) {
+  console.error('usage: node realtime.mjs <base url> <token>');
+  process.exit(2);
+}
 
-const client = createDirectus(base, { globals: { WebSocket } })
+// A browser dispatches every message as its own task, so the SDK's subscription generator
+// (which listens for one message at a time) re-arms between two messages. `ws` emits the
+// messages of one TCP read synchronously unless told not to: tell it, as a browser would behave.
+class BrowserLikeWebSocket extends NodeWebSocket {
+  constructor(address, protocols) {
+    super(address, protocols, { allowSynchronousEvents: false });
+  }
+}
+
+const client = createDirectus(url, { globals: { WebSocket: BrowserLikeWebSocket } })
   .with(staticToken(token))
-  .with(rest())
-  .with(realtime({ authMode: 'handshake', heartbeat: false, reconnect: false }));
+  .with(realtime({ authMode: 'handshake' }))
+  .with(rest());
 
-await client.connect();
-const { subscription, unsubscribe } = await client.subscribe('articles', {
-  query: { fields: ['id', 'title'] },
-});
-const messages = subscription[Symbol.asyncIterator]();
-const next = async (what) => {
-  const timeout = new Promise((_, reject) => setTimeout(() => reject(new Error(`no ${what} within 10 s`)), 10000));
-  const { value } = await Promise.race([messages.next(), timeout]).catch((e) => fail(e.message));
-  return value;
-};
+/** Fails the run with a message one can read in CI, and stops. */
+function fail(what, err) {
+  console.error(`FAIL ${what}`);
+  if (err?.errors) console.error(JSON.stringify(err.errors));
+  else if (err instanceof assert.AssertionError) {
+    console.error(`  ${err.message.split('\n')[0]}`);
+    console.error(`  actual:   ${JSON.stringify(err.actual)}`);
+    console.error(`  expected: ${JSON.stringify(err.expected)}`);
+  } else console.error(err);
+  console.error('sdk realtime check failed');
+  process.exit(1);
+}
 
-const init = await next('init');
-expect(init?.event === 'init', `first message is init, got ${JSON.stringify(init)}`);
-expect(Array.isArray(init.data), `init carries data, got ${JSON.stringify(init)}`);
+// Nothing here may hang the test: a bound on a stall, not a measure of speed.
+const PATIENCE_MS = 30_000;
+const watchdog = setTimeout(() => fail('the check finished', `no progress within ${PATIENCE_MS} ms`), PATIENCE_MS);
 
-const created = await client.request(createItem('articles', { title: 'from the sdk' }));
-const create = await next('create');
-expect(create.event === 'create', `create event, got ${JSON.stringify(create)}`);
-expect(create.data?.[0]?.title === 'from the sdk' && create.data[0].id === created.id, `create data, got ${JSON.stringify(create)}`);
+let step = 'connect (handshake auth)';
+try {
+  await client.connect();
+  console.log(`ok   ${step}`);
 
-await client.request(updateItem('articles', created.id, { title: 'edited' }));
-const update = await next('update');
-expect(update.event === 'update' && update.data?.[0]?.title === 'edited', `update event, got ${JSON.stringify(update)}`);
+  step = 'subscribe to articles';
+  const { subscription, unsubscribe } = await client.subscribe('articles', {
+    query: { fields: ['*'] },
+  });
+  // Collect messages as they come, while the writes go through REST.
+  const received = [];
+  let wake = () => {};
+  const collecting = (async () => {
+    for await (const message of subscription) {
+      received.push(message);
+      wake();
+    }
+  })();
+  /** The `n`th subscription message (0-based), waiting for it. */
+  async function nth(n, what) {
+    while (received.length <= n) {
+      await new Promise((resolve) => {
+        wake = resolve;
+      });
+    }
+    const message = received[n];
+    assert.equal(message.type, 'subscription', `${what}: a subscription message`);
+    return message;
+  }
 
-await client.request(deleteItem('articles', created.id));
-const removed = await next('delete');
-expect(removed.event === 'delete' && removed.data?.map(String).includes(String(created.id)), `delete event, got ${JSON.stringify(removed)}`);
+  const init = await nth(0, 'init');
+  assert.equal(init.event, 'init');
+  assert.deepEqual(init.data, [], 'init: the collection starts empty');
+  console.log(`ok   ${step}: init with []`);
 
-unsubscribe();
-client.disconnect();
-console.log('realtime ok: init, create, update, delete');
-process.exit(0);
+  step = 'create through REST → create event';
+  const created = await client.request(
+    createItem('articles', { title: 'Live', status: 'published', views: 1 }),
+  );
+  assert.deepEqual(created, { id: 1, title: 'Live', status: 'published', views: 1 });
+  const create = await nth(1, 'create');
+  assert.equal(create.event, 'create', JSON.stringify(create));
+  assert.deepEqual(create.data, [created]);
+  console.log(`ok   ${step}`);
+
+  step = 'update through REST → update event';
+  const updated = await client.request(updateItem('articles', 1, { title: 'Edited', views: 2 }));
+  assert.deepEqual(updated, { id: 1, title: 'Edited', status: 'published', views: 2 });
+  const update = await nth(2, 'update');
+  assert.equal(update.event, 'update', JSON.stringify(update));
+  assert.deepEqual(update.data, [updated]);
+  console.log(`ok   ${step}`);
+
+  step = 'delete through REST → delete event';
+  await client.request(deleteItem('articles', 1));
+  const del = await nth(3, 'delete');
+  assert.equal(del.event, 'delete', JSON.stringify(del));
+  // The deleted keys. Directus sends them as the request spelled them (`"1"` from the URL);
+  // Directrix sends them as the row held them (from the WAL): compare as text.
+  assert.deepEqual(del.data.map(String), ['1']);
+  console.log(`ok   ${step}`);
+
+  step = 'unsubscribe and disconnect';
+  assert.equal(received.length, 4, `no other message: ${JSON.stringify(received.slice(4))}`);
+  unsubscribe();
+  client.disconnect();
+  await collecting;
+  console.log(`ok   ${step}`);
+} catch (err) {
+  fail(step, err);
+}
+clearTimeout(watchdog);
+console.log('sdk realtime check passed');
