@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 
 use crate::config::SlowConsumer;
 use crate::core::pgoutput::Lsn;
-use crate::core::realtime::frame::{Event, Item};
+use crate::core::realtime::frame::{Event, Item, runs};
 use crate::core::realtime::shape::{EventKind, key_text};
 
 /// A subscription's id within the process.
@@ -281,31 +281,10 @@ fn drain(sub: SubId, backlog: Backlog, out: &mut Vec<Outgoing>) {
             order,
             mut latest,
         } => {
-            // Consecutive items of one kind become one message, in first-change order.
-            let mut run: Option<(EventKind, Vec<Item>)> = None;
-            for key in order {
-                let Some((kind, item)) = latest.remove(&key) else {
-                    continue;
-                };
-                match &mut run {
-                    Some((current, items)) if *current == kind => items.push(item),
-                    _ => {
-                        if let Some((current, items)) = run.take() {
-                            out.push(Outgoing::Event(
-                                sub,
-                                Arc::new(Event::new(current, &collection, lsn, false, items)),
-                            ));
-                        }
-                        run = Some((kind, vec![item]));
-                    }
-                }
-            }
             // Everything up to `lsn` is in these messages, so the last one carries it.
-            if let Some((current, items)) = run {
-                out.push(Outgoing::Event(
-                    sub,
-                    Arc::new(Event::new(current, &collection, lsn, true, items)),
-                ));
+            let items = order.into_iter().filter_map(|key| latest.remove(&key));
+            for event in runs(&collection, lsn, items) {
+                out.push(Outgoing::Event(sub, event));
             }
         }
     }

@@ -13,9 +13,9 @@ use crate::actors::outbox::{Outbox, SubId};
 use crate::config::SlowConsumer;
 use crate::core::pgoutput::Lsn;
 use crate::core::realtime::event::RowOp;
-use crate::core::realtime::frame::{Event, Item};
+use crate::core::realtime::frame::{Event, Item, runs};
 use crate::core::realtime::ring::{Ring, Slice};
-use crate::core::realtime::shape::{EventKind, Outcome, Shape};
+use crate::core::realtime::shape::{Outcome, Shape};
 use crate::core::realtime::snapshot::Snapshot;
 
 /// How far before its attach a snapshot handoff re-examines the ring: a transaction can reach
@@ -398,27 +398,6 @@ fn deliver_local(shape: &Shape, collection: &str, slice: &Slice, members: &mut [
             member.push(&events);
         }
     }
-}
-
-/// Consecutive items of one kind become one event.
-fn runs(collection: &str, lsn: Lsn, items: Vec<(EventKind, Item)>) -> Vec<Arc<Event>> {
-    let mut events = Vec::new();
-    let mut run: Option<(EventKind, Vec<Item>)> = None;
-    for (kind, item) in items {
-        match &mut run {
-            Some((current, list)) if *current == kind => list.push(item),
-            _ => {
-                if let Some((current, list)) = run.take() {
-                    events.push(Arc::new(Event::new(current, collection, lsn, false, list)));
-                }
-                run = Some((kind, vec![item]));
-            }
-        }
-    }
-    if let Some((current, list)) = run {
-        events.push(Arc::new(Event::new(current, collection, lsn, true, list)));
-    }
-    events
 }
 
 fn spawn_worker(

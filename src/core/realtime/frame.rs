@@ -69,6 +69,32 @@ impl Event {
     }
 }
 
+/// One transaction's items for a subscription as events: consecutive items of one kind share
+/// an event, in order, and the last event carries the transaction's position.
+pub fn runs(
+    collection: &str,
+    lsn: Lsn,
+    items: impl IntoIterator<Item = (EventKind, Item)>,
+) -> Vec<Arc<Event>> {
+    let mut events = Vec::new();
+    let mut run: Option<(EventKind, Vec<Item>)> = None;
+    for (kind, item) in items {
+        match &mut run {
+            Some((current, list)) if *current == kind => list.push(item),
+            _ => {
+                if let Some((current, list)) = run.take() {
+                    events.push(Arc::new(Event::new(current, collection, lsn, false, list)));
+                }
+                run = Some((kind, vec![item]));
+            }
+        }
+    }
+    if let Some((current, list)) = run {
+        events.push(Arc::new(Event::new(current, collection, lsn, true, list)));
+    }
+    events
+}
+
 fn open(kind: EventKind, collection: &str, lsn: Option<Lsn>, items: &[Item]) -> String {
     let mut out = String::with_capacity(64 + items.len() * 64);
     out.push_str("{\"type\":\"subscription\",\"event\":\"");
