@@ -32,11 +32,6 @@ pub struct WatchReplication(pub Arc<ReplicationStatus>);
 #[rtype(result = "Addr<CollectionFeed>")]
 pub struct GetFeed(pub Arc<str>);
 
-/// Replication (re)attached at this position; rings can't replay below it.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct SetFloor(pub Lsn);
-
 /// Whether replication has attached, so resumes can be answered.
 #[derive(Message)]
 #[rtype(result = "bool")]
@@ -204,14 +199,6 @@ impl Handler<GetFeed> for FeedHub {
 
     fn handle(&mut self, msg: GetFeed, _ctx: &mut Context<Self>) -> Addr<CollectionFeed> {
         self.feed(&msg.0).0
-    }
-}
-
-impl Handler<SetFloor> for FeedHub {
-    type Result = ();
-
-    fn handle(&mut self, msg: SetFloor, _ctx: &mut Context<Self>) {
-        self.set_floor(msg.0);
     }
 }
 

@@ -20,7 +20,7 @@ mod reread;
 mod tests;
 
 pub use feed::{Attach, CollectionFeed, Detach, Ready, Start};
-pub use hub::{FeedHub, FeedSettings, FloorKnown, GetFeed, SetFloor, WatchReplication};
+pub use hub::{FeedHub, FeedSettings, FloorKnown, GetFeed, WatchReplication};
 pub use reread::RereadContext;
 
 use std::time::Duration;

@@ -681,11 +681,27 @@ pub async fn fetch(
 
 /// Runs a compiled select and returns the rows' JSON texts, in order.
 #[instrument(skip_all, fields(collection = %collection))]
-pub async fn rows(pool: &PgPool, sql: &Sql, collection: &str) -> Result<Vec<String>, Error> {
-    let rows = super::query(sql).fetch_all(pool).await?;
+pub async fn rows<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    sql: &Sql,
+    collection: &str,
+) -> Result<Vec<String>, Error> {
+    let rows = super::query(sql).fetch_all(executor).await?;
     rows.iter()
         .map(|row| row.try_get::<String, _>(0).map_err(Error::from))
         .collect()
+}
+
+/// The transaction snapshot reads on `executor` see (`pg_current_snapshot()`): what a realtime
+/// subscription's feed hands off from.
+pub async fn current_snapshot<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+) -> Result<crate::core::realtime::snapshot::Snapshot, Error> {
+    let text: String = sqlx::query("select pg_current_snapshot()::text")
+        .fetch_one(executor)
+        .await?
+        .try_get(0)?;
+    crate::core::realtime::snapshot::Snapshot::parse(&text).map_err(Error::internal)
 }
 
 /// Runs a compiled count.

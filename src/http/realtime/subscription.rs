@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
-use sqlx::Row;
 
 use super::super::auth::Accountability;
 use super::super::items::{authorized_query, collection as items_collection};
@@ -93,7 +92,7 @@ impl Compiled {
     /// Reads the `init` rows (the list, or the one `item`) in a repeatable-read transaction and
     /// returns them as JSON text with the snapshot they were read under.
     pub async fn init(&self, state: &AppState) -> Result<(String, Snapshot), Error> {
-        let schema = self.shape_snapshot(state);
+        let schema = state.schema();
         let collection = schema.collection(&self.collection).ok_or(Error::Forbidden)?;
         let target = Target {
             snapshot: &schema,
@@ -112,18 +111,9 @@ impl Compiled {
         sqlx::query("set transaction isolation level repeatable read, read only")
             .execute(&mut *tx)
             .await?;
-        let snapshot: String = sqlx::query("select pg_current_snapshot()::text")
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get(0)?;
-        let rows: Vec<String> = crate::db::items::query(&sql)
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(|row| row.try_get::<String, _>(0))
-            .collect::<Result<_, _>>()?;
+        let snapshot = read::current_snapshot(&mut *tx).await?;
+        let rows = read::rows(&mut *tx, &sql, &self.collection).await?;
         tx.commit().await?;
-        let snapshot = Snapshot::parse(&snapshot).map_err(Error::internal)?;
         let data = if item.is_some() || self.singleton {
             rows.into_iter().next().unwrap_or_else(|| "null".into())
         } else {
@@ -135,14 +125,6 @@ impl Compiled {
     /// The current snapshot alone: for a subscription without `init` rows, so changes the
     /// database already held when it subscribed (a restart's replay) are not sent as new.
     pub async fn snapshot_only(state: &AppState) -> Result<Snapshot, Error> {
-        let text: String = sqlx::query("select pg_current_snapshot()::text")
-            .fetch_one(&state.pool)
-            .await?
-            .try_get(0)?;
-        Snapshot::parse(&text).map_err(Error::internal)
-    }
-
-    fn shape_snapshot(&self, state: &AppState) -> Arc<crate::core::schema::SchemaSnapshot> {
-        state.schema()
+        read::current_snapshot(&state.pool).await
     }
 }

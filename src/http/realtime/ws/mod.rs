@@ -83,8 +83,7 @@ pub async fn websocket(
     let state = state.clone();
     session::WsSession::create(move |ctx| {
         ctx.add_stream(stream);
-        let mut session =
-            session::WsSession::new(state, realtime, context, origin, acc, expires, ws, connections);
+        let mut session = session::WsSession::new(state, realtime, context, origin, acc, ws, connections);
         session::arm_expiry(&mut session, expires, ctx);
         session
     });

@@ -76,14 +76,12 @@ pub struct WsSession {
 }
 
 impl WsSession {
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         state: web::Data<AppState>,
         realtime: Realtime,
         context: AuthContext,
         origin: sessions::Origin,
         acc: Option<Accountability>,
-        expires: Option<i64>,
         ws: actix_ws::Session,
         connections: Arc<AtomicUsize>,
     ) -> WsSession {
@@ -91,7 +89,6 @@ impl WsSession {
         let mode = config.ws_auth;
         let outbox = Outbox::new(config.outbound_queue);
         let points = f64::from(config.ws_rate_points);
-        let _ = expires;
         WsSession {
             mode,
             acc,
