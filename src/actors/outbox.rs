@@ -18,6 +18,13 @@ use crate::core::realtime::shape::{EventKind, key_text};
 /// A subscription's id within the process.
 pub type SubId = u64;
 
+static NEXT_SUB: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// A process-unique id (subscriptions, and connections in collab rooms).
+pub fn next_sub_id() -> SubId {
+    NEXT_SUB.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 /// One thing to write.
 #[derive(Debug)]
 pub enum Outgoing {

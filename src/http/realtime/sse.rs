@@ -12,7 +12,6 @@
 //! for different collections travel separately), so that one may arrive twice.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use actix::{Actor, ActorContext, Addr, Context, Handler, Message};
@@ -26,20 +25,13 @@ use super::super::auth::Accountability;
 use super::super::state::AppState;
 use super::subscription;
 use crate::actors::feeds::{Attach, CollectionFeed, Detach, GetFeed, Ready, Start};
-use crate::actors::outbox::{Outbox, Outgoing, SubId};
+use crate::actors::outbox::{Outbox, Outgoing, SubId, next_sub_id};
 use crate::config::SlowConsumer;
 use crate::core::pgoutput::Lsn;
 use crate::core::query::params;
 use crate::core::realtime::frame;
 use crate::core::realtime::shape::EventKind;
 use crate::error::Error;
-
-static NEXT_SUB: AtomicU64 = AtomicU64::new(1);
-
-/// A process-unique subscription id.
-pub fn next_sub_id() -> SubId {
-    NEXT_SUB.fetch_add(1, Ordering::Relaxed)
-}
 
 /// Most items one write to the response takes from the outbox.
 const BATCH: usize = 256;

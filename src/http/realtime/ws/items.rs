@@ -25,8 +25,7 @@ pub async fn handle(state: &web::Data<AppState>, acc: &Accountability, req: Item
     match run(state, acc, req).await {
         Ok(Reply::Data(data)) => protocol::items(uid.as_ref(), &data, None),
         Ok(Reply::NeedsTarget) => protocol::items_delete_needs_target(uid.as_ref()),
-        Err(err) => protocol::service_error("items", &err)
-            .unwrap_or_else(|| protocol::error("items", err.code(), &err.to_string(), uid.as_ref())),
+        Err(err) => super::error_reply("items", &err, uid.as_ref()),
     }
 }
 

@@ -19,6 +19,14 @@ use super::super::state::AppState;
 use crate::config::WsAuthMode;
 use crate::error::Error;
 
+/// The reply to a request that failed with `err`: Directus's forwarded error where it sends one,
+/// else the error itself, answered as `reply_type` with the request's `uid`.
+pub(super) fn error_reply(reply_type: &str, err: &Error, uid: Option<&serde_json::Value>) -> String {
+    crate::core::realtime::protocol::service_error(reply_type, err).unwrap_or_else(|| {
+        crate::core::realtime::protocol::error(reply_type, err.code(), &err.to_string(), uid)
+    })
+}
+
 /// `GET /websocket`: the upgrade.
 pub async fn websocket(
     req: HttpRequest,

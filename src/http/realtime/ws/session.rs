@@ -21,10 +21,10 @@ use serde_json::Value;
 
 use super::super::super::auth::{self, Accountability, AuthContext, session as login};
 use super::super::super::state::AppState;
-use super::super::sse::next_sub_id;
 use super::super::subscription;
 use crate::actors::collab::{self as collab_hub, FieldRights};
 use crate::actors::feeds::{Attach, CollectionFeed, Detach, GetFeed, Ready, Realtime, Start};
+use crate::actors::outbox::next_sub_id;
 use crate::actors::outbox::{Outbox, Outgoing, Overflowed, SubId};
 use crate::config::{SlowConsumer, WsAuthMode};
 use crate::core::access::{Action, FieldSet};
@@ -367,9 +367,7 @@ impl WsSession {
                 return;
             }
             Err(err) => {
-                self.send(protocol::service_error("subscribe", &err).unwrap_or_else(|| {
-                    protocol::error("subscribe", err.code(), &err.to_string(), reply_uid.as_ref())
-                }));
+                self.send(super::error_reply("subscribe", &err, reply_uid.as_ref()));
                 return;
             }
         };
@@ -447,9 +445,7 @@ impl WsSession {
             }
             Err(err) => {
                 session.uids.borrow_mut().remove(&sub);
-                session.send(protocol::service_error("subscribe", &err).unwrap_or_else(|| {
-                    protocol::error("subscribe", err.code(), &err.to_string(), reply_uid.as_ref())
-                }));
+                session.send(super::error_reply("subscribe", &err, reply_uid.as_ref()));
             }
         }));
     }
