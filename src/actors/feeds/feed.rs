@@ -12,7 +12,7 @@ use super::reread::RereadContext;
 use crate::actors::outbox::{Outbox, SubId};
 use crate::config::SlowConsumer;
 use crate::core::pgoutput::Lsn;
-use crate::core::realtime::event::RowOp;
+use crate::core::realtime::event::{RowChange, RowOp};
 use crate::core::realtime::frame::{Event, Item, runs};
 use crate::core::realtime::ring::{Ring, Slice};
 use crate::core::realtime::shape::{Outcome, Shape};
@@ -52,10 +52,30 @@ impl Member {
         true
     }
 
-    fn push(&self, events: &[Arc<Event>]) {
-        if !events.is_empty() {
+    /// Hands `slice` to this member, if it wants it: the slice's events, or after a TRUNCATE
+    /// (which names no rows) a must-refetch.
+    fn deliver(&mut self, slice: &Slice, collection: &str, events: &[Arc<Event>]) {
+        if !self.wants(slice) {
+            return;
+        }
+        if truncates(slice) {
+            self.outbox
+                .push_refetch(self.sub, collection.into(), "truncate", Some(slice.end_lsn));
+        } else if !events.is_empty() {
             self.outbox.push_events(self.sub, self.policy, events);
         }
+    }
+}
+
+fn truncates(slice: &Slice) -> bool {
+    slice.changes.iter().any(|c| c.op == RowOp::Truncate)
+}
+
+/// An emitted change as an event item.
+fn item(change: &RowChange, row: Option<serde_json::Map<String, serde_json::Value>>) -> Item {
+    Item {
+        key: change.key.clone(),
+        row,
     }
 }
 
@@ -370,33 +390,20 @@ fn deliver_local(shape: &Shape, collection: &str, slice: &Slice, members: &mut [
     if members.is_empty() {
         return;
     }
-    if slice.changes.iter().any(|c| c.op == RowOp::Truncate) {
-        for member in members.iter_mut() {
-            if member.wants(slice) {
-                member
-                    .outbox
-                    .push_refetch(member.sub, collection.into(), "truncate", Some(slice.end_lsn));
-            }
-        }
-        return;
-    }
-    let mut items = Vec::new();
-    for change in &slice.changes {
-        if let Outcome::Emit(kind, row) = shape.classify(change) {
-            items.push((
-                kind,
-                Item {
-                    key: change.key.clone(),
-                    row,
-                },
-            ));
-        }
-    }
-    let events = runs(collection, slice.end_lsn, items);
+    let events = if truncates(slice) {
+        Vec::new()
+    } else {
+        let items = slice
+            .changes
+            .iter()
+            .filter_map(|change| match shape.classify(change) {
+                Outcome::Emit(kind, row) => Some((kind, item(change, row))),
+                _ => None,
+            });
+        runs(collection, slice.end_lsn, items)
+    };
     for member in members.iter_mut() {
-        if member.wants(slice) {
-            member.push(&events);
-        }
+        member.deliver(slice, collection, &events);
     }
 }
 
@@ -414,30 +421,17 @@ fn spawn_worker(
             if only.is_none() && lock(&members).is_empty() {
                 continue;
             }
-            if slice.changes.iter().any(|c| c.op == RowOp::Truncate) {
-                each_target(&members, only, |member| {
-                    if member.wants(&slice) {
-                        member.outbox.push_refetch(
-                            member.sub,
-                            collection.clone(),
-                            "truncate",
-                            Some(slice.end_lsn),
-                        );
-                    }
-                });
-                continue;
-            }
             let mut items = Vec::new();
-            for change in &slice.changes {
+            // A TRUNCATE names no rows: members get a refetch, nothing is read.
+            let changes = if truncates(&slice) {
+                &[][..]
+            } else {
+                &slice.changes[..]
+            };
+            for change in changes {
                 match shape.classify(change) {
                     Outcome::Skip => {}
-                    Outcome::Emit(kind, row) => items.push((
-                        kind,
-                        Item {
-                            key: change.key.clone(),
-                            row,
-                        },
-                    )),
+                    Outcome::Emit(kind, row) => items.push((kind, item(change, row))),
                     Outcome::Reread { found, missing } => {
                         if let Some((kind, item)) = context.resolve(&change.key, found, missing).await
                             && shape.event.is_none_or(|wanted| wanted == kind)
@@ -449,9 +443,7 @@ fn spawn_worker(
             }
             let events = runs(&collection, slice.end_lsn, items);
             each_target(&members, only, |member| {
-                if member.wants(&slice) {
-                    member.push(&events);
-                }
+                member.deliver(&slice, &collection, &events)
             });
         }
     });
