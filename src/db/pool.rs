@@ -4,29 +4,46 @@ use std::time::Duration;
 
 use log::LevelFilter;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, PgPool};
+use sqlx::{ConnectOptions, Connection, PgPool};
 
 /// How long a request waits for a free connection before the database counts as unavailable.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Statements slower than this are logged at `warn`.
 const SLOW_STATEMENT: Duration = Duration::from_millis(500);
 
+/// A connection returned to the pool this recently is handed out without a ping. sqlx pings
+/// every connection as it is released, so its default ping on acquire is a second extra round
+/// trip per query that only catches connections which died while idle; like HikariCP's
+/// `aliveBypassWindowMs`, only a connection idle longer than this is checked again.
+const ALIVE_BYPASS: Duration = Duration::from_millis(500);
+
 /// Opens a pool. One connection is made eagerly so a wrong address fails at startup.
 pub async fn connect(options: PgConnectOptions, max_connections: u32) -> Result<PgPool, sqlx::Error> {
-    PgPoolOptions::new()
-        .max_connections(max_connections)
+    pool_options(max_connections)
         .min_connections(1)
-        .acquire_timeout(ACQUIRE_TIMEOUT)
         .connect_with(session_options(options))
         .await
 }
 
 /// A pool that connects on first use, from the runtime that uses it.
 pub fn connect_lazy(options: PgConnectOptions, max_connections: u32) -> PgPool {
+    pool_options(max_connections).connect_lazy_with(session_options(options))
+}
+
+fn pool_options(max_connections: u32) -> PgPoolOptions {
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(ACQUIRE_TIMEOUT)
-        .connect_lazy_with(session_options(options))
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= ALIVE_BYPASS {
+                    // A failed ping discards the connection and sqlx opens another.
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
 }
 
 fn session_options(options: PgConnectOptions) -> PgConnectOptions {
