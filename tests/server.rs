@@ -56,6 +56,32 @@ async fn health_reports_error_when_the_database_is_gone() {
 }
 
 #[actix_web::test]
+async fn connections_killed_while_idle_are_replaced_without_a_failed_request() {
+    let app = spawn_app().await;
+    app.sql(
+        "create table notes (id serial primary key, body text); insert into notes (body) values ('kept')",
+    )
+    .await;
+    app.post("/collections", serde_json::json!({"collection": "notes"}))
+        .await;
+    assert_eq!(app.get("/items/notes/1").await.status, 200);
+    // Every pooled connection dies (a Postgres restart or an idle timeout does this); the pool
+    // must notice on the next acquire instead of failing the request that draws one.
+    common::cluster_sql(&format!(
+        "select pg_terminate_backend(pid) from pg_stat_activity          where datname = '{}' and application_name = 'directrix' and backend_type = 'client backend'",
+        app.database
+    ))
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    for _ in 0..3 {
+        let res = app.get("/items/notes/1").await;
+        assert_eq!(res.status, 200, "{}", res.text);
+        assert_eq!(res.data()["body"], "kept");
+    }
+    app.stop().await;
+}
+
+#[actix_web::test]
 async fn info_shows_the_project_and_admin_details() {
     let app = spawn_app().await;
     let public = app.send(Method::GET, "/server/info", None, None).await.data();
