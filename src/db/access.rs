@@ -2,6 +2,8 @@
 //! policies that apply and their permission rows. One load per user, cached by
 //! `actors::access_cache` until access data changes.
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value};
 use sqlx::{FromRow, PgPool};
 use tracing::instrument;
@@ -17,9 +19,10 @@ pub struct Principal {
     /// The role and its ancestors, nearest first (`$CURRENT_ROLES`).
     pub roles: Vec<Uuid>,
     /// The user's row without secrets, for `$CURRENT_USER.<field>`.
-    pub user_row: Option<Map<String, Value>>,
+    /// Shared: every request's filter variables point at it rather than copying it.
+    pub user_row: Option<Arc<Map<String, Value>>>,
     /// The role's row, for `$CURRENT_ROLE.<field>`.
-    pub role_row: Option<Map<String, Value>>,
+    pub role_row: Option<Arc<Map<String, Value>>>,
     /// Policies through the user, the role chain, or (for the public) the Public policy.
     pub policies: Vec<PolicyRow>,
     pub permissions: Vec<PermissionRow>,
@@ -76,7 +79,7 @@ pub async fn load(pool: &PgPool, user: Option<Uuid>) -> Result<Principal, sqlx::
             .fetch_optional(&mut *conn)
             .await?;
             match row {
-                Some((Value::Object(row), role)) => (Some(row), role),
+                Some((Value::Object(row), role)) => (Some(Arc::new(row)), role),
                 _ => return Ok(Principal::default()),
             }
         }
@@ -136,7 +139,10 @@ pub async fn load(pool: &PgPool, user: Option<Uuid>) -> Result<Principal, sqlx::
     Ok(Principal {
         user: user_row.as_ref().and(user),
         role,
-        role_row: roles.first().and_then(|(_, row)| row.as_object().cloned()),
+        role_row: roles
+            .first()
+            .and_then(|(_, row)| row.as_object().cloned())
+            .map(Arc::new),
         roles: role_ids,
         user_row,
         policies: policies

@@ -32,9 +32,9 @@ pub struct Variables {
     pub policies: Vec<String>,
     /// The user's row, for `$CURRENT_USER.<field>`; loaded by the caller with the fields the
     /// permission rules name.
-    pub user_row: Option<serde_json::Map<String, serde_json::Value>>,
+    pub user_row: Option<std::sync::Arc<serde_json::Map<String, serde_json::Value>>>,
     /// The role's row, for `$CURRENT_ROLE.<field>`.
-    pub role_row: Option<serde_json::Map<String, serde_json::Value>>,
+    pub role_row: Option<std::sync::Arc<serde_json::Map<String, serde_json::Value>>>,
 }
 
 impl From<chrono::DateTime<chrono::Utc>> for Variables {
@@ -61,9 +61,9 @@ impl Variables {
         };
         Some(match (name, path) {
             ("$CURRENT_USER", None) => id(&self.user),
-            ("$CURRENT_USER", Some(path)) => row_path(self.user_row.as_ref(), path),
+            ("$CURRENT_USER", Some(path)) => row_path(self.user_row.as_deref(), path),
             ("$CURRENT_ROLE", None) => id(&self.role),
-            ("$CURRENT_ROLE", Some(path)) => row_path(self.role_row.as_ref(), path),
+            ("$CURRENT_ROLE", Some(path)) => row_path(self.role_row.as_deref(), path),
             ("$CURRENT_ROLES", None | Some("id")) => ids(&self.roles),
             ("$CURRENT_POLICIES", None | Some("id")) => ids(&self.policies),
             ("$CURRENT_ROLES" | "$CURRENT_POLICIES", Some(_)) => Value::Null,

@@ -718,7 +718,7 @@ mod tests {
     }
 
     fn signed_in() -> Variables {
-        let row = |v: Value| v.as_object().cloned();
+        let row = |v: Value| v.as_object().cloned().map(std::sync::Arc::new);
         Variables {
             now: chrono::DateTime::UNIX_EPOCH,
             user: Some(USER.into()),
