@@ -4,8 +4,8 @@
 //! `cargo bench --bench rest` (about 8 minutes) or `cargo bench --bench rest -- --quick`
 //! (under 3). It starts a private PostgreSQL cluster, seeds 100,000 articles and 1,000 authors,
 //! starts the release `directrix` binary on it, and for each scenario runs 32 concurrent
-//! closed-loop clients against the server and then 32 against Postgres through a pooled client
-//! (the baseline: the SQL the server itself generates for that request). Then (a) is driven
+//! closed-loop clients against the server and 32 against Postgres through a pooled client (the
+//! baseline: the SQL the server itself generates for that request), alternating each second. Then (a) is driven
 //! open-loop at 70% of its measured peak to get a latency that queueing cannot hide, and so is
 //! the baseline: at the same rate, and at 70% of its own peak.
 //! Prints one table and writes it as JSON to `target/bench-rest.json`.
@@ -111,6 +111,53 @@ where
     F: Fn(i64) -> Fut + Send + Sync + Clone + 'static,
     Fut: std::future::Future<Output = bool> + Send,
 {
+    closed_loop_samples(clients, duration, op).await.measure()
+}
+
+/// Ours and the baseline, each at `CONCURRENCY`, in alternating one-second slices: this VM's
+/// speed changes by 2x within a minute as its neighbours come and go, and back-to-back runs
+/// would put that noise into the ratio.
+async fn side_by_side<A, FutA, B, FutB>(duration: Duration, ours: A, baseline: B) -> (Measure, Measure)
+where
+    A: Fn(i64) -> FutA + Send + Sync + Clone + 'static,
+    FutA: std::future::Future<Output = bool> + Send,
+    B: Fn(i64) -> FutB + Send + Sync + Clone + 'static,
+    FutB: std::future::Future<Output = bool> + Send,
+{
+    let slice = Duration::from_secs(1);
+    let (mut a, mut b) = (Samples::default(), Samples::default());
+    for _ in 0..duration.as_secs().max(1) {
+        a.add(closed_loop_samples(CONCURRENCY, slice, ours.clone()).await);
+        b.add(closed_loop_samples(CONCURRENCY, slice, baseline.clone()).await);
+    }
+    (a.measure(), b.measure())
+}
+
+/// The raw results of closed-loop runs of one operation; slices add up.
+#[derive(Default)]
+struct Samples {
+    latencies: Vec<u32>,
+    elapsed: Duration,
+    errors: u64,
+}
+
+impl Samples {
+    fn add(&mut self, other: Samples) {
+        self.latencies.extend(other.latencies);
+        self.elapsed += other.elapsed;
+        self.errors += other.errors;
+    }
+
+    fn measure(self) -> Measure {
+        summarize(self.latencies, self.elapsed, self.errors)
+    }
+}
+
+async fn closed_loop_samples<F, Fut>(clients: usize, duration: Duration, op: F) -> Samples
+where
+    F: Fn(i64) -> Fut + Send + Sync + Clone + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
     let errors = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut workers = Vec::new();
@@ -135,7 +182,11 @@ where
     for worker in workers {
         all.extend(worker.await.unwrap());
     }
-    summarize(all, started.elapsed(), errors.load(Ordering::Relaxed))
+    Samples {
+        latencies: all,
+        elapsed: started.elapsed(),
+        errors: errors.load(Ordering::Relaxed),
+    }
 }
 
 /// Open loop at `rate` requests per second: latency counts from the scheduled send time.
@@ -248,10 +299,10 @@ async fn run(quick: bool, duration: Duration) {
     let mut open_pg_own = Measure::default();
     let mut peak_pg = 0.0;
     for scenario in SCENARIOS {
-        let ours = {
+        let ours_op = {
             let client = client.clone();
             let base = base.clone();
-            closed_loop(duration, move |key| {
+            move |key: i64| {
                 let client = client.clone();
                 let url = format!("{base}{}", scenario.path.replace("{id}", &key.to_string()));
                 async move {
@@ -262,8 +313,7 @@ async fn run(quick: bool, duration: Duration) {
                     };
                     ok(req.bearer_auth(TOKEN).send().await).await
                 }
-            })
-            .await
+            }
         };
         let baseline_op = {
             let pool = pool.clone();
@@ -311,7 +361,7 @@ async fn run(quick: bool, duration: Duration) {
                 }
             }
         };
-        let baseline = closed_loop(duration, baseline_op.clone()).await;
+        let (ours, baseline) = side_by_side(duration, ours_op, baseline_op.clone()).await;
         if scenario.name.starts_with("(a)") {
             peak_a = ours.ops_per_sec;
             // (a) open loop at 70% of its closed-loop peak, right after (a) and before any write
