@@ -109,8 +109,20 @@ async fn run(quick: bool, fd_limit: u64) {
     eprintln!("(c) idle memory: {n} connections per phase…");
     let mut c = Vec::new();
     for (phase, kind) in [Idle::Tcp, Idle::WebSocket, Idle::Sse].into_iter().enumerate() {
-        let server = start_server(&cluster).await;
-        c.push(idle_memory(&server, kind, n, phase as u8).await);
+        // The server drops a connection that sends no request within 5 s (actix's
+        // client_request_timeout): when this VM is slow enough that opening them all takes
+        // longer, the bare phase loses most of them, so it is measured again.
+        let mut attempt = 0;
+        let measured = loop {
+            let server = start_server(&cluster).await;
+            let measured = idle_memory(&server, kind, n, (phase + 3 * attempt) as u8).await;
+            attempt += 1;
+            if measured.held * 10 >= n * 9 || attempt == 3 {
+                break measured;
+            }
+            eprintln!("    only {} of {n} held; again", measured.held);
+        };
+        c.push(measured);
     }
 
     let pgoutput_note = "cargo bench --bench pgoutput";
@@ -400,6 +412,67 @@ async fn ws_reader(mut ws: Ws, mut each: impl FnMut(&str)) {
     }
 }
 
+/// [`ws_reader`] on the bare socket, for (b): 1,000 tungstenite clients decoding 300k messages
+/// a second took more CPU than the server delivering them, on the same two cores. The server
+/// sends every message as one unmasked frame, so reading frames by hand is enough; a text
+/// heartbeat is answered, a close ends it. Used only once `ws` is subscribed and nothing else
+/// can be in tungstenite's read buffer.
+async fn raw_ws_reader(ws: Ws, mut each: impl FnMut(&str)) {
+    let mut tcp = ws.into_inner();
+    let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let n = match tcp.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        let mut at = 0;
+        while let Some((opcode, payload, next)) = frame_at(&buf, at) {
+            at = next;
+            match opcode {
+                0x8 => return,
+                0x0 | 0x1 => {
+                    let text = std::str::from_utf8(payload).unwrap_or("");
+                    if text == r#"{"type":"ping"}"# {
+                        // Masked with a zero key: the same bytes, as a client must send them.
+                        let pong = br#"{"type":"pong"}"#;
+                        let mut frame = vec![0x81, 0x80 | pong.len() as u8, 0, 0, 0, 0];
+                        frame.extend_from_slice(pong);
+                        if tcp.write_all(&frame).await.is_err() {
+                            return;
+                        }
+                    } else {
+                        each(text);
+                    }
+                }
+                _ => {}
+            }
+        }
+        buf.drain(..at);
+    }
+}
+
+/// The server frame starting at `at` in `buf` (opcode, payload, where the next starts), if it
+/// is all there.
+fn frame_at(buf: &[u8], at: usize) -> Option<(u8, &[u8], usize)> {
+    let head = buf.get(at..at + 2)?;
+    let opcode = head[0] & 0x0f;
+    let (len, start) = match head[1] & 0x7f {
+        126 => (
+            u16::from_be_bytes(buf.get(at + 2..at + 4)?.try_into().ok()?) as usize,
+            at + 4,
+        ),
+        127 => (
+            u64::from_be_bytes(buf.get(at + 2..at + 10)?.try_into().ok()?) as usize,
+            at + 10,
+        ),
+        len => (len as usize, at + 2),
+    };
+    let payload = buf.get(start..start + len)?;
+    Some((opcode, payload, start + len))
+}
+
 /// An SSE stream of `collection` over a plain socket (the request written by hand, the
 /// response read raw); returns once the `init` event arrived, with the bytes read after it.
 async fn sse_subscribed(server: &Server, source: Ipv4Addr, collection: &str) -> (TcpStream, String) {
@@ -637,7 +710,7 @@ async fn fanout(server: &Server, pool: &sqlx::PgPool, warmup: Duration, duration
             tokio::spawn(async move {
                 let mut seen = Seen::default();
                 let seen_ref = &mut seen;
-                let reading = ws_reader(ws, move |text| {
+                let reading = raw_ws_reader(ws, move |text| {
                     let at = now_us();
                     let (start, end) = (start.load(Ordering::Relaxed), end.load(Ordering::Relaxed));
                     if text.contains(r#""event":"refetch""#) {
