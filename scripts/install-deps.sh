@@ -2,6 +2,8 @@
 # Installs the Debian packages Directrix needs and nothing else:
 #   postgresql  - initdb/pg_ctl/postgres for the embedded cluster (and the `postgres` user
 #                 the cluster runs as when Directrix runs as root), plus psql for the tests.
+#   gcc         - a C compiler: cargo links with `cc`, and mimalloc (the server's allocator)
+#                 is compiled from C; a Rust toolchain normally has it already.
 #   nodejs, npm - only with --tests: the @directus/sdk compatibility test runs in Node.
 # Idempotent: when everything is present it only checks and exits.
 set -euo pipefail
@@ -13,6 +15,7 @@ have_server() {
 missing=()
 have_server || missing+=(postgresql)
 command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
+command -v cc >/dev/null 2>&1 || missing+=(gcc libc6-dev)
 if [ "${1:-}" = "--tests" ]; then
   command -v node >/dev/null 2>&1 || missing+=(nodejs)
   command -v npm >/dev/null 2>&1 || missing+=(npm)
