@@ -514,6 +514,27 @@ async fn malformed_frames_never_take_the_server_down() {
         (&json!("subscribe"), &json!("error")),
         "{reply}"
     );
+    // A protocol-level ping frame gets its pong, with the same payload.
+    victim
+        .send_message(Message::Ping(b"are you there".to_vec().into()))
+        .await
+        .unwrap();
+    loop {
+        let frame = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            futures_util::StreamExt::next(&mut victim.stream),
+        )
+        .await
+        .expect("a pong within 10 s");
+        match frame {
+            Some(Ok(Message::Pong(payload))) => {
+                assert_eq!(&payload[..], b"are you there");
+                break;
+            }
+            Some(Ok(Message::Text(_))) => {}
+            other => panic!("expected a pong, got {other:?}"),
+        }
+    }
     // An unknown type is ignored.
     victim.send(json!({"type": "whatever", "uid": "w"})).await;
     victim.roundtrip("after garbage").await;
@@ -526,6 +547,7 @@ async fn malformed_frames_never_take_the_server_down() {
         seen.iter().all(|m| m["type"] != "pong"),
         "the huge frame was not served: {seen:?}"
     );
+    assert!(seen.contains(&unparsable), "told why before the close: {seen:?}");
     bystander.roundtrip("unaffected").await;
     rt.sql("insert into articles (title) values ('after')").await;
     assert_eq!(ids(&bystander.expect_event("create").await), [1]);

@@ -39,6 +39,8 @@ pub enum Outgoing {
     },
     /// A finished message (replies, init data, pings).
     Text(String),
+    /// A WebSocket pong answering the client's ping frame.
+    Pong(bytes::Bytes),
 }
 
 /// What a subscription has missed while the queue was full.
@@ -163,11 +165,20 @@ impl Outbox {
 
     /// Queues a finished message; replies are never dropped.
     pub fn push_text(&self, text: String) {
+        self.push_message(Outgoing::Text(text));
+    }
+
+    /// Queues a WebSocket pong (outside the bound, as text is).
+    pub fn push_pong(&self, bytes: bytes::Bytes) {
+        self.push_message(Outgoing::Pong(bytes));
+    }
+
+    fn push_message(&self, message: Outgoing) {
         let mut state = self.lock();
         if state.closed {
             return;
         }
-        state.queue.push_back(Outgoing::Text(text));
+        state.queue.push_back(message);
         drop(state);
         self.notify.notify_one();
     }
@@ -324,6 +335,7 @@ mod tests {
                 Outgoing::Event(_, e) => e.close(None),
                 Outgoing::Refetch { reason, .. } => format!("refetch:{reason}"),
                 Outgoing::Text(t) => t.clone(),
+                Outgoing::Pong(_) => "pong".into(),
             })
             .collect()
     }

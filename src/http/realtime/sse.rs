@@ -242,6 +242,7 @@ fn events(
                             text.push_str("\n\n");
                         }
                         Outgoing::Text(t) => text.push_str(&t),
+                        Outgoing::Pong(_) => {}
                     }
                 }
                 text

@@ -1,5 +1,5 @@
 //! `/websocket` (`WEBSOCKETS_REST_PATH`): Directus's realtime protocol on a session actor
-//! ([`session::WsSession`]) built on `actix-ws`.
+//! ([`session::WsSession`]); frames are read and written by [`wire`] with actix-http's codec.
 //!
 //! The upgrade follows Directus's order: over `WEBSOCKETS_REST_CONN_LIMIT` the answer is a bare
 //! 403; in `strict` mode, or when the request carries `?access_token=` or the session cookie,
@@ -8,6 +8,7 @@
 
 mod items;
 pub mod session;
+mod wire;
 
 use std::sync::atomic::Ordering;
 
@@ -16,6 +17,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::super::auth::{self, AuthContext, request_origin, token_of};
 use super::super::state::AppState;
+use crate::actors::outbox::Outbox;
 use crate::config::WsAuthMode;
 use crate::error::Error;
 
@@ -75,25 +77,31 @@ pub async fn websocket(
     } else {
         (None, None)
     };
-    let (response, ws, stream) = match actix_ws::handle(&req, body) {
-        Ok(parts) => parts,
+    let mut response = match actix_http::ws::handshake(req.head()) {
+        Ok(response) => response,
         Err(err) => {
             realtime.connections.fetch_sub(1, Ordering::AcqRel);
-            return Err(err);
+            return Err(err.into());
         }
     };
-    let stream = stream
-        .max_frame_size(config.ws_max_message_size)
-        .aggregate_continuations()
-        .max_continuation_size(config.ws_max_message_size);
+    let stream = wire::incoming(body, config.ws_max_message_size);
+    let outbox = Outbox::new(config.outbound_queue);
+    let uids = session::Uids::default();
     let origin = request_origin(&req, &context);
     let connections = realtime.connections.clone();
     let state = state.clone();
-    session::WsSession::create(move |ctx| {
+    let queue = session::Queue {
+        outbox: outbox.clone(),
+        uids: uids.clone(),
+    };
+    let addr = session::WsSession::create(move |ctx| {
         ctx.add_stream(stream);
-        let mut session = session::WsSession::new(state, realtime, context, origin, acc, ws, connections);
+        let mut session = session::WsSession::new(state, realtime, context, origin, acc, queue, connections);
         session::arm_expiry(&mut session, expires, ctx);
         session
     });
-    Ok(response)
+    let body = actix_web::body::BodyStream::new(wire::outgoing(outbox, uids, addr.recipient()));
+    Ok(response
+        .message_body(actix_web::body::MessageBody::boxed(body))?
+        .into())
 }

@@ -1,5 +1,5 @@
 //! [`WsSession`]: one WebSocket connection, as an actor. It owns the connection's caller, its
-//! subscriptions and its [`Outbox`]; a writer task drains the outbox onto the socket, so feeds
+//! subscriptions and its [`Outbox`]; the response body ([`super::wire`]) drains it onto the socket, so feeds
 //! never wait on a slow client. Messages are handled one at a time, in order (`ctx.wait`), as a
 //! client that sends `auth` then `subscribe` expects.
 
@@ -10,12 +10,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use super::wire::{Incoming, WireError};
 use actix::{
     Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message, SpawnHandle, StreamHandler,
     WrapFuture,
 };
 use actix_web::web;
-use actix_ws::{AggregatedMessage, CloseCode, CloseReason, ProtocolError as WsProtocolError};
 use chrono::Utc;
 use serde_json::Value;
 
@@ -25,23 +25,25 @@ use super::super::subscription;
 use crate::actors::collab::{self as collab_hub, FieldRights};
 use crate::actors::feeds::{Attach, CollectionFeed, Detach, GetFeed, Ready, Realtime, Start};
 use crate::actors::outbox::next_sub_id;
-use crate::actors::outbox::{Outbox, Outgoing, Overflowed, SubId};
+use crate::actors::outbox::{Outbox, SubId};
 use crate::config::{SlowConsumer, WsAuthMode};
 use crate::core::access::{Action, FieldSet};
 use crate::core::password;
 use crate::core::realtime::collab::{CollabError, ConnId};
-use crate::core::realtime::frame;
 use crate::core::realtime::protocol::{
     self, AuthRequest, AuthStep, ClientMessage, CollabRequest, ItemsAction, ItemsRequest, Subscribe, Target,
 };
 use crate::db::sessions;
 use crate::error::Error;
 
-/// Most frames one wake of the writer takes.
-const BATCH: usize = 128;
+/// Subscription uids by id, read by the socket's writer to finish each event.
+pub type Uids = Rc<RefCell<HashMap<SubId, Option<Value>>>>;
 
-/// Subscription uids by id, read by the writer to finish each event.
-type Uids = Rc<RefCell<HashMap<SubId, Option<Value>>>>;
+/// What the session shares with the socket's writer ([`super::wire::outgoing`]).
+pub struct Queue {
+    pub outbox: Arc<Outbox>,
+    pub uids: Uids,
+}
 
 struct Attached {
     sub: SubId,
@@ -59,7 +61,6 @@ pub struct WsSession {
     /// Bumped on every successful `auth`, so an old expiry timer knows it is stale.
     auth_epoch: u64,
     outbox: Arc<Outbox>,
-    ws: actix_ws::Session,
     /// By the key the client unsubscribes with (`String(uid)`, or a generated one).
     subs: HashMap<String, Attached>,
     uids: Uids,
@@ -82,21 +83,20 @@ impl WsSession {
         context: AuthContext,
         origin: sessions::Origin,
         acc: Option<Accountability>,
-        ws: actix_ws::Session,
+        queue: Queue,
         connections: Arc<AtomicUsize>,
     ) -> WsSession {
+        let Queue { outbox, uids } = queue;
         let config = &state.config.realtime;
         let mode = config.ws_auth;
-        let outbox = Outbox::new(config.outbound_queue);
         let points = f64::from(config.ws_rate_points);
         WsSession {
             mode,
             acc,
             auth_epoch: 0,
             outbox,
-            ws,
             subs: HashMap::new(),
-            uids: Rc::default(),
+            uids,
             bucket: (points, Instant::now()),
             handshake_timer: None,
             connections,
@@ -528,58 +528,6 @@ impl Actor for WsSession {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.register_collab();
-        // The writer: the outbox onto the socket, several frames per wake.
-        let outbox = self.outbox.clone();
-        let mut ws = self.ws.clone();
-        let uids = self.uids.clone();
-        let addr = ctx.address();
-        actix_web::rt::spawn(async move {
-            // Taken whole after each batch: an idle connection holds no batch buffer.
-            let mut batch = Vec::new();
-            loop {
-                batch.clear();
-                match outbox.next_batch(&mut batch, BATCH).await {
-                    Ok(()) => {}
-                    Err(Overflowed::Closed) => break,
-                    Err(Overflowed::SlowConsumer) => {
-                        let _ = ws
-                            .close(Some(CloseReason {
-                                code: CloseCode::Policy,
-                                description: Some("slow consumer".into()),
-                            }))
-                            .await;
-                        addr.do_send(Stop);
-                        return;
-                    }
-                }
-                let drained = std::mem::take(&mut batch);
-                for item in drained {
-                    let text = match item {
-                        Outgoing::Text(text) => text,
-                        Outgoing::Event(sub, event) => {
-                            let uids = uids.borrow();
-                            let Some(uid) = uids.get(&sub) else { continue };
-                            event.close(uid.as_ref())
-                        }
-                        Outgoing::Refetch {
-                            sub,
-                            collection,
-                            reason,
-                            lsn,
-                        } => {
-                            let uids = uids.borrow();
-                            let Some(uid) = uids.get(&sub) else { continue };
-                            frame::refetch(reason, &collection, lsn, uid.as_ref())
-                        }
-                    };
-                    if ws.text(text).await.is_err() {
-                        addr.do_send(Stop);
-                        return;
-                    }
-                }
-            }
-        });
-
         let state = self.state.clone();
         let config = &state.config.realtime;
         if self.acc.is_none() {
@@ -616,10 +564,6 @@ impl Actor for WsSession {
         self.detach_all();
         self.outbox.close();
         self.connections.fetch_sub(1, Ordering::AcqRel);
-        let ws = self.ws.clone();
-        actix_web::rt::spawn(async move {
-            let _ = ws.close(None).await;
-        });
     }
 }
 
@@ -642,44 +586,40 @@ pub fn arm_expiry(session: &mut WsSession, expires: Option<i64>, ctx: &mut Conte
     session.watch_expiry(expires, ctx);
 }
 
-impl StreamHandler<Result<AggregatedMessage, WsProtocolError>> for WsSession {
-    fn handle(&mut self, item: Result<AggregatedMessage, WsProtocolError>, ctx: &mut Context<Self>) {
+impl StreamHandler<Result<Incoming, WireError>> for WsSession {
+    fn handle(&mut self, item: Result<Incoming, WireError>, ctx: &mut Context<Self>) {
         match item {
-            Ok(AggregatedMessage::Text(text)) => self.on_text(&text, ctx),
-            Ok(AggregatedMessage::Binary(bytes)) => {
-                // Directus reads a binary frame as text too.
-                let text = String::from_utf8_lossy(&bytes).into_owned();
+            // Directus reads a binary frame as text too.
+            Ok(Incoming::Text(bytes) | Incoming::Binary(bytes)) => {
+                let text = String::from_utf8_lossy(&bytes);
                 self.on_text(&text, ctx);
             }
-            Ok(AggregatedMessage::Ping(bytes)) => {
+            Ok(Incoming::Ping(bytes)) => {
                 self.heard();
-                let mut ws = self.ws.clone();
-                actix_web::rt::spawn(async move {
-                    let _ = ws.pong(&bytes).await;
-                });
+                self.outbox.push_pong(bytes);
             }
-            Ok(AggregatedMessage::Pong(_)) => self.heard(),
-            Ok(AggregatedMessage::Close(_)) => ctx.stop(),
+            Ok(Incoming::Pong) => self.heard(),
+            Ok(Incoming::Close) => ctx.stop(),
             Err(err) => {
                 // An oversized or malformed frame: say why and close; the server carries on.
                 tracing::debug!(error = %err, "websocket protocol error");
-                let mut ws = self.ws.clone();
-                ctx.stop();
-                actix_web::rt::spawn(async move {
-                    let _ = ws
-                        .text(protocol::error(
-                            "server",
-                            "INVALID_PAYLOAD",
-                            "Unable to parse the incoming message.",
-                            None,
-                        ))
-                        .await;
-                });
+                if !self.closing {
+                    let reply = protocol::error(
+                        "server",
+                        "INVALID_PAYLOAD",
+                        "Unable to parse the incoming message.",
+                        None,
+                    );
+                    self.send_and_close(reply, ctx);
+                }
             }
         }
     }
 
     fn finished(&mut self, ctx: &mut Context<Self>) {
-        ctx.stop();
+        // A closing reply (a protocol error's) is still on its way; its timer stops us.
+        if !self.closing {
+            ctx.stop();
+        }
     }
 }
