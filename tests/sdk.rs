@@ -11,18 +11,14 @@ mod common;
 #[path = "common/realtime.rs"]
 mod realtime;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::json;
 
 #[actix_web::test]
 async fn the_directus_sdk_works_against_directrix_unchanged() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/sdk-check");
-    assert!(
-        dir.join("node_modules/@directus/sdk").exists(),
-        "run `npm ci --prefix clients/sdk-check` first (scripts/test.sh does)"
-    );
+    let dir = check_dir(&["@directus/sdk"]);
     let app = common::spawn_app().await;
     app.post(
         "/collections",
@@ -57,34 +53,18 @@ async fn the_directus_sdk_works_against_directrix_unchanged() {
     .await
     .data();
 
-    let base = app.base.clone();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg("check.mjs")
-            .arg(base)
-            .arg(common::ADMIN_TOKEN)
-            .env("ADMIN_EMAIL", common::ADMIN_EMAIL)
-            .env("ADMIN_PASSWORD", common::ADMIN_PASSWORD)
-            .current_dir(dir)
-            .output()
-    })
-    .await
-    .expect("join")
-    .expect("node runs (install Node.js: scripts/install-deps.sh)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "sdk check failed:\n{stdout}\n{stderr}");
-    assert!(stdout.contains("sdk check passed"), "{stdout}");
+    let env = [
+        ("ADMIN_EMAIL", common::ADMIN_EMAIL),
+        ("ADMIN_PASSWORD", common::ADMIN_PASSWORD),
+    ];
+    let outcome = run_check(dir, "check.mjs", app.base.clone(), &env, "sdk check passed").await;
     app.stop().await;
+    outcome.unwrap_or_else(|failure| panic!("{failure}"));
 }
 
 #[actix_web::test]
 async fn the_directus_sdk_realtime_client_works_against_directrix() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/sdk-check");
-    assert!(
-        dir.join("node_modules/@directus/sdk").exists() && dir.join("node_modules/ws").exists(),
-        "run `npm ci --prefix clients/sdk-check` first (scripts/test.sh does)"
-    );
+    let dir = check_dir(&["@directus/sdk", "ws"]);
     let rt = realtime::spawn(|_| {}).await;
     rt.post(
         "/collections",
@@ -97,12 +77,44 @@ async fn the_directus_sdk_realtime_client_works_against_directrix() {
     .await
     .data();
 
-    let base = rt.base.clone();
+    let outcome = run_check(
+        dir,
+        "realtime.mjs",
+        rt.base.clone(),
+        &[],
+        "sdk realtime check passed",
+    )
+    .await;
+    rt.finish().await;
+    outcome.unwrap_or_else(|failure| panic!("{failure}"));
+}
+
+/// `clients/sdk-check`, once the npm packages `modules` are installed there.
+fn check_dir(modules: &[&str]) -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/sdk-check");
+    assert!(
+        modules.iter().all(|m| dir.join("node_modules").join(m).exists()),
+        "run `npm ci --prefix clients/sdk-check` first (scripts/test.sh does)"
+    );
+    dir
+}
+
+/// Runs `script` in `dir` with Node against `base` and the admin token; what it printed unless
+/// it exited cleanly and said `passed`. The caller stops its server before judging.
+async fn run_check(
+    dir: PathBuf,
+    script: &'static str,
+    base: String,
+    env: &[(&'static str, &'static str)],
+    passed: &'static str,
+) -> Result<(), String> {
+    let env = env.to_vec();
     let out = tokio::task::spawn_blocking(move || {
         Command::new("node")
-            .arg("realtime.mjs")
+            .arg(script)
             .arg(base)
             .arg(common::ADMIN_TOKEN)
+            .envs(env)
             .current_dir(dir)
             .output()
     })
@@ -111,10 +123,9 @@ async fn the_directus_sdk_realtime_client_works_against_directrix() {
     .expect("node runs (install Node.js: scripts/install-deps.sh)");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    rt.finish().await;
-    assert!(
-        out.status.success(),
-        "sdk realtime check failed:\n{stdout}\n{stderr}"
-    );
-    assert!(stdout.contains("sdk realtime check passed"), "{stdout}");
+    if out.status.success() && stdout.contains(passed) {
+        Ok(())
+    } else {
+        Err(format!("{script} failed ({}):\n{stdout}\n{stderr}", out.status))
+    }
 }
