@@ -119,8 +119,8 @@ async fn run_check(
             .output()
     })
     .await
-    .expect("join")
-    .expect("node runs (install Node.js: scripts/install-deps.sh)");
+    .map_err(|e| format!("{script}: {e}"))?
+    .map_err(|e| format!("node runs (install Node.js: scripts/install-deps.sh): {e}"))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     if out.status.success() && stdout.contains(passed) {
