@@ -20,7 +20,7 @@
 //! CPU each used during (a) and (b).
 //!
 //! `cargo bench --bench realtime` (about 3 minutes) or `cargo bench --bench realtime -- --quick`
-//! (about 1.5). Prints one table and writes it as JSON to `target/bench-realtime.json`.
+//! (about 1.5); `-- --only=b` (or `a,c`…) runs only those parts. Prints one table and writes it as JSON to `target/bench-realtime.json`.
 //! `cargo bench --bench pgoutput` measures the decoder alone.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a bench that cannot set up should stop loudly
 
@@ -97,35 +97,49 @@ async fn run(quick: bool, fd_limit: u64) {
         sqlx::raw_sql(settle).execute(&pool).await.unwrap();
     }
 
-    let server = start_server(&cluster).await;
-    eprintln!("(a) latency: 1 SSE + 1 WebSocket subscriber, {LATENCY_RATE}/s…");
-    let a = latency(&server, &pool, warmup, duration).await;
-    eprintln!("(b) fan-out: {FANOUT_SUBSCRIBERS} WebSocket subscribers, {FANOUT_RATE}/s…");
-    let b = fanout(&server, &pool, warmup, duration).await;
-    drop(server);
+    let runs = |part: &str| common::only().is_none_or(|only| only.contains(part));
+    let (a, b) = if runs("a") || runs("b") {
+        let server = start_server(&cluster).await;
+        let a = if runs("a") {
+            eprintln!("(a) latency: 1 SSE + 1 WebSocket subscriber, {LATENCY_RATE}/s…");
+            Some(latency(&server, &pool, warmup, duration).await)
+        } else {
+            None
+        };
+        let b = if runs("b") {
+            eprintln!("(b) fan-out: {FANOUT_SUBSCRIBERS} WebSocket subscribers, {FANOUT_RATE}/s…");
+            Some(fanout(&server, &pool, warmup, duration).await)
+        } else {
+            None
+        };
+        (a, b)
+    } else {
+        (None, None)
+    };
 
     // Each side holds N sockets plus its own; leave room for the rest.
     let n = IDLE_CONNECTIONS.min(fd_limit.saturating_sub(200) as usize);
-    eprintln!("(c) idle memory: {n} connections per phase…");
     let mut c = Vec::new();
-    for (phase, kind) in [Idle::Tcp, Idle::WebSocket, Idle::Sse].into_iter().enumerate() {
-        // The server drops a connection that sends no request within 5 s (actix's
-        // client_request_timeout): when this VM is slow enough that opening them all takes
-        // longer, the bare phase loses most of them, so it is measured again.
-        let mut attempt = 0;
-        let measured = loop {
-            let server = start_server(&cluster).await;
-            let measured = idle_memory(&server, kind, n, (phase + 3 * attempt) as u8).await;
-            attempt += 1;
-            if measured.held * 10 >= n * 9 || attempt == 3 {
-                break measured;
-            }
-            eprintln!("    only {} of {n} held; again", measured.held);
-        };
-        c.push(measured);
+    if runs("c") {
+        eprintln!("(c) idle memory: {n} connections per phase…");
+        for (phase, kind) in [Idle::Tcp, Idle::WebSocket, Idle::Sse].into_iter().enumerate() {
+            // The server drops a connection that sends no request within 5 s (actix's
+            // client_request_timeout): when this VM is slow enough that opening them all takes
+            // longer, the bare phase loses most of them, so it is measured again.
+            let mut attempt = 0;
+            let measured = loop {
+                let server = start_server(&cluster).await;
+                let measured = idle_memory(&server, kind, n, (phase + 3 * attempt) as u8).await;
+                attempt += 1;
+                if measured.held * 10 >= n * 9 || attempt == 3 {
+                    break measured;
+                }
+                eprintln!("    only {} of {n} held; again", measured.held);
+            };
+            c.push(measured);
+        }
     }
 
-    let pgoutput_note = "cargo bench --bench pgoutput";
     println!(
         "\nrealtime load suite ({} s per run after {} s warm-up{}; loopback, {} cores)",
         duration.as_secs(),
@@ -133,6 +147,30 @@ async fn run(quick: bool, fd_limit: u64) {
         if quick { ", quick" } else { "" },
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
+    if let Some(a) = &a {
+        print_latency(a);
+    }
+    if let Some(b) = &b {
+        print_fanout(b);
+    }
+    let idle = (c.len() == 3).then(|| print_idle(&c, n));
+    println!("(d) pgoutput decoder: see `cargo bench --bench pgoutput`");
+
+    let report = json!({
+        "quick": quick,
+        "seconds_per_run": duration.as_secs(),
+        "warmup_seconds": warmup.as_secs(),
+        "a_latency": a.as_ref().map(Latency::json),
+        "b_fanout": b.as_ref().map(Fanout::json),
+        "c_idle_memory": idle,
+    });
+    let out = common::write_report("bench-realtime.json", &report);
+    println!("written to {}", out.display());
+    drop(pool);
+    let _ = cluster.stop();
+}
+
+fn print_latency(a: &Latency) {
     println!(
         "(a) {LATENCY_RATE:.0} inserts/s, one subscriber each (side by side); sent {}, lost sse {} ws {}",
         a.sent, a.sse.lost, a.ws.lost
@@ -152,14 +190,25 @@ async fn run(quick: bool, fd_limit: u64) {
         a.commit_p50_ms, a.commit_p99_ms
     );
     println!("    cpu: {}", a.cpu);
+}
+
+fn print_fanout(b: &Fanout) {
     println!(
         "(b) {FANOUT_SUBSCRIBERS} WebSocket subscribers × {FANOUT_RATE:.0} inserts/s: delivered {:.0} messages/s ({:.0} rows/s), send→client p50 {:.2} ms, p99 {:.2} ms, expected {} got {} (refetch {})",
         b.messages_per_sec, b.rows_per_sec, b.p50_ms, b.p99_ms, b.expected, b.received, b.refetch
     );
+    println!(
+        "    commit→client p50 {:.2} ms, p99 {:.2} ms (send→client adds the insert and its commit)",
+        b.commit_p50_ms, b.commit_p99_ms
+    );
     println!("    targets: ≥ 300,000 messages/s, p99 < 50 ms");
     println!("    cpu: {}", b.cpu);
+}
+
+/// Prints (c) and returns its JSON.
+fn print_idle(c: &[IdlePhase], n: usize) -> Value {
     println!("(c) idle memory, {n} connections per phase, each on a fresh server (VmRSS):");
-    for phase in &c {
+    for phase in c {
         println!(
             "    {:<42} idle {:>7} KiB, holding {:>7} KiB: {:>6.2} KiB per connection{}",
             phase.label,
@@ -179,25 +228,12 @@ async fn run(quick: bool, fd_limit: u64) {
         c[1].per_connection_kib - tcp,
         c[2].per_connection_kib - tcp
     );
-    println!("(d) pgoutput decoder: see `{pgoutput_note}`");
-
-    let report = json!({
-        "quick": quick,
-        "seconds_per_run": duration.as_secs(),
-        "warmup_seconds": warmup.as_secs(),
-        "a_latency": a.json(),
-        "b_fanout": b.json(),
-        "c_idle_memory": {
-            "connections": n,
-            "phases": c.iter().map(IdlePhase::json).collect::<Vec<_>>(),
-            "ws_beyond_tcp_kib": c[1].per_connection_kib - tcp,
-            "sse_beyond_tcp_kib": c[2].per_connection_kib - tcp,
-        },
-    });
-    let out = common::write_report("bench-realtime.json", &report);
-    println!("written to {}", out.display());
-    drop(pool);
-    let _ = cluster.stop();
+    json!({
+        "connections": n,
+        "phases": c.iter().map(IdlePhase::json).collect::<Vec<_>>(),
+        "ws_beyond_tcp_kib": c[1].per_connection_kib - tcp,
+        "sse_beyond_tcp_kib": c[2].per_connection_kib - tcp,
+    })
 }
 
 async fn start_server(cluster: &ManagedCluster) -> Server {
@@ -657,6 +693,8 @@ struct Fanout {
     rows_per_sec: f64,
     p50_ms: f64,
     p99_ms: f64,
+    commit_p50_ms: f64,
+    commit_p99_ms: f64,
     expected: usize,
     received: usize,
     refetch: usize,
@@ -672,6 +710,8 @@ impl Fanout {
             "rows_per_sec": self.rows_per_sec,
             "send_to_client_p50_ms": self.p50_ms,
             "send_to_client_p99_ms": self.p99_ms,
+            "commit_to_client_p50_ms": self.commit_p50_ms,
+            "commit_to_client_p99_ms": self.commit_p99_ms,
             "expected_messages": self.expected,
             "received_messages": self.received,
             "refetch": self.refetch,
@@ -683,8 +723,8 @@ impl Fanout {
 /// What one fan-out subscriber saw in the measured window.
 #[derive(Default)]
 struct Seen {
-    /// Latency of each row sent in the window, µs.
-    latencies: Vec<u32>,
+    /// Each row sent in the window: its sequence number and when it arrived.
+    arrivals: Vec<(u32, u64)>,
     /// Messages and rows received in the window.
     messages: usize,
     rows: usize,
@@ -718,10 +758,11 @@ async fn fanout(server: &Server, pool: &sqlx::PgPool, warmup: Duration, duration
                         return;
                     }
                     let mut rows = 0;
-                    for sent in numbers_after(text, r#""sent_us":"#) {
+                    let seqs = numbers_after(text, r#""seq":"#);
+                    for (seq, sent) in seqs.zip(numbers_after(text, r#""sent_us":"#)) {
                         rows += 1;
                         if sent >= start && sent < end {
-                            seen_ref.latencies.push(at.saturating_sub(sent) as u32);
+                            seen_ref.arrivals.push((seq as u32, at));
                         }
                     }
                     if at >= start && at < end {
@@ -745,8 +786,8 @@ async fn fanout(server: &Server, pool: &sqlx::PgPool, warmup: Duration, duration
         })
     };
     let count = (total.as_secs_f64() * FANOUT_RATE) as usize;
-    let sent = slots(count);
-    write_paced(pool, "fan", FANOUT_RATE, total, sent.clone(), slots(count)).await;
+    let (sent, committed) = (slots(count), slots(count));
+    write_paced(pool, "fan", FANOUT_RATE, total, sent.clone(), committed.clone()).await;
     marks.await.unwrap();
     let cpu = meter.stop(server);
     let (start, end) = (
@@ -757,24 +798,36 @@ async fn fanout(server: &Server, pool: &sqlx::PgPool, warmup: Duration, duration
         .iter()
         .filter(|at| (start..end).contains(&at.load(Ordering::Relaxed)))
         .count();
-    let mut all = Vec::new();
+    let (mut by_send, mut by_commit) = (Vec::new(), Vec::new());
     let (mut messages, mut rows, mut refetch) = (0, 0, 0);
     for reader in readers {
         let seen = reader.await.unwrap();
-        all.extend(seen.latencies);
+        for (seq, at) in seen.arrivals {
+            let seq = seq as usize;
+            let (sent, committed) = (
+                sent[seq].load(Ordering::Relaxed),
+                committed[seq].load(Ordering::Relaxed),
+            );
+            by_send.push(at.saturating_sub(sent) as u32);
+            // An event can reach a client before its writer hears COMMIT return: zero.
+            by_commit.push(at.saturating_sub(committed) as u32);
+        }
         messages += seen.messages;
         rows += seen.rows;
         refetch += seen.refetch;
     }
-    all.sort_unstable();
+    by_send.sort_unstable();
+    by_commit.sort_unstable();
     let window = Duration::from_micros(end - start).as_secs_f64();
     Fanout {
         messages_per_sec: messages as f64 / window,
         rows_per_sec: rows as f64 / window,
-        p50_ms: common::percentile_ms(&all, 0.50),
-        p99_ms: common::percentile_ms(&all, 0.99),
+        p50_ms: common::percentile_ms(&by_send, 0.50),
+        p99_ms: common::percentile_ms(&by_send, 0.99),
+        commit_p50_ms: common::percentile_ms(&by_commit, 0.50),
+        commit_p99_ms: common::percentile_ms(&by_commit, 0.99),
         expected: in_window * FANOUT_SUBSCRIBERS,
-        received: all.len(),
+        received: by_send.len(),
         refetch,
         cpu,
     }

@@ -28,6 +28,11 @@ pub fn quick() -> bool {
     std::env::args().any(|a| a == "--quick")
 }
 
+/// `-- --only=a,b`: the parts of a suite to run (all when absent).
+pub fn only() -> Option<String> {
+    std::env::args().find_map(|a| a.strip_prefix("--only=").map(str::to_string))
+}
+
 /// A private cluster, as the embedded default runs it (durable settings), with database
 /// `database`; stopped and deleted when this process exits.
 pub async fn cluster(database: &str) -> ManagedCluster {

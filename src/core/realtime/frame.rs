@@ -55,7 +55,14 @@ impl Event {
 
     /// The WebSocket text for a subscriber with `uid`.
     pub fn close(&self, uid: Option<&Value>) -> String {
-        close(&self.open, uid)
+        let uid = uid.map(Value::to_string);
+        self.closed_parts(uid.as_deref()).concat()
+    }
+
+    /// [`Event::close`] in pieces, for a subscriber whose uid is the JSON text `uid`: a socket
+    /// writer frames them without first joining them into one string per subscriber.
+    pub fn closed_parts<'a>(&'a self, uid: Option<&'a str>) -> [&'a str; 4] {
+        close_parts(&self.open, uid)
     }
 
     /// An SSE event block; `id:` on the last event of a transaction.
@@ -120,20 +127,22 @@ fn open(kind: EventKind, collection: &str, lsn: Option<Lsn>, items: &[Item]) -> 
     out
 }
 
-fn close(open: &str, uid: Option<&Value>) -> String {
-    let mut out = String::with_capacity(open.len() + 24);
-    out.push_str(open);
-    if let Some(uid) = uid {
-        out.push_str(",\"uid\":");
-        out.push_str(&uid.to_string());
+fn close_parts<'a>(open: &'a str, uid: Option<&'a str>) -> [&'a str; 4] {
+    match uid {
+        Some(uid) => [open, ",\"uid\":", uid, "}"],
+        None => [open, "", "", "}"],
     }
-    out.push('}');
-    out
 }
 
 /// Our must-refetch message: the subscriber's view can't be continued from changes (its
 /// resume point is gone, it fell behind, or the table was truncated) and must be read again.
 pub fn refetch(reason: &str, collection: &str, lsn: Option<Lsn>, uid: Option<&Value>) -> String {
+    let uid = uid.map(Value::to_string);
+    refetch_json(reason, collection, lsn, uid.as_deref())
+}
+
+/// [`refetch`] for a uid already in its JSON text.
+pub fn refetch_json(reason: &str, collection: &str, lsn: Option<Lsn>, uid: Option<&str>) -> String {
     let mut out = String::from("{\"type\":\"subscription\",\"event\":\"refetch\",\"reason\":");
     out.push_str(&Value::String(reason.to_string()).to_string());
     out.push_str(",\"collection\":");
@@ -141,7 +150,7 @@ pub fn refetch(reason: &str, collection: &str, lsn: Option<Lsn>, uid: Option<&Va
     if let Some(lsn) = lsn {
         let _ = write!(out, ",\"lsn\":\"{lsn}\"");
     }
-    close(&out, uid)
+    close_parts(&out, uid).concat()
 }
 
 #[cfg(test)]

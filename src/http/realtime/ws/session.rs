@@ -37,7 +37,8 @@ use crate::db::sessions;
 use crate::error::Error;
 
 /// Subscription uids by id, read by the socket's writer to finish each event.
-pub type Uids = Rc<RefCell<HashMap<SubId, Option<Value>>>>;
+/// Each uid is kept as its JSON text, which is how every event carries it.
+pub type Uids = Rc<RefCell<HashMap<SubId, Option<Box<str>>>>>;
 
 /// What the session shares with the socket's writer ([`super::wire::outgoing`]).
 pub struct Queue {
@@ -372,7 +373,9 @@ impl WsSession {
             }
         };
         let sub = next_sub_id();
-        self.uids.borrow_mut().insert(sub, reply_uid.clone());
+        self.uids
+            .borrow_mut()
+            .insert(sub, reply_uid.as_ref().map(|uid| uid.to_string().into()));
         let state = self.state.clone();
         let realtime = self.realtime.clone();
         let outbox = self.outbox.clone();

@@ -11,7 +11,7 @@ use actix::Recipient;
 use actix_http::error::PayloadError;
 use actix_http::ws::{CloseCode, CloseReason, Codec, Frame, Item, Message, ProtocolError};
 use actix_web::web;
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use bytestring::ByteString;
 use futures_util::{Stream, StreamExt};
 use tokio_util::codec::{Decoder, Encoder};
@@ -219,7 +219,10 @@ impl Writer {
                     Outgoing::Event(sub, event) => {
                         let uids = self.uids.borrow();
                         let Some(uid) = uids.get(&sub) else { continue };
-                        Message::Text(ByteString::from(event.close(uid.as_ref())))
+                        // The group's text and this subscriber's uid go straight into the
+                        // frame: no per-subscriber string in between.
+                        text_frame(&event.closed_parts(uid.as_deref()), &mut buf);
+                        continue;
                     }
                     Outgoing::Refetch {
                         sub,
@@ -229,11 +232,11 @@ impl Writer {
                     } => {
                         let uids = self.uids.borrow();
                         let Some(uid) = uids.get(&sub) else { continue };
-                        Message::Text(ByteString::from(frame::refetch(
+                        Message::Text(ByteString::from(frame::refetch_json(
                             reason,
                             &collection,
                             lsn,
-                            uid.as_ref(),
+                            uid.as_deref(),
                         )))
                     }
                 };
@@ -251,6 +254,25 @@ impl Writer {
         if let Err(err) = self.codec.encode(message, buf) {
             tracing::warn!(error = %err, "websocket frame not encoded");
         }
+    }
+}
+
+/// A final, unmasked text frame (as a server sends) whose payload is `parts` joined.
+fn text_frame(parts: &[&str], buf: &mut BytesMut) {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    buf.reserve(len + 10);
+    buf.put_u8(0x81);
+    if len < 126 {
+        buf.put_u8(len as u8);
+    } else if let Ok(len) = u16::try_from(len) {
+        buf.put_u8(126);
+        buf.put_u16(len);
+    } else {
+        buf.put_u8(127);
+        buf.put_u64(len as u64);
+    }
+    for part in parts {
+        buf.extend_from_slice(part.as_bytes());
     }
 }
 
@@ -358,6 +380,25 @@ mod tests {
                 bytes.chunks(chunk).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
             let stream = messages(futures_util::stream::iter(reads), 128);
             let _: Vec<_> = block_on(stream.collect());
+        }
+
+        /// An event framed from its parts is the frame the codec makes of the joined text,
+        /// across the 7-, 16- and 64-bit length forms.
+        #[test]
+        fn text_frames_match_the_codec(len in proptest::prop_oneof![0usize..300, 65_400usize..65_700], cut in 0usize..300, uid in proptest::option::of("[a-z0-9\"]{0,8}")) {
+            let text = "x".repeat(len);
+            let cut = cut.min(len);
+            let parts = match &uid {
+                Some(uid) => [&text[..cut], &text[cut..], uid.as_str(), "}"],
+                None => [&text[..cut], &text[cut..], "", "}"],
+            };
+            let mut ours = BytesMut::new();
+            text_frame(&parts, &mut ours);
+            let mut theirs = BytesMut::new();
+            Codec::new()
+                .encode(Message::Text(ByteString::from(parts.concat())), &mut theirs)
+                .unwrap();
+            proptest::prop_assert_eq!(ours, theirs);
         }
     }
 }
