@@ -901,3 +901,75 @@ async fn rows_written_while_subscribing_arrive_exactly_once_on_the_socket() {
     drop(socket);
     rt.finish().await;
 }
+
+/// A filter or read rule that reaches through a relation is decided by the database: for the
+/// row after a change by reading it again, for the row before from the old row the WAL carries
+/// (`REPLICA IDENTITY FULL`). Rows enter and leave the view as their author changes, and only
+/// the deletes of rows that were in the view are sent.
+#[actix_web::test]
+async fn relational_filters_and_rules_follow_rows_in_and_out_and_see_their_deletes() {
+    let rt = realtime::spawn(|_| {}).await;
+    rt.create(
+        "create table authors (id integer primary key, name text not null); \
+         create table articles (id integer primary key, title text, author integer references authors (id)); \
+         alter table articles replica identity full; \
+         insert into authors values (1, 'ann'), (2, 'bob');",
+        "articles",
+    )
+    .await;
+    let reader = realtime::user_with(
+        &rt,
+        "ann-reader@example.com",
+        json!([
+            {"collection": "articles", "action": "read",
+             "permissions": {"author": {"name": {"_eq": "ann"}}}, "fields": ["id", "title"]},
+            {"collection": "authors", "action": "read", "fields": ["*"]}
+        ]),
+    )
+    .await;
+    let mut by_filter = ws_admin(&rt).await;
+    by_filter
+        .subscribe(json!({"type": "subscribe", "collection": "articles", "uid": "f",
+            "query": {"fields": ["id", "title", "author.name"], "filter": {"author": {"name": {"_eq": "ann"}}}}}))
+        .await;
+    let mut by_rule = ws(&rt).await;
+    by_rule.auth_token(&reader).await;
+    by_rule
+        .subscribe(json!({"type": "subscribe", "collection": "articles", "uid": "r"}))
+        .await;
+
+    for sql in [
+        "insert into articles values (1, 'one', 1)",
+        "insert into articles values (2, 'two', 2)",
+        "update articles set author = 1 where id = 2",
+        "update articles set author = 2 where id = 1",
+        "update articles set title = 'two, edited' where id = 2",
+        "delete from articles where id = 1",
+        "delete from articles where id = 2",
+        "insert into articles values (3, 'marker', 1)",
+    ] {
+        rt.sql(sql).await;
+    }
+    for (socket, uid) in [(&mut by_filter, "f"), (&mut by_rule, "r")] {
+        // The filter's subscriber also expands the author: read from the committed version.
+        let row = |id: i64, title: &str| match uid {
+            "f" => json!([{"id": id, "title": title, "author": {"name": "ann"}}]),
+            _ => json!([{"id": id, "title": title}]),
+        };
+        for (kind, data) in [
+            ("create", row(1, "one")),
+            // Article 2 enters when its author becomes ann, article 1 leaves when it stops.
+            ("create", row(2, "two")),
+            ("delete", json!([1])),
+            ("update", row(2, "two, edited")),
+            // Article 1 was out of the view when deleted: only 2's delete is sent.
+            ("delete", json!([2])),
+            ("create", row(3, "marker")),
+        ] {
+            let event = socket.expect_event(kind).await;
+            assert_eq!((&event["data"], &event["uid"]), (&data, &json!(uid)), "{event}");
+        }
+    }
+    drop((by_filter, by_rule));
+    rt.finish().await;
+}

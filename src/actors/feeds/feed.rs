@@ -433,7 +433,14 @@ fn spawn_worker(
                     Outcome::Skip => {}
                     Outcome::Emit(kind, row) => items.push((kind, item(change, row))),
                     Outcome::Reread { found, missing } => {
-                        if let Some((kind, item)) = context.resolve(&change.key, found, missing).await
+                        if let Some((kind, item)) = context.resolve(change, found, missing).await
+                            && shape.event.is_none_or(|wanted| wanted == kind)
+                        {
+                            items.push((kind, item));
+                        }
+                    }
+                    Outcome::Recheck { deleted } => {
+                        if let Some((kind, item)) = context.recheck(change, deleted).await
                             && shape.event.is_none_or(|wanted| wanted == kind)
                         {
                             items.push((kind, item));

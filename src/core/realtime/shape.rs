@@ -6,7 +6,8 @@
 //! a row into the filter is a `create`, one that takes it out is a `delete`, and a delete is only
 //! reported when the old row was visible. Filters and item rules run in memory on the rows the
 //! WAL carries; a shape that needs related rows (a relational filter, an O2M or expanded field,
-//! `search`) re-reads the changed keys from the database, as Directus does for every change.
+//! `search`) has the database read the changed rows, as Directus does for every change, and
+//! decide from the old row whether a row was in the view before ([`Outcome::Recheck`]).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -93,6 +94,14 @@ pub enum Outcome {
         found: EventKind,
         missing: Option<EventKind>,
     },
+    /// Whether the row was visible before the change depends on other rows (a relational
+    /// filter or rule): the database decides it from the old row (`change.old`, complete under
+    /// `REPLICA IDENTITY FULL`). A deleted row that was visible is a `delete`; otherwise the key
+    /// is read again: visible before and now is an `update`, only now a `create`, only before
+    /// a `delete` (it left the view).
+    Recheck {
+        deleted: bool,
+    },
 }
 
 impl Shape {
@@ -171,6 +180,13 @@ impl Shape {
         Some(true)
     }
 
+    /// Whether the database can tell if `old` passed the filters: they reach through relations
+    /// (otherwise memory decides) and the old row holds every field they start from.
+    fn decidable_in_db(&self, old: Option<&Map<String, Value>>) -> bool {
+        !self.filters_local
+            && old.is_some_and(|row| self.filters.iter().all(|filter| has_fields(filter, row)))
+    }
+
     /// What `change` means to this shape.
     pub fn classify(&self, change: &RowChange) -> Outcome {
         if let Some(item) = &self.item
@@ -206,6 +222,9 @@ impl Shape {
                         found: EventKind::Create,
                         missing: None,
                     },
+                    (None, None) if self.decidable_in_db(change.old.as_ref()) => {
+                        Outcome::Recheck { deleted: false }
+                    }
                     (None, None) => Outcome::Reread {
                         found: EventKind::Update,
                         missing: None,
@@ -215,6 +234,7 @@ impl Shape {
             // A delete is reported only when the old row is known to have been visible.
             RowOp::Delete => match change.old.as_ref().map(|row| self.admits(row)) {
                 Some(Some(true)) => Outcome::Emit(EventKind::Delete, None),
+                Some(None) if self.decidable_in_db(change.old.as_ref()) => Outcome::Recheck { deleted: true },
                 _ => Outcome::Skip,
             },
         };
@@ -239,6 +259,7 @@ impl Shape {
         };
         match outcome {
             Outcome::Emit(kind, _) if kind != wanted => Outcome::Skip,
+            Outcome::Recheck { deleted: true } if wanted != EventKind::Delete => Outcome::Skip,
             Outcome::Reread { found, missing } => {
                 let found_ok = found == wanted;
                 let missing = missing.filter(|m| *m == wanted);

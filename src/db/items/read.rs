@@ -25,6 +25,46 @@ pub struct Target<'a> {
     pub rules: &'a ReadRules,
 }
 
+/// `select exists(…)`: whether `row` (one version of a row of the collection as JSON, as the
+/// WAL carried it) passes the caller's row rule, the query's filter and its search, with
+/// related rows as they are now.
+pub fn passes(target: &Target<'_>, query: &Query, row: String) -> Result<Sql, StaleSchema> {
+    let mut sql = Sql::default();
+    sql.push("select exists(select 1 from ");
+    row_source(&mut sql, target, row);
+    where_clause(&mut sql, target, query, None)?;
+    sql.push(")");
+    Ok(sql)
+}
+
+/// [`select`] of one version of a row (JSON, as the WAL carried it) instead of the table: what
+/// the caller reads of that version, relations included as they are now; no row if it does
+/// not pass the rules, filter and search.
+pub fn select_row(target: &Target<'_>, query: &Query, row: String) -> Result<Sql, StaleSchema> {
+    let mut sql = Sql::default();
+    sql.push("select ");
+    object(
+        &mut sql,
+        target,
+        &target.collection.collection,
+        &query.fields,
+        "t",
+    )?;
+    sql.push("::text from ");
+    row_source(&mut sql, target, row);
+    where_clause(&mut sql, target, query, None)?;
+    Ok(sql)
+}
+
+/// `jsonb_populate_record(null::<table>, $n) t`: `row` as a row of the collection's table.
+fn row_source(sql: &mut Sql, target: &Target<'_>, row: String) {
+    sql.push("jsonb_populate_record(null::")
+        .push(&table(target.schema, &target.collection.collection))
+        .push(", cast(")
+        .bind(Bind::Text(Some(row)))
+        .push(" as jsonb)) t");
+}
+
 /// `select <row json> from <collection> t where … order by … limit … offset …`.
 pub fn select(target: &Target<'_>, query: &Query, key: Option<&str>) -> Result<Sql, StaleSchema> {
     if !query.aggregate.is_empty() && key.is_none() {
@@ -702,6 +742,12 @@ pub async fn current_snapshot<'e>(
         .await?
         .try_get(0)?;
     crate::core::realtime::snapshot::Snapshot::parse(&text).map_err(Error::internal)
+}
+
+/// Runs a compiled `select exists(…)`.
+pub async fn truth(pool: &PgPool, sql: &Sql) -> Result<bool, Error> {
+    let row = super::query(sql).fetch_one(pool).await?;
+    Ok(row.try_get::<bool, _>(0)?)
 }
 
 /// Runs a compiled count.

@@ -222,16 +222,33 @@ fn relational_shapes_reread() {
         json!({"id": 1, "author": 2}),
         json!({"id": 1, "author": 3}),
     );
+    // Whether the row was in the view before is the database's to say, from the old row.
+    assert_eq!(related.classify(&update), Outcome::Recheck { deleted: false });
+    let delete = change(RowOp::Delete, json!({"id": 1, "author": 2}), Value::Null);
+    assert_eq!(related.classify(&delete), Outcome::Recheck { deleted: true });
+    // Without the old row's foreign key (no REPLICA IDENTITY FULL) nothing can vouch for a
+    // deleted row, and an update is read again as an update.
+    let key_only = change(RowOp::Delete, json!({"id": 1}), Value::Null);
+    assert_eq!(related.classify(&key_only), Outcome::Skip);
+    let no_old = change(RowOp::Update, Value::Null, json!({"id": 1, "author": 3}));
     assert_eq!(
-        related.classify(&update),
+        related.classify(&no_old),
         Outcome::Reread {
             found: EventKind::Update,
             missing: None
         }
     );
-    // A relational filter can't vouch for a deleted row: nothing is sent.
-    let delete = change(RowOp::Delete, json!({"id": 1, "author": 2}), Value::Null);
-    assert_eq!(related.classify(&delete), Outcome::Skip);
+    // An `event: create` subscription has no use for deletes.
+    let creates = Shape::compile(
+        Arc::new(blog().clone()),
+        "articles",
+        Some(EventKind::Create),
+        None,
+        &query(json!({"fields": "id", "filter": r#"{"author":{"name":{"_eq":"x"}}}"#})),
+        None,
+    );
+    assert_eq!(creates.classify(&delete), Outcome::Skip);
+    assert_eq!(creates.classify(&update), Outcome::Recheck { deleted: false });
 }
 
 #[test]
