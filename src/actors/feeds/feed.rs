@@ -421,33 +421,12 @@ fn spawn_worker(
             if only.is_none() && lock(&members).is_empty() {
                 continue;
             }
-            let mut items = Vec::new();
             // A TRUNCATE names no rows: members get a refetch, nothing is read.
-            let changes = if truncates(&slice) {
-                &[][..]
+            let items = if truncates(&slice) {
+                Vec::new()
             } else {
-                &slice.changes[..]
+                context.items(&shape, &slice.changes).await
             };
-            for change in changes {
-                match shape.classify(change) {
-                    Outcome::Skip => {}
-                    Outcome::Emit(kind, row) => items.push((kind, item(change, row))),
-                    Outcome::Reread { found, missing } => {
-                        if let Some((kind, item)) = context.resolve(change, found, missing).await
-                            && shape.event.is_none_or(|wanted| wanted == kind)
-                        {
-                            items.push((kind, item));
-                        }
-                    }
-                    Outcome::Recheck { deleted } => {
-                        if let Some((kind, item)) = context.recheck(change, deleted).await
-                            && shape.event.is_none_or(|wanted| wanted == kind)
-                        {
-                            items.push((kind, item));
-                        }
-                    }
-                }
-            }
             let events = runs(&collection, slice.end_lsn, items);
             each_target(&members, only, |member| {
                 member.deliver(&slice, &collection, &events)

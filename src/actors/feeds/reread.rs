@@ -7,6 +7,7 @@
 //! changed or deleted the row, and reading by key would report their state under this
 //! transaction's event (or nothing). Related rows are read as they are now.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
@@ -15,9 +16,8 @@ use crate::core::field_type::FieldType;
 use crate::core::query::Query;
 use crate::core::realtime::event::RowChange;
 use crate::core::realtime::frame::Item;
-use crate::core::realtime::shape::{EventKind, key_text};
+use crate::core::realtime::shape::{EventKind, Outcome, Shape, key_text};
 use crate::core::schema::{Collection, SchemaSnapshot};
-use crate::db::items::compile::Sql;
 use crate::db::items::read::{self, Target};
 use crate::db::items::rules::ReadRules;
 use crate::error::Error;
@@ -43,119 +43,138 @@ impl RereadContext {
         })
     }
 
+    /// What one transaction's `changes` send to the group of `shape`, in order. The database
+    /// is asked at most twice whatever the number of rows, plus once per row whose new version
+    /// the WAL did not carry whole: which old rows were in the view, and the committed versions
+    /// as the subscriber reads them.
+    pub async fn items(&self, shape: &Shape, changes: &[RowChange]) -> Vec<(EventKind, Item)> {
+        let Some(target) = self.target() else {
+            return Vec::new();
+        };
+        let outcomes: Vec<Outcome> = changes.iter().map(|change| shape.classify(change)).collect();
+        let mut versions = Vec::new();
+        let mut by_key = Vec::new();
+        let mut olds = Vec::new();
+        for (at, (change, outcome)) in changes.iter().zip(&outcomes).enumerate() {
+            if matches!(
+                outcome,
+                Outcome::Reread { .. } | Outcome::Recheck { deleted: false }
+            ) {
+                match change.new.as_ref().filter(|row| complete(target.collection, row)) {
+                    Some(row) => versions.push((at, as_stored(target.collection, row))),
+                    None => by_key.push(at),
+                }
+            }
+            if let (Outcome::Recheck { .. }, Some(old)) = (outcome, &change.old) {
+                olds.push((at, as_stored(target.collection, old)));
+            }
+        }
+        let was = self.visible(&target, olds).await;
+        let mut now = self.read_versions(&target, versions).await;
+        for at in by_key {
+            if let Some(row) = self.read(&target, &changes[at].key).await {
+                now.insert(at, row);
+            }
+        }
+
+        let mut items = Vec::new();
+        for (at, (change, outcome)) in changes.iter().zip(outcomes).enumerate() {
+            let (kind, row) = match outcome {
+                Outcome::Skip => continue,
+                Outcome::Emit(kind, row) => (kind, row),
+                Outcome::Reread { found, missing } => match now.remove(&at) {
+                    Some(row) => (found, Some(row)),
+                    None => match missing {
+                        Some(kind) => (kind, None),
+                        None => continue,
+                    },
+                },
+                Outcome::Recheck { deleted } => {
+                    let row = if deleted { None } else { now.remove(&at) };
+                    match (was.contains(&at), row) {
+                        (true, Some(row)) => (EventKind::Update, Some(row)),
+                        (false, Some(row)) => (EventKind::Create, Some(row)),
+                        (true, None) => (EventKind::Delete, None),
+                        (false, None) => continue,
+                    }
+                }
+            };
+            if shape.event.is_none_or(|wanted| wanted == kind) {
+                let key = change.key.clone();
+                items.push((kind, Item { key, row }));
+            }
+        }
+        items
+    }
+
     /// The row for `key` as the subscriber would read it now; `None` when it no longer exists
     /// or the subscriber can't see it.
-    pub async fn read(&self, key: &Value) -> Option<Map<String, Value>> {
-        let target = self.target()?;
+    async fn read(&self, target: &Target<'_>, key: &Value) -> Option<Map<String, Value>> {
         let mut query = self.query.clone();
         query.limit = Some(1);
         query.offset = 0;
-        let sql = read::select(&target, &query, Some(&key_text(key)));
-        self.first_row(sql.map_err(Into::into)).await
-    }
-
-    /// The version of the row `change` committed, as the subscriber would read it (relations as
-    /// they are now); `None` when that version is not in their view. A new row missing columns
-    /// (unchanged TOASTed values the WAL left out) is read by key instead.
-    pub async fn read_change(&self, change: &RowChange) -> Option<Map<String, Value>> {
-        let target = self.target()?;
-        match change.new.as_ref().filter(|row| complete(target.collection, row)) {
-            Some(row) => {
-                let row = Value::Object(as_stored(target.collection, row)).to_string();
-                let sql = read::select_row(&target, &self.query, row);
-                self.first_row(sql.map_err(Into::into)).await
-            }
-            None => self.read(&change.key).await,
-        }
-    }
-
-    async fn first_row(&self, sql: Result<Sql, Error>) -> Option<Map<String, Value>> {
-        let rows = match sql {
+        let rows = match read::select(target, &query, Some(&key_text(key))) {
             Ok(sql) => read::rows(&self.pool, &sql, &self.collection).await,
-            Err(err) => Err(err),
-        };
-        match rows {
-            Ok(rows) => rows
-                .into_iter()
-                .next()
-                .and_then(|text| serde_json::from_str::<Map<String, Value>>(&text).ok()),
-            Err(err) => {
-                tracing::warn!(collection = %self.collection, error = %err, "realtime re-read failed");
-                None
-            }
-        }
-    }
-
-    /// Whether the row `old` (as the WAL carried it) passed the subscriber's filter and read rule,
-    /// judged by the database against related rows as they are now. A failed check counts as
-    /// not visible: a delete the subscriber may not see is never sent.
-    pub async fn was_visible(&self, old: &Map<String, Value>) -> bool {
-        let Some(target) = self.target() else {
-            return false;
-        };
-        let row = Value::Object(as_stored(target.collection, old)).to_string();
-        let checked = match read::passes(&target, &self.query, row) {
-            Ok(sql) => read::truth(&self.pool, &sql).await,
             Err(stale) => Err(stale.into()),
         };
-        checked.unwrap_or_else(|err| {
-            tracing::warn!(collection = %self.collection, error = %err, "realtime visibility check failed");
-            false
-        })
+        self.failed(rows, "re-read")?
+            .into_iter()
+            .next()
+            .and_then(|text| serde_json::from_str(&text).ok())
     }
 
-    /// Resolves a [`Outcome::Recheck`](crate::core::realtime::shape::Outcome::Recheck).
-    pub async fn recheck(&self, change: &RowChange, deleted: bool) -> Option<(EventKind, Item)> {
-        let was = match &change.old {
-            Some(old) => self.was_visible(old).await,
-            None => false,
-        };
-        let now = if deleted {
-            None
-        } else {
-            self.read_change(change).await
-        };
-        let kind = match (was, &now) {
-            (true, Some(_)) => EventKind::Update,
-            (false, Some(_)) => EventKind::Create,
-            (true, None) => EventKind::Delete,
-            (false, None) => return None,
-        };
-        Some((
-            kind,
-            Item {
-                key: change.key.clone(),
-                row: now,
-            },
-        ))
-    }
-
-    /// Resolves a re-read outcome into the item to send, if any.
-    pub async fn resolve(
+    /// The committed versions `rows` (by position in the transaction) as the subscriber reads
+    /// them, relations as they are now; those not in their view are left out.
+    async fn read_versions(
         &self,
-        change: &RowChange,
-        found: EventKind,
-        missing: Option<EventKind>,
-    ) -> Option<(EventKind, Item)> {
-        let key = &change.key;
-        match self.read_change(change).await {
-            Some(row) => Some((
-                found,
-                Item {
-                    key: key.clone(),
-                    row: Some(row),
-                },
-            )),
-            None => missing.map(|kind| {
-                (
-                    kind,
-                    Item {
-                        key: key.clone(),
-                        row: None,
-                    },
-                )
-            }),
+        target: &Target<'_>,
+        rows: Vec<(usize, Map<String, Value>)>,
+    ) -> HashMap<usize, Map<String, Value>> {
+        if rows.is_empty() {
+            return HashMap::new();
         }
+        let (at, rows): (Vec<usize>, Vec<Value>) =
+            rows.into_iter().map(|(at, row)| (at, Value::Object(row))).unzip();
+        let read = match read::select_versions(target, &self.query, Value::Array(rows).to_string()) {
+            Ok(sql) => read::numbered_rows(&self.pool, &sql).await,
+            Err(stale) => Err(stale.into()),
+        };
+        self.failed(read, "re-read")
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(n, text)| {
+                let at = *at.get(usize::try_from(n).ok()?.checked_sub(1)?)?;
+                Some((at, serde_json::from_str(&text).ok()?))
+            })
+            .collect()
+    }
+
+    /// Which of the old rows `rows` (by position in the transaction) passed the subscriber's
+    /// filter and read rule, judged against related rows as they are now. A failed check
+    /// counts as not visible: a delete the subscriber may not see is never sent.
+    async fn visible(&self, target: &Target<'_>, rows: Vec<(usize, Map<String, Value>)>) -> HashSet<usize> {
+        if rows.is_empty() {
+            return HashSet::new();
+        }
+        let (at, rows): (Vec<usize>, Vec<Value>) =
+            rows.into_iter().map(|(at, row)| (at, Value::Object(row))).unzip();
+        let checked = match read::passing_versions(target, &self.query, Value::Array(rows).to_string()) {
+            Ok(sql) => read::positions(&self.pool, &sql).await,
+            Err(stale) => Err(stale.into()),
+        };
+        self.failed(checked, "visibility check")
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|n| at.get(usize::try_from(n).ok()?.checked_sub(1)?).copied())
+            .collect()
+    }
+
+    fn failed<T>(&self, outcome: Result<T, Error>, what: &str) -> Option<T> {
+        outcome
+            .map_err(|err| {
+                tracing::warn!(collection = %self.collection, error = %err, "realtime {what} failed");
+            })
+            .ok()
     }
 }
 

@@ -25,24 +25,23 @@ pub struct Target<'a> {
     pub rules: &'a ReadRules,
 }
 
-/// `select exists(…)`: whether `row` (one version of a row of the collection as JSON, as the
-/// WAL carried it) passes the caller's row rule, the query's filter and its search, with
-/// related rows as they are now.
-pub fn passes(target: &Target<'_>, query: &Query, row: String) -> Result<Sql, StaleSchema> {
+/// `select wal.n from …`: which of `rows` (a JSON array of versions of rows of the
+/// collection, as the WAL carried them) pass the caller's row rule, the query's filter and its
+/// search, with related rows as they are now; by 1-based position in the array.
+pub fn passing_versions(target: &Target<'_>, query: &Query, rows: String) -> Result<Sql, StaleSchema> {
     let mut sql = Sql::default();
-    sql.push("select exists(select 1 from ");
-    row_source(&mut sql, target, row);
+    sql.push("select wal.n from ");
+    versions(&mut sql, target, rows);
     where_clause(&mut sql, target, query, None)?;
-    sql.push(")");
     Ok(sql)
 }
 
-/// [`select`] of one version of a row (JSON, as the WAL carried it) instead of the table: what
-/// the caller reads of that version, relations included as they are now; no row if it does
-/// not pass the rules, filter and search.
-pub fn select_row(target: &Target<'_>, query: &Query, row: String) -> Result<Sql, StaleSchema> {
+/// [`select`] of versions of rows (a JSON array, as the WAL carried them) instead of the
+/// table: `(position, row json)` of those that pass the rules, filter and search, as the caller
+/// reads them, relations included as they are now.
+pub fn select_versions(target: &Target<'_>, query: &Query, rows: String) -> Result<Sql, StaleSchema> {
     let mut sql = Sql::default();
-    sql.push("select ");
+    sql.push("select wal.n, ");
     object(
         &mut sql,
         target,
@@ -51,18 +50,18 @@ pub fn select_row(target: &Target<'_>, query: &Query, row: String) -> Result<Sql
         "t",
     )?;
     sql.push("::text from ");
-    row_source(&mut sql, target, row);
+    versions(&mut sql, target, rows);
     where_clause(&mut sql, target, query, None)?;
     Ok(sql)
 }
 
-/// `jsonb_populate_record(null::<table>, $n) t`: `row` as a row of the collection's table.
-fn row_source(sql: &mut Sql, target: &Target<'_>, row: String) {
-    sql.push("jsonb_populate_record(null::")
+/// The rows of the JSON array `rows` as rows `t` of the collection's table, numbered `wal.n`.
+fn versions(sql: &mut Sql, target: &Target<'_>, rows: String) {
+    sql.push("jsonb_array_elements(cast(")
+        .bind(Bind::Text(Some(rows)))
+        .push(" as jsonb)) with ordinality as wal(v, n) cross join lateral jsonb_populate_record(null::")
         .push(&table(target.schema, &target.collection.collection))
-        .push(", cast(")
-        .bind(Bind::Text(Some(row)))
-        .push(" as jsonb)) t");
+        .push(", wal.v) t");
 }
 
 /// `select <row json> from <collection> t where … order by … limit … offset …`.
@@ -744,10 +743,20 @@ pub async fn current_snapshot<'e>(
     crate::core::realtime::snapshot::Snapshot::parse(&text).map_err(Error::internal)
 }
 
-/// Runs a compiled `select exists(…)`.
-pub async fn truth(pool: &PgPool, sql: &Sql) -> Result<bool, Error> {
-    let row = super::query(sql).fetch_one(pool).await?;
-    Ok(row.try_get::<bool, _>(0)?)
+/// Runs a compiled [`passing_versions`]: the positions that pass.
+pub async fn positions(pool: &PgPool, sql: &Sql) -> Result<Vec<i64>, Error> {
+    let rows = super::query(sql).fetch_all(pool).await?;
+    rows.iter()
+        .map(|row| row.try_get::<i64, _>(0).map_err(Error::from))
+        .collect()
+}
+
+/// Runs a compiled [`select_versions`]: `(position, row json)`.
+pub async fn numbered_rows(pool: &PgPool, sql: &Sql) -> Result<Vec<(i64, String)>, Error> {
+    let rows = super::query(sql).fetch_all(pool).await?;
+    rows.iter()
+        .map(|row| Ok((row.try_get::<i64, _>(0)?, row.try_get::<String, _>(1)?)))
+        .collect()
 }
 
 /// Runs a compiled count.
