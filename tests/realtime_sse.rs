@@ -732,3 +732,39 @@ async fn a_slow_consumer_under_resync_gets_a_refetch() {
     drop(slow);
     rt.finish().await;
 }
+
+/// `$NOW` in a filter is resolved again for every transaction, at its commit time, as Directus
+/// resolves it for every event: a task enters a "due" view once its due time has passed, with
+/// the next change to it.
+#[actix_web::test]
+async fn now_in_a_filter_moves_with_each_transaction() {
+    let rt = realtime::spawn(|_| {}).await;
+    rt.create(
+        "create table tasks (id integer primary key, title text, due timestamptz); \
+         alter table tasks replica identity full;",
+        "tasks",
+    )
+    .await;
+    // {"due":{"_lte":"$NOW"}}
+    let mut s = sse(
+        &rt,
+        "collection=tasks&fields=id,title&filter=%7B%22due%22%3A%7B%22_lte%22%3A%22%24NOW%22%7D%7D",
+    )
+    .await;
+    assert_eq!(s.expect("init").await.data["data"], json!([]));
+    rt.sql("insert into tasks values (1, 'soon', now() + interval '1500 milliseconds')")
+        .await;
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    rt.sql("update tasks set title = 'due now' where id = 1").await;
+    rt.sql("insert into tasks values (2, 'marker', now() - interval '1 day')")
+        .await;
+    // The insert was not due when it committed; the update is (and so is the old row then).
+    let update = s.event().await;
+    assert_eq!(
+        (update.event.as_str(), &update.data["data"]),
+        ("update", &json!([{"id": 1, "title": "due now"}]))
+    );
+    assert_eq!(s.expect("create").await.ids(), vec![2]);
+    drop(s);
+    rt.finish().await;
+}

@@ -34,7 +34,20 @@ pub(super) fn authorized_query(
     schema: &SchemaSnapshot,
     name: &str,
 ) -> Result<(Query, ReadRules), Error> {
-    let vars = acc.variables();
+    authorized_query_at(state, acc, params, schema, name, chrono::Utc::now())
+}
+
+/// [`authorized_query`] with `$NOW` at `now`.
+pub(super) fn authorized_query_at(
+    state: &AppState,
+    acc: &Accountability,
+    params: &Map<String, Value>,
+    schema: &SchemaSnapshot,
+    name: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(Query, ReadRules), Error> {
+    let mut vars = acc.variables();
+    vars.now = now;
     let mut query = query::parse(params, schema, name, vars.clone(), state.config.query)?;
     let rules = super::access::authorize_read(
         acc,

@@ -8,6 +8,9 @@ use std::time::{Duration, Instant};
 use actix::{Actor, Context, Handler, Message};
 use tokio::sync::mpsc;
 
+use chrono::{DateTime, Utc};
+
+use super::Recompile;
 use super::reread::RereadContext;
 use crate::actors::outbox::{Outbox, SubId};
 use crate::config::SlowConsumer;
@@ -85,9 +88,29 @@ fn lock(members: &Members) -> MutexGuard<'_, Vec<Member>> {
     members.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// What a group is made of: its shape, the re-read context when it reads, and how to compile
+/// it again for a transaction's commit time when its filters read `$NOW`.
+#[derive(Clone)]
+pub struct Spec {
+    pub shape: Arc<Shape>,
+    pub reread: Option<Arc<RereadContext>>,
+    pub recompile: Option<Arc<dyn Recompile>>,
+}
+
+impl Spec {
+    /// The shape and re-read context in force for a transaction committed at `at` (the
+    /// subscribe-time ones when compiling again fails, e.g. the schema moved on).
+    fn at(&self, at: DateTime<Utc>) -> (Arc<Shape>, Option<Arc<RereadContext>>) {
+        if let Some(fresh) = self.recompile.as_ref().and_then(|r| r.at(at)) {
+            return (fresh.shape, fresh.reread);
+        }
+        (self.shape.clone(), self.reread.clone())
+    }
+}
+
 /// Subscriptions with one shape.
 struct Group {
-    shape: Arc<Shape>,
+    spec: Spec,
     members: Members,
     /// Re-reading groups process slices on their own task, in order.
     worker: Option<mpsc::UnboundedSender<Work>>,
@@ -117,10 +140,9 @@ pub struct Attach {
     pub sub: SubId,
     pub outbox: Arc<Outbox>,
     pub policy: SlowConsumer,
-    pub shape: Arc<Shape>,
+    pub spec: Spec,
     /// The group key: the shape's key, plus who reads for re-reading shapes.
     pub group: String,
-    pub reread: Option<Arc<RereadContext>>,
     pub start: Start,
 }
 
@@ -170,7 +192,7 @@ pub struct CollectionFeed {
     group_keys: HashMap<String, Arc<str>>,
     pending: HashMap<SubId, PendingJoin>,
     /// Groups waiting for [`Ready`] keep their shape here until their first member joins.
-    pending_shapes: HashMap<String, (Arc<Shape>, Option<Arc<RereadContext>>)>,
+    pending_shapes: HashMap<String, Spec>,
 }
 
 impl CollectionFeed {
@@ -198,12 +220,15 @@ impl CollectionFeed {
         self.oldest.store(oldest, Ordering::Release);
     }
 
-    fn group(&mut self, key: &str, shape: Arc<Shape>, reread: Option<Arc<RereadContext>>) -> &mut Group {
+    fn group(&mut self, key: &str, spec: Spec) -> &mut Group {
         self.groups.entry(key.to_string()).or_insert_with(|| {
             let members: Members = Arc::default();
-            let worker = reread.map(|context| spawn_worker(shape.clone(), context, members.clone()));
+            let worker = spec
+                .reread
+                .is_some()
+                .then(|| spawn_worker(spec.clone(), members.clone()));
             Group {
-                shape,
+                spec,
                 members,
                 worker,
             }
@@ -211,17 +236,10 @@ impl CollectionFeed {
     }
 
     /// Delivers `slices` to one joining member (replay), then makes it a live member.
-    fn join(
-        &mut self,
-        key: &str,
-        shape: Arc<Shape>,
-        reread: Option<Arc<RereadContext>>,
-        mut member: Member,
-        slices: Vec<Arc<Slice>>,
-    ) {
+    fn join(&mut self, key: &str, spec: Spec, mut member: Member, slices: Vec<Arc<Slice>>) {
         let sub = member.sub;
         let collection = self.collection.clone();
-        let group = self.group(key, shape, reread);
+        let group = self.group(key, spec);
         match &group.worker {
             Some(worker) => {
                 for slice in slices {
@@ -234,7 +252,8 @@ impl CollectionFeed {
             None => {
                 let mut joining = [member.clone()];
                 for slice in slices {
-                    deliver_local(&group.shape, &collection, &slice, &mut joining);
+                    let (shape, _) = group.spec.at(slice.commit_ts);
+                    deliver_local(&shape, &collection, &slice, &mut joining);
                 }
                 let [joined] = joining;
                 member = joined;
@@ -286,7 +305,7 @@ impl Handler<Attach> for CollectionFeed {
             seen: None,
         };
         match msg.start {
-            Start::Now => self.join(&msg.group, msg.shape, msg.reread, member, Vec::new()),
+            Start::Now => self.join(&msg.group, msg.spec.clone(), member, Vec::new()),
             Start::Since(since) => {
                 member.after = since;
                 let replay = self
@@ -295,20 +314,19 @@ impl Handler<Attach> for CollectionFeed {
                     .map(|slices| slices.cloned().collect::<Vec<_>>());
                 match replay {
                     Ok(slices) => {
-                        self.join(&msg.group, msg.shape, msg.reread, member, slices);
+                        self.join(&msg.group, msg.spec.clone(), member, slices);
                     }
                     Err(gap) => {
                         member
                             .outbox
                             .push_refetch(msg.sub, self.collection.clone(), "gap", Some(gap.floor));
                         member.after = Lsn(0);
-                        self.join(&msg.group, msg.shape, msg.reread, member, Vec::new());
+                        self.join(&msg.group, msg.spec.clone(), member, Vec::new());
                     }
                 }
             }
             Start::Snapshot => {
-                self.pending_shapes
-                    .insert(msg.group.clone(), (msg.shape, msg.reread));
+                self.pending_shapes.insert(msg.group.clone(), msg.spec);
                 self.pending.insert(
                     msg.sub,
                     PendingJoin {
@@ -329,7 +347,7 @@ impl Handler<Ready> for CollectionFeed {
         let Some(join) = self.pending.remove(&msg.sub) else {
             return;
         };
-        let Some((shape, reread)) = self.pending_shapes.get(&join.group).cloned() else {
+        let Some(spec) = self.pending_shapes.get(&join.group).cloned() else {
             return;
         };
         if !self.pending.values().any(|p| p.group == join.group) {
@@ -342,7 +360,7 @@ impl Handler<Ready> for CollectionFeed {
         let recent: Vec<Arc<Slice>> = self.ring.received_since(from).cloned().collect();
         let mut member = join.member;
         member.seen = Some(Arc::new(msg.snapshot));
-        self.join(&join.group, shape, reread, member, recent);
+        self.join(&join.group, spec, member, recent);
     }
 }
 
@@ -379,7 +397,10 @@ impl Handler<Apply> for CollectionFeed {
                         only: None,
                     });
                 }
-                None => deliver_local(&group.shape, &self.collection, &slice, &mut lock(&group.members)),
+                None => {
+                    let (shape, _) = group.spec.at(slice.commit_ts);
+                    deliver_local(&shape, &self.collection, &slice, &mut lock(&group.members));
+                }
             }
         }
     }
@@ -407,15 +428,13 @@ fn deliver_local(shape: &Shape, collection: &str, slice: &Slice, members: &mut [
     }
 }
 
-fn spawn_worker(
-    shape: Arc<Shape>,
-    context: Arc<RereadContext>,
-    members: Members,
-) -> mpsc::UnboundedSender<Work> {
+fn spawn_worker(spec: Spec, members: Members) -> mpsc::UnboundedSender<Work> {
     let (tx, mut rx) = mpsc::unbounded_channel::<Work>();
     actix::spawn(async move {
         while let Some(work) = rx.recv().await {
             let slice = work.slice;
+            let (shape, context) = spec.at(slice.commit_ts);
+            let Some(context) = context else { continue };
             let collection = shape.collection.clone();
             let only = work.only;
             if only.is_none() && lock(&members).is_empty() {

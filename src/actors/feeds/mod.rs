@@ -19,13 +19,27 @@ mod reread;
 #[cfg(test)]
 mod tests;
 
-pub use feed::{Attach, CollectionFeed, Detach, Ready, Start};
+pub use feed::{Attach, CollectionFeed, Detach, Ready, Spec, Start};
 pub use hub::{FeedHub, FeedSettings, FloorKnown, GetFeed, WatchReplication};
 pub use reread::RereadContext;
 
 use std::time::Duration;
 
 use actix::Addr;
+
+/// A subscription whose filter or read rule uses `$NOW`: compiled again for each transaction
+/// at its commit time, as Directus resolves `$NOW` again for every event (compiled once, a
+/// "last 24 hours" subscription would keep the window of the moment it subscribed).
+pub trait Recompile: Send + Sync {
+    /// The subscription as it reads at `now`; `None` when it no longer compiles.
+    fn at(&self, now: chrono::DateTime<chrono::Utc>) -> Option<Recompiled>;
+}
+
+/// A subscription compiled again by [`Recompile`].
+pub struct Recompiled {
+    pub shape: std::sync::Arc<crate::core::realtime::shape::Shape>,
+    pub reread: Option<std::sync::Arc<RereadContext>>,
+}
 
 /// What the transports hold: the hub, to find feeds.
 #[derive(Clone)]

@@ -75,8 +75,11 @@ fn attach(sub: u64, outbox: &Arc<Outbox>, shape: Arc<Shape>, start: Start) -> At
         outbox: outbox.clone(),
         policy: SlowConsumer::Coalesce,
         group: shape.key(),
-        shape,
-        reread: None,
+        spec: super::Spec {
+            shape,
+            reread: None,
+            recompile: None,
+        },
         start,
     }
 }
@@ -210,4 +213,83 @@ async fn changes_the_snapshot_already_saw_are_not_sent_again() {
     feed.send(insert(100, 300, 3, "x")).await.unwrap();
     feed.send(insert(101, 400, 4, "x")).await.unwrap();
     assert_eq!(ids(&drain(&outbox).await), vec![3, 4]);
+}
+
+/// Articles published by `now` (`$NOW` in the filter), compiled at `now`.
+fn published_by(now: DateTime<chrono::Utc>) -> Arc<Shape> {
+    let mut params = serde_json::Map::new();
+    params.insert("fields".into(), json!("id,title"));
+    params.insert("filter".into(), json!(r#"{"published":{"_lte":"$NOW"}}"#));
+    let query = query::parse(
+        &params,
+        blog(),
+        "articles",
+        Variables::from(now),
+        Settings::default(),
+    )
+    .unwrap();
+    Arc::new(Shape::compile(
+        Arc::new(blog().clone()),
+        "articles",
+        None,
+        None,
+        &query,
+        None,
+    ))
+}
+
+struct PublishedBy;
+
+impl super::Recompile for PublishedBy {
+    fn at(&self, now: DateTime<chrono::Utc>) -> Option<super::Recompiled> {
+        Some(super::Recompiled {
+            shape: published_by(now),
+            reread: None,
+        })
+    }
+}
+
+fn insert_published(xid: u32, end: u64, id: i64, published: &str, committed: &str) -> Apply {
+    Apply {
+        slice: Arc::new(Slice {
+            xid,
+            commit_lsn: Lsn(end - 1),
+            end_lsn: Lsn(end),
+            commit_ts: committed.parse().unwrap(),
+            changes: vec![RowChange {
+                collection: "articles".into(),
+                op: RowOp::Insert,
+                key: json!(id),
+                old: None,
+                new: json!({"id": id, "title": "t", "published": published})
+                    .as_object()
+                    .cloned(),
+            }],
+        }),
+        received: Instant::now(),
+    }
+}
+
+#[actix::test]
+async fn now_in_a_filter_is_the_commit_time_of_each_transaction() {
+    let feed = feed(Lsn(0), Arc::new(AtomicU64::new(u64::MAX)));
+    let (fresh, frozen) = (Outbox::new(100), Outbox::new(100));
+    let subscribed: DateTime<chrono::Utc> = "2024-01-01T00:00:00Z".parse().unwrap();
+    let mut again = attach(1, &fresh, published_by(subscribed), Start::Now);
+    again.spec.recompile = Some(Arc::new(PublishedBy));
+    again.group = "now".into();
+    feed.send(again).await.unwrap();
+    feed.send(attach(2, &frozen, published_by(subscribed), Start::Now))
+        .await
+        .unwrap();
+    // Not yet published when committed; published by the time the second one commits.
+    feed.send(insert_published(10, 100, 1, "2024-06-01", "2024-01-02T00:00:00Z"))
+        .await
+        .unwrap();
+    feed.send(insert_published(11, 200, 2, "2024-06-01", "2024-07-01T00:00:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(ids(&drain(&fresh).await), vec![2]);
+    // Compiled once, the window stays where it was at subscribe time.
+    assert!(drain(&frozen).await.is_empty());
 }

@@ -165,9 +165,8 @@ pub async fn stream(
             sub: id,
             outbox: outbox.clone(),
             policy,
-            shape: sub.shape.clone(),
+            spec: sub.spec.clone(),
             group: sub.group.clone(),
-            reread: sub.reread.clone(),
             start,
         })
         .await

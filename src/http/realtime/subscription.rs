@@ -8,10 +8,13 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::super::auth::Accountability;
-use super::super::items::{authorized_query, collection as items_collection};
+use super::super::items::{authorized_query_at, collection as items_collection};
 use super::super::route_target::CollectionName;
 use super::super::state::AppState;
-use crate::actors::feeds::RereadContext;
+use actix_web::web;
+use chrono::{DateTime, TimeDelta, Utc};
+
+use crate::actors::feeds::{Recompile, Recompiled, RereadContext, Spec};
 use crate::core::query::Query;
 use crate::core::realtime::shape::{EventKind, RowRules, Shape};
 use crate::core::realtime::snapshot::Snapshot;
@@ -22,23 +25,96 @@ use crate::error::Error;
 /// A compiled subscription, ready to attach to its collection's feed.
 pub struct Compiled {
     pub collection: Arc<str>,
-    pub shape: Arc<Shape>,
+    pub spec: Spec,
     pub group: String,
-    pub reread: Option<Arc<RereadContext>>,
     query: Query,
     rules: ReadRules,
     singleton: bool,
 }
 
+/// What a subscription is compiled from, kept by subscriptions that read `$NOW`.
+struct Request {
+    state: web::Data<AppState>,
+    acc: Accountability,
+    collection: String,
+    event: Option<EventKind>,
+    item: Option<String>,
+    params: Map<String, Value>,
+}
+
+impl Recompile for Request {
+    fn at(&self, now: DateTime<Utc>) -> Option<Recompiled> {
+        let (compiled, _) = compile_at(
+            &self.state,
+            &self.acc,
+            &self.collection,
+            self.event,
+            self.item.clone(),
+            &self.params,
+            now,
+        )
+        .ok()?;
+        Some(Recompiled {
+            shape: compiled.spec.shape,
+            reread: compiled.spec.reread,
+        })
+    }
+}
+
 /// Compiles a subscription for `acc`. Errors are the REST errors a read would give.
 pub fn compile(
-    state: &AppState,
+    state: &web::Data<AppState>,
     acc: &Accountability,
     collection: &str,
     event: Option<EventKind>,
     item: Option<String>,
     params: &Map<String, Value>,
 ) -> Result<Compiled, Error> {
+    let now = Utc::now();
+    let (mut compiled, resolved) = compile_at(state, acc, collection, event, item.clone(), params, now)?;
+    // `$NOW` shows as a different shape at another moment: such a subscription is compiled
+    // again for every transaction, and groups with those of the same request and access.
+    let (_, later) = compile_at(
+        state,
+        acc,
+        collection,
+        event,
+        item.clone(),
+        params,
+        now + TimeDelta::days(400),
+    )?;
+    if later != resolved {
+        compiled.group = format!(
+            "$NOW|{collection}|{event:?}|{item:?}|{}|{}|{:?}|{:?}|{:?}",
+            Value::Object(params.clone()),
+            acc.admin,
+            acc.user,
+            acc.role,
+            acc.access.policies
+        );
+        compiled.spec.recompile = Some(Arc::new(Request {
+            state: state.clone(),
+            acc: acc.clone(),
+            collection: collection.to_string(),
+            event,
+            item,
+            params: params.clone(),
+        }));
+    }
+    Ok(compiled)
+}
+
+/// [`compile`] with `$NOW` at `now`; also returns what the query and rules came to, which
+/// differ between two moments exactly when they read `$NOW`.
+fn compile_at(
+    state: &AppState,
+    acc: &Accountability,
+    collection: &str,
+    event: Option<EventKind>,
+    item: Option<String>,
+    params: &Map<String, Value>,
+    now: DateTime<Utc>,
+) -> Result<(Compiled, String), Error> {
     let schema = state.schema();
     let name = CollectionName {
         name: collection.to_string(),
@@ -49,7 +125,7 @@ pub fn compile(
         read::check_key(found, key)?;
     }
     let singleton = found.is_singleton();
-    let (query, rules) = authorized_query(state, acc, params, &schema, collection)?;
+    let (query, rules) = authorized_query_at(state, acc, params, &schema, collection, now)?;
     let row_rules = (!rules.unrestricted && !acc.admin).then(|| {
         let level = rules.collections.get(collection).cloned().unwrap_or_default();
         RowRules {
@@ -57,6 +133,7 @@ pub fn compile(
             conditional: level.conditional.into_iter().collect::<BTreeMap<_, _>>(),
         }
     });
+    let resolved = format!("{query:?}|{rules:?}");
     let shape = Shape::compile(schema.clone(), collection, event, item, &query, row_rules);
     let mut group = shape.key();
     let reread = if shape.rereads() {
@@ -77,15 +154,19 @@ pub fn compile(
     } else {
         None
     };
-    Ok(Compiled {
+    let compiled = Compiled {
         collection: collection.into(),
-        shape: Arc::new(shape),
+        spec: Spec {
+            shape: Arc::new(shape),
+            reread,
+            recompile: None,
+        },
         group,
-        reread,
         query,
         rules,
         singleton,
-    })
+    };
+    Ok((compiled, resolved))
 }
 
 impl Compiled {
@@ -101,7 +182,7 @@ impl Compiled {
             rules: &self.rules,
         };
         let mut query = self.query.clone();
-        let item = self.shape.item.clone();
+        let item = self.spec.shape.item.clone();
         if self.singleton {
             query.limit = Some(1);
             query.offset = 0;

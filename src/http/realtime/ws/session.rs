@@ -408,9 +408,8 @@ impl WsSession {
                 sub,
                 outbox: outbox.clone(),
                 policy,
-                shape: compiled.shape.clone(),
+                spec: compiled.spec.clone(),
                 group: compiled.group.clone(),
-                reread: compiled.reread.clone(),
                 start,
             })
             .await
