@@ -18,6 +18,7 @@ use crate::core::realtime::event::RowChange;
 use crate::core::realtime::frame::Item;
 use crate::core::realtime::shape::{EventKind, Outcome, Shape, key_text};
 use crate::core::schema::{Collection, SchemaSnapshot};
+use crate::db::items::compile::{Sql, StaleSchema};
 use crate::db::items::read::{self, Target};
 use crate::db::items::rules::ReadRules;
 use crate::error::Error;
@@ -130,22 +131,10 @@ impl RereadContext {
         target: &Target<'_>,
         rows: Vec<(usize, Map<String, Value>)>,
     ) -> HashMap<usize, Map<String, Value>> {
-        if rows.is_empty() {
-            return HashMap::new();
-        }
-        let (at, rows): (Vec<usize>, Vec<Value>) =
-            rows.into_iter().map(|(at, row)| (at, Value::Object(row))).unzip();
-        let read = match read::select_versions(target, &self.query, Value::Array(rows).to_string()) {
-            Ok(sql) => read::numbered_rows(&self.pool, &sql).await,
-            Err(stale) => Err(stale.into()),
-        };
-        self.failed(read, "re-read")
-            .unwrap_or_default()
+        self.by_position(target, rows, read::select_versions, "re-read")
+            .await
             .into_iter()
-            .filter_map(|(n, text)| {
-                let at = *at.get(usize::try_from(n).ok()?.checked_sub(1)?)?;
-                Some((at, serde_json::from_str(&text).ok()?))
-            })
+            .filter_map(|(at, text)| Some((at, serde_json::from_str(&text?).ok()?)))
             .collect()
     }
 
@@ -153,19 +142,35 @@ impl RereadContext {
     /// filter and read rule, judged against related rows as they are now. A failed check
     /// counts as not visible: a delete the subscriber may not see is never sent.
     async fn visible(&self, target: &Target<'_>, rows: Vec<(usize, Map<String, Value>)>) -> HashSet<usize> {
+        self.by_position(target, rows, read::passing_versions, "visibility check")
+            .await
+            .into_iter()
+            .map(|(at, _)| at)
+            .collect()
+    }
+
+    /// Runs the statement `compile` makes of `rows` (one JSON array) and puts the rows it
+    /// returns back at their places in the transaction.
+    async fn by_position(
+        &self,
+        target: &Target<'_>,
+        rows: Vec<(usize, Map<String, Value>)>,
+        compile: fn(&Target<'_>, &Query, String) -> Result<Sql, StaleSchema>,
+        what: &str,
+    ) -> Vec<(usize, Option<String>)> {
         if rows.is_empty() {
-            return HashSet::new();
+            return Vec::new();
         }
         let (at, rows): (Vec<usize>, Vec<Value>) =
             rows.into_iter().map(|(at, row)| (at, Value::Object(row))).unzip();
-        let checked = match read::passing_versions(target, &self.query, Value::Array(rows).to_string()) {
-            Ok(sql) => read::positions(&self.pool, &sql).await,
+        let found = match compile(target, &self.query, Value::Array(rows).to_string()) {
+            Ok(sql) => read::numbered_rows(&self.pool, &sql).await,
             Err(stale) => Err(stale.into()),
         };
-        self.failed(checked, "visibility check")
+        self.failed(found, what)
             .unwrap_or_default()
             .into_iter()
-            .filter_map(|n| at.get(usize::try_from(n).ok()?.checked_sub(1)?).copied())
+            .filter_map(|(n, text)| Some((*at.get(usize::try_from(n).ok()?.checked_sub(1)?)?, text)))
             .collect()
     }
 

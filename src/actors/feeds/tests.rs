@@ -21,6 +21,11 @@ use crate::core::realtime::shape::Shape;
 use crate::core::realtime::snapshot::Snapshot;
 
 fn shape(filter: Option<&str>) -> Arc<Shape> {
+    shape_at(filter, DateTime::UNIX_EPOCH)
+}
+
+/// `id,title` of articles matching `filter`, with `$NOW` at `now`.
+fn shape_at(filter: Option<&str>, now: DateTime<chrono::Utc>) -> Arc<Shape> {
     let mut params = serde_json::Map::new();
     params.insert("fields".into(), json!("id,title"));
     if let Some(filter) = filter {
@@ -30,7 +35,7 @@ fn shape(filter: Option<&str>) -> Arc<Shape> {
         &params,
         blog(),
         "articles",
-        Variables::default(),
+        Variables::from(now),
         Settings::default(),
     )
     .unwrap();
@@ -217,25 +222,7 @@ async fn changes_the_snapshot_already_saw_are_not_sent_again() {
 
 /// Articles published by `now` (`$NOW` in the filter), compiled at `now`.
 fn published_by(now: DateTime<chrono::Utc>) -> Arc<Shape> {
-    let mut params = serde_json::Map::new();
-    params.insert("fields".into(), json!("id,title"));
-    params.insert("filter".into(), json!(r#"{"published":{"_lte":"$NOW"}}"#));
-    let query = query::parse(
-        &params,
-        blog(),
-        "articles",
-        Variables::from(now),
-        Settings::default(),
-    )
-    .unwrap();
-    Arc::new(Shape::compile(
-        Arc::new(blog().clone()),
-        "articles",
-        None,
-        None,
-        &query,
-        None,
-    ))
+    shape_at(Some(r#"{"published":{"_lte":"$NOW"}}"#), now)
 }
 
 struct PublishedBy;

@@ -25,12 +25,13 @@ pub struct Target<'a> {
     pub rules: &'a ReadRules,
 }
 
-/// `select wal.n from …`: which of `rows` (a JSON array of versions of rows of the
+/// `select wal.n, null from …`: which of `rows` (a JSON array of versions of rows of the
 /// collection, as the WAL carried them) pass the caller's row rule, the query's filter and its
 /// search, with related rows as they are now; by 1-based position in the array.
 pub fn passing_versions(target: &Target<'_>, query: &Query, rows: String) -> Result<Sql, StaleSchema> {
     let mut sql = Sql::default();
-    sql.push("select wal.n from ");
+    // The second column keeps the shape of [`select_versions`].
+    sql.push("select wal.n, null::text from ");
     versions(&mut sql, target, rows);
     where_clause(&mut sql, target, query, None)?;
     Ok(sql)
@@ -42,17 +43,18 @@ pub fn passing_versions(target: &Target<'_>, query: &Query, rows: String) -> Res
 pub fn select_versions(target: &Target<'_>, query: &Query, rows: String) -> Result<Sql, StaleSchema> {
     let mut sql = Sql::default();
     sql.push("select wal.n, ");
-    object(
-        &mut sql,
-        target,
-        &target.collection.collection,
-        &query.fields,
-        "t",
-    )?;
-    sql.push("::text from ");
+    row_text(&mut sql, target, query)?;
+    sql.push(" from ");
     versions(&mut sql, target, rows);
     where_clause(&mut sql, target, query, None)?;
     Ok(sql)
+}
+
+/// Row `t` as the JSON text the query's `fields` make of it.
+fn row_text(sql: &mut Sql, target: &Target<'_>, query: &Query) -> Result<(), StaleSchema> {
+    object(sql, target, &target.collection.collection, &query.fields, "t")?;
+    sql.push("::text");
+    Ok(())
 }
 
 /// The rows of the JSON array `rows` as rows `t` of the collection's table, numbered `wal.n`.
@@ -71,14 +73,8 @@ pub fn select(target: &Target<'_>, query: &Query, key: Option<&str>) -> Result<S
     }
     let mut sql = Sql::default();
     sql.push("select ");
-    object(
-        &mut sql,
-        target,
-        &target.collection.collection,
-        &query.fields,
-        "t",
-    )?;
-    sql.push("::text from ")
+    row_text(&mut sql, target, query)?;
+    sql.push(" from ")
         .push(&table(target.schema, &target.collection.collection))
         .push(" t");
     where_clause(&mut sql, target, query, key)?;
@@ -743,19 +739,11 @@ pub async fn current_snapshot<'e>(
     crate::core::realtime::snapshot::Snapshot::parse(&text).map_err(Error::internal)
 }
 
-/// Runs a compiled [`passing_versions`]: the positions that pass.
-pub async fn positions(pool: &PgPool, sql: &Sql) -> Result<Vec<i64>, Error> {
+/// Runs a compiled [`select_versions`] or [`passing_versions`]: `(position, row json)`.
+pub async fn numbered_rows(pool: &PgPool, sql: &Sql) -> Result<Vec<(i64, Option<String>)>, Error> {
     let rows = super::query(sql).fetch_all(pool).await?;
     rows.iter()
-        .map(|row| row.try_get::<i64, _>(0).map_err(Error::from))
-        .collect()
-}
-
-/// Runs a compiled [`select_versions`]: `(position, row json)`.
-pub async fn numbered_rows(pool: &PgPool, sql: &Sql) -> Result<Vec<(i64, String)>, Error> {
-    let rows = super::query(sql).fetch_all(pool).await?;
-    rows.iter()
-        .map(|row| Ok((row.try_get::<i64, _>(0)?, row.try_get::<String, _>(1)?)))
+        .map(|row| Ok((row.try_get::<i64, _>(0)?, row.try_get::<Option<String>, _>(1)?)))
         .collect()
 }
 
