@@ -13,6 +13,7 @@ use actix_web::{HttpServer, web};
 use anyhow::Context;
 use secrecy::ExposeSecret;
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::actors::collab::CollabHub;
 use crate::actors::feeds::{FeedHub, FeedSettings, Realtime};
@@ -33,6 +34,9 @@ const SHUTDOWN_TIMEOUT_SECS: u64 = 10;
 pub struct App {
     port: u16,
     server: Server,
+    /// Cancelled when the server starts stopping: open WebSockets and SSE streams end at once
+    /// (a WebSocket with close code 1001) rather than hold the shutdown to its timeout.
+    closing: CancellationToken,
     pool: sqlx::PgPool,
     cluster: Option<ManagedCluster>,
     replication: Option<ReplicationHandle>,
@@ -106,12 +110,14 @@ impl App {
             replication: replication.as_ref().map(|r| r.status().clone()),
         };
         let mut state = state;
+        let closing = CancellationToken::new();
         if let Some((hub, collab, replication)) = &feeds {
             state.realtime = Some(Realtime {
                 hub: hub.clone(),
                 replication: replication.as_ref().map(|r| r.status().clone()),
                 connections: Arc::default(),
                 collab: collab.clone(),
+                closing: closing.clone(),
             });
         }
         let port = listener.local_addr()?.port();
@@ -140,12 +146,15 @@ impl App {
                 .configure(|cfg| crate::http::configure(cfg, max_payload_size))
         })
         .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
+        // Signals are ours (`run`): realtime connections must be told before the server stops.
+        .disable_signals()
         .workers(workers);
         let server = server.listen(listener)?.run();
         tracing::info!(host = %config.host, port, "directrix listening");
         Ok(App {
             port,
             server,
+            closing,
             pool,
             cluster: database.cluster,
             replication,
@@ -158,13 +167,25 @@ impl App {
     }
 
     /// A handle to stop the server.
-    pub fn handle(&self) -> ServerHandle {
-        self.server.handle()
+    pub fn handle(&self) -> AppHandle {
+        AppHandle {
+            server: self.server.handle(),
+            closing: self.closing.clone(),
+        }
     }
 
-    /// Serves until SIGINT/SIGTERM (or [`ServerHandle::stop`]), then stops the embedded cluster.
+    /// Serves until SIGTERM (graceful), SIGINT or SIGQUIT (fast), or [`AppHandle::stop`], then
+    /// stops the embedded cluster.
     pub async fn run(self) -> anyhow::Result<()> {
+        let handle = self.handle();
+        let signals = actix_web::rt::spawn(async move {
+            match stop_signal().await {
+                Ok(graceful) => handle.stop(graceful).await,
+                Err(err) => tracing::error!(error = %err, "cannot listen for stop signals"),
+            }
+        });
         let served = self.server.await;
+        signals.abort();
         // Before the pool and cluster go: the consumer sends its final confirmation.
         if let Some(replication) = &self.replication {
             replication.stop().await;
@@ -177,6 +198,36 @@ impl App {
         }
         served.context("http server")
     }
+}
+
+/// Stops a running [`App`].
+#[derive(Clone)]
+pub struct AppHandle {
+    server: ServerHandle,
+    closing: CancellationToken,
+}
+
+impl AppHandle {
+    /// Ends realtime connections, then stops the server: `graceful` gives in-flight requests
+    /// up to the shutdown timeout.
+    pub async fn stop(&self, graceful: bool) {
+        self.closing.cancel();
+        self.server.stop(graceful).await;
+    }
+}
+
+/// Waits for a stop signal: `true` for SIGTERM (graceful, as actix treats it), `false` for
+/// SIGINT and SIGQUIT.
+async fn stop_signal() -> std::io::Result<bool> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut quit = signal(SignalKind::quit())?;
+    Ok(tokio::select! {
+        _ = term.recv() => true,
+        _ = int.recv() => false,
+        _ = quit.recv() => false,
+    })
 }
 
 /// The feed hub, the collab rooms and the replication consumer.

@@ -379,7 +379,7 @@ async fn the_heartbeat_pings_first_and_keeps_a_client_that_answers() {
                 talking.send(json!({"type": "pong"})).await;
             }
             Got::Json(other) => panic!("unexpected {other}"),
-            Got::Closed => panic!("closed after {pings} pings although it answered each"),
+            Got::Closed(_) => panic!("closed after {pings} pings although it answered each"),
         }
     }
     talking.roundtrip("alive").await;
@@ -1015,4 +1015,30 @@ async fn a_row_the_wal_carried_in_part_is_read_by_key() {
     );
     drop(socket);
     rt.finish().await;
+}
+
+/// Stopping the server ends open sockets with close code 1001 ("going away") and SSE streams
+/// at once, rather than leaving them to be cut at the shutdown timeout, so clients reconnect
+/// and resume.
+#[actix_web::test]
+async fn a_stopping_server_closes_sockets_with_going_away_and_ends_streams() {
+    let rt = app_with_articles(|_| {}).await;
+    let mut socket = ws_admin(&rt).await;
+    socket
+        .subscribe(json!({"type": "subscribe", "collection": "articles", "uid": "a"}))
+        .await;
+    let mut stream = realtime::sse(&rt, "collection=articles").await;
+    stream.expect("init").await;
+    let stopping = actix_web::rt::spawn(rt.finish());
+    let closed = loop {
+        match socket.read().await {
+            Got::Json(_) => {}
+            Got::Closed(code) => break code,
+        }
+    };
+    assert_eq!(closed, Some(1001));
+    // Well inside the 10 s the server gives in-flight requests.
+    let ended = tokio::time::timeout(Duration::from_secs(5), stream.next()).await;
+    assert!(matches!(ended, Ok(None)), "the stream did not end: {ended:?}");
+    stopping.await.unwrap();
 }

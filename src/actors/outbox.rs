@@ -65,6 +65,8 @@ struct State {
     /// Order in which backlogs formed, so they drain fairly.
     backlog_order: VecDeque<SubId>,
     closed: bool,
+    /// Closed because the server is stopping.
+    away: bool,
     /// A `disconnect` subscription overflowed: the session must close.
     overflowed: bool,
 }
@@ -194,6 +196,15 @@ impl Outbox {
         self.notify.notify_one();
     }
 
+    /// Closes the outbox because the server is stopping: the writer ends with "going away".
+    pub fn shut_down(&self) {
+        let mut state = self.lock();
+        state.closed = true;
+        state.away = true;
+        drop(state);
+        self.notify.notify_one();
+    }
+
     pub fn is_closed(&self) -> bool {
         self.lock().closed
     }
@@ -213,6 +224,9 @@ impl Outbox {
         loop {
             {
                 let mut state = self.lock();
+                if state.away {
+                    return Err(Overflowed::ShuttingDown);
+                }
                 if state.closed {
                     return Err(Overflowed::Closed);
                 }
@@ -248,6 +262,8 @@ impl Outbox {
 pub enum Overflowed {
     Closed,
     SlowConsumer,
+    /// The server is stopping.
+    ShuttingDown,
 }
 
 fn collection_of(event: &Event) -> String {
@@ -405,5 +421,10 @@ mod tests {
         outbox.close();
         out.clear();
         assert_eq!(outbox.next_batch(&mut out, 64).await, Err(Overflowed::Closed));
+        outbox.shut_down();
+        assert_eq!(
+            outbox.next_batch(&mut out, 64).await,
+            Err(Overflowed::ShuttingDown)
+        );
     }
 }

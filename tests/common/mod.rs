@@ -8,7 +8,6 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use actix_web::dev::ServerHandle;
 use directrix::app::App;
 use directrix::config::{Config, DatabaseConfig};
 use directrix::db::bootstrap;
@@ -155,7 +154,7 @@ pub struct TestApp {
     pub base: String,
     pub database: String,
     pub client: reqwest::Client,
-    handle: ServerHandle,
+    handle: directrix::app::AppHandle,
 }
 
 /// Starts an app on a fresh database.

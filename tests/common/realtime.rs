@@ -411,8 +411,8 @@ pub async fn ws_admin(app: &TestApp) -> Ws {
 #[derive(Debug)]
 pub enum Got {
     Json(Value),
-    /// A close frame, or the end of the stream.
-    Closed,
+    /// A close frame (with its code), or the end of the stream (`None`).
+    Closed(Option<u16>),
 }
 
 impl Ws {
@@ -442,7 +442,8 @@ impl Ws {
                     );
                 }
                 Some(Ok(Message::Binary(bytes))) => panic!("binary frame from the server: {bytes:?}"),
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return Got::Closed,
+                Some(Ok(Message::Close(frame))) => return Got::Closed(frame.map(|f| f.code.into())),
+                None | Some(Err(_)) => return Got::Closed(None),
                 Some(Ok(_)) => {}
             }
         }
@@ -454,7 +455,7 @@ impl Ws {
             match self.read().await {
                 Got::Json(value) if value == json!({"type": "ping"}) => {}
                 Got::Json(value) => return value,
-                Got::Closed => panic!("the socket closed"),
+                Got::Closed(_) => panic!("the socket closed"),
             }
         }
     }
@@ -465,7 +466,7 @@ impl Ws {
         loop {
             match self.read().await {
                 Got::Json(value) => seen.push(value),
-                Got::Closed => return seen,
+                Got::Closed(_) => return seen,
             }
         }
     }

@@ -50,6 +50,8 @@ pub struct Realtime {
     pub collab: Addr<crate::actors::collab::CollabHub>,
     /// Open WebSocket connections, for `WEBSOCKETS_REST_CONN_LIMIT`.
     pub connections: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// Cancelled when the server stops: every socket and stream ends.
+    pub closing: tokio_util::sync::CancellationToken,
 }
 
 impl Realtime {

@@ -40,10 +40,15 @@ const BATCH: usize = 256;
 struct StreamSession {
     outbox: Arc<Outbox>,
     attached: Vec<(Addr<CollectionFeed>, SubId)>,
+    closing: tokio_util::sync::CancellationToken,
 }
 
 impl Actor for StreamSession {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        super::end_on_shutdown(&self.closing, self.outbox.clone(), ctx);
+    }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
         self.outbox.close();
@@ -193,6 +198,7 @@ pub async fn stream(
     let session = StreamSession {
         outbox: outbox.clone(),
         attached,
+        closing: realtime.closing.clone(),
     }
     .start();
     let keepalive = state.config.realtime.sse_keepalive;

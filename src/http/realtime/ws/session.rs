@@ -530,6 +530,7 @@ impl Actor for WsSession {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.register_collab();
+        super::super::end_on_shutdown(&self.realtime.closing, self.outbox.clone(), ctx);
         let state = self.state.clone();
         let config = &state.config.realtime;
         if self.acc.is_none() {

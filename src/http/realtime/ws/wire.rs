@@ -159,7 +159,8 @@ impl<S: Stream<Item = Result<Bytes, PayloadError>> + Unpin> Reader<S> {
 
 /// The response body: the outbox's messages as frames, each event finished with its
 /// subscription's `uid`. When the session closes the outbox the body ends with a close frame;
-/// a slow consumer (policy `disconnect`) gets close code 1008 and the session is stopped.
+/// a slow consumer (policy `disconnect`) gets close code 1008 and the session is stopped; a
+/// stopping server's clients get 1001.
 pub fn outgoing(
     outbox: Arc<Outbox>,
     uids: Uids,
@@ -207,6 +208,15 @@ impl Writer {
                     let reason = CloseReason {
                         code: CloseCode::Policy,
                         description: Some("slow consumer".into()),
+                    };
+                    self.encode(Message::Close(Some(reason)), &mut buf);
+                    return Some(buf.freeze());
+                }
+                Err(Overflowed::ShuttingDown) => {
+                    self.ended = true;
+                    let reason = CloseReason {
+                        code: CloseCode::Away,
+                        description: Some("server shutting down".into()),
                     };
                     self.encode(Message::Close(Some(reason)), &mut buf);
                     return Some(buf.freeze());
