@@ -386,6 +386,10 @@ type Ws = WebSocketStream<TcpStream>;
 /// (c) from sharing, and running out of, one address's ephemeral ports).
 async fn connect_from(server: &Server, source: Ipv4Addr) -> TcpStream {
     let socket = TcpSocket::new_v4().unwrap();
+    // The port is picked at connect time: binding port 0 first searches the ephemeral range for
+    // a port free for any peer, which slows as thousands are taken (10,000 took 4 s, about
+    // actix's 5 s request timeout, so the bare phase lost connections before it was read).
+    nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::IpBindAddressNoPort, &true).unwrap();
     socket.bind(SocketAddr::from((source, 0))).unwrap();
     let stream = socket
         .connect(SocketAddr::from(([127, 0, 0, 1], server.port)))
@@ -888,6 +892,7 @@ async fn idle_memory(server: &Server, kind: Idle, n: usize, phase: u8) -> IdlePh
     let idle_fds = server.fds();
     // A source address of its own per phase: the previous phases' ports sit in TIME_WAIT.
     let source = Ipv4Addr::new(127, 0, 0, 10 + phase);
+    let opening = Instant::now();
     let held: Vec<Held> = futures_util::stream::iter(0..n)
         .map(|_| async move {
             match kind {
@@ -908,6 +913,8 @@ async fn idle_memory(server: &Server, kind: Idle, n: usize, phase: u8) -> IdlePh
         .buffer_unordered(CONNECT_PARALLEL)
         .collect()
         .await;
+    // The bare phase must be read within actix's 5 s request timeout.
+    eprintln!("    opened {n} in {:.1} s", opening.elapsed().as_secs_f64());
     // Until the server holds them all (bare TCP: accepted), then let its allocations settle.
     let deadline = Instant::now() + Duration::from_secs(4);
     while server.fds() < idle_fds + n && Instant::now() < deadline {
