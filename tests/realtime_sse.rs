@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use common::{ADMIN_EMAIL, ADMIN_PASSWORD, ADMIN_TOKEN, Reply};
 use directrix::config::SlowConsumer;
-use realtime::{Rt, Sse, SseEvent, sse, sse_with};
+use realtime::{Rt, Sse, SseEvent, enter_leave, sse, sse_with};
 use serde_json::{Value, json};
 use sqlx::PgConnection;
 
@@ -187,22 +187,8 @@ async fn rest_sql_and_transactions_reach_a_subscriber_in_commit_order() {
 #[actix_web::test]
 async fn a_read_permission_filters_rows_and_fields_with_enter_and_leave() {
     let rt = app_with_articles(|_| {}).await;
-    seed(
-        &rt,
-        "insert into articles (id, title, status, body) values \
-            (1, 'pub one', 'published', 'secret 1'), (2, 'draft two', 'draft', 'secret 2'); \
-         select setval('articles_id_seq', 2)",
-        2,
-    )
-    .await;
-    let reader = realtime::user_with(
-        &rt,
-        "reader@example.com",
-        json!([{"collection": "articles", "action": "read",
-                "permissions": {"status": {"_eq": "published"}},
-                "fields": ["id", "title", "status"]}]),
-    )
-    .await;
+    seed(&rt, enter_leave::SEED, enter_leave::SEED_ROWS).await;
+    let reader = realtime::user_with(&rt, "reader@example.com", enter_leave::permissions()).await;
     let app: &Rt = &rt;
     let token = reader.clone();
     let open = move |query: &'static str| {
@@ -216,10 +202,7 @@ async fn a_read_permission_filters_rows_and_fields_with_enter_and_leave() {
     let mut filtered = open("collection=articles&filter[title][_contains]=three").await;
     let mut deletes = open("collection=articles&event=delete").await;
     let mut item = open("collection=articles&item=3").await;
-    assert_eq!(
-        all.expect("init").await.data["data"],
-        json!([{"id": 1, "title": "pub one", "status": "published"}])
-    );
+    assert_eq!(all.expect("init").await.data["data"], enter_leave::init());
     assert_eq!(
         projected.expect("init").await.data["data"],
         json!([{"id": 1, "title": "pub one"}])
@@ -228,36 +211,11 @@ async fn a_read_permission_filters_rows_and_fields_with_enter_and_leave() {
     deletes.expect("init").await;
     assert_eq!(item.expect("init").await.data["data"], Value::Null);
 
-    for sql in [
-        // Visible from the start.
-        "insert into articles (id, title, status, body) values (3, 'pub three', 'published', 'secret 3')",
-        // Never visible: nothing.
-        "insert into articles (id, title, status) values (4, 'draft four', 'draft')",
-        // Into the permission: a create.
-        "update articles set status = 'published' where id = 4",
-        // Out of it: a delete.
-        "update articles set status = 'draft' where id = 1",
-        // A row that was never visible changes and goes: nothing.
-        "update articles set title = 'draft two, edited' where id = 2",
-        "delete from articles where id = 2",
-        // Stays visible: an update, with only the permitted fields.
-        "update articles set body = 'secret 3, edited', title = 'pub three, edited' where id = 3",
-        // A marker everyone sees.
-        "insert into articles (id, title, status) values (5, 'marker three', 'published')",
-        "delete from articles where id = 3",
-    ] {
+    for sql in enter_leave::WRITES {
         rt.sql(sql).await;
     }
-
     let row = |id: i64, title: &str| json!({"id": id, "title": title, "status": "published"});
-    let seen = [
-        ("create", json!([row(3, "pub three")])),
-        ("create", json!([row(4, "draft four")])),
-        ("delete", json!([1])),
-        ("update", json!([row(3, "pub three, edited")])),
-        ("create", json!([row(5, "marker three")])),
-        ("delete", json!([3])),
-    ];
+    let seen = enter_leave::seen();
     for (kind, data) in &seen {
         let event = all.expect(kind).await;
         assert_eq!(&event.data["data"], data, "{event:?}");

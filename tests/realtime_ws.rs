@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use common::{ADMIN_EMAIL, ADMIN_PASSWORD, ADMIN_TOKEN};
 use directrix::config::{Config, WsAuthMode};
-use realtime::{Got, Rt, Ws, ids, ws, ws_admin, ws_try};
+use realtime::{Got, Rt, Ws, enter_leave, ids, ws, ws_admin, ws_try};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -768,57 +768,25 @@ async fn a_read_permission_filters_socket_subscriptions_with_enter_and_leave() {
         "secrets",
     )
     .await;
-    seed(
-        &rt,
-        "insert into articles (id, title, status, body) values \
-            (1, 'pub one', 'published', 'secret 1'), (2, 'draft two', 'draft', 'secret 2'); \
-         select setval('articles_id_seq', 2)",
-        2,
-    )
-    .await;
-    let reader = realtime::user_with(
-        &rt,
-        "reader@example.com",
-        json!([{"collection": "articles", "action": "read",
-                "permissions": {"status": {"_eq": "published"}},
-                "fields": ["id", "title", "status"]}]),
-    )
-    .await;
+    seed(&rt, enter_leave::SEED, enter_leave::SEED_ROWS).await;
+    let reader = realtime::user_with(&rt, "reader@example.com", enter_leave::permissions()).await;
     let mut socket = ws(&rt).await;
     socket.auth_token(&reader).await;
     let init = socket
         .subscribe(json!({"type": "subscribe", "collection": "articles", "uid": "r"}))
         .await;
-    assert_eq!(
-        init["data"],
-        json!([{"id": 1, "title": "pub one", "status": "published"}])
-    );
+    assert_eq!(init["data"], enter_leave::init());
     socket
         .send(json!({"type": "subscribe", "collection": "secrets", "uid": "s"}))
         .await;
     assert_eq!(socket.recv().await["error"]["code"], "INVALID_COLLECTION");
 
-    for sql in [
-        "insert into articles (id, title, status, body) values (3, 'pub three', 'published', 'secret 3')",
-        "insert into articles (id, title, status) values (4, 'draft four', 'draft')",
-        "update articles set status = 'published' where id = 4",
-        "update articles set status = 'draft' where id = 1",
-        "update articles set title = 'draft two, edited' where id = 2",
-        "delete from articles where id = 2",
-        "insert into secrets (body) values ('never sent')",
-        "update articles set body = 'secret 3, edited', title = 'pub three, edited' where id = 3",
-        "insert into articles (id, title, status) values (5, 'marker', 'published')",
-    ] {
+    // Never sent: the reader may not read secrets (its first event would show it).
+    rt.sql("insert into secrets (body) values ('never sent')").await;
+    for sql in enter_leave::WRITES {
         rt.sql(sql).await;
     }
-    let row = |id: i64, title: &str| json!({"id": id, "title": title, "status": "published"});
-    for (kind, data) in [
-        ("create", json!([row(3, "pub three")])),
-        ("create", json!([row(4, "draft four")])),
-        ("delete", json!([1])),
-        ("update", json!([row(3, "pub three, edited")])),
-        ("create", json!([row(5, "marker")])),
-    ] {
+    for (kind, data) in enter_leave::seen() {
         let event = socket.expect_event(kind).await;
         assert_eq!((&event["data"], &event["uid"]), (&data, &json!("r")), "{event}");
     }

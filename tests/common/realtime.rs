@@ -515,3 +515,64 @@ pub fn ids(message: &Value) -> Vec<i64> {
         })
         .collect()
 }
+
+/// The enter/leave matrix both transports run under a read permission: rows seeded, a reader
+/// who sees published articles' `id`, `title` and `status`, the writes, and what the reader
+/// sees of them.
+pub mod enter_leave {
+    use serde_json::{Value, json};
+
+    /// Article 1 is published, 2 is a draft.
+    pub const SEED: &str = "insert into articles (id, title, status, body) values \
+        (1, 'pub one', 'published', 'secret 1'), (2, 'draft two', 'draft', 'secret 2'); \
+        select setval('articles_id_seq', 2)";
+    pub const SEED_ROWS: usize = 2;
+
+    /// One transaction each.
+    pub const WRITES: [&str; 9] = [
+        // Visible from the start.
+        "insert into articles (id, title, status, body) values (3, 'pub three', 'published', 'secret 3')",
+        // Never visible: nothing.
+        "insert into articles (id, title, status) values (4, 'draft four', 'draft')",
+        // Into the permission: a create.
+        "update articles set status = 'published' where id = 4",
+        // Out of it: a delete.
+        "update articles set status = 'draft' where id = 1",
+        // A row that was never visible changes and goes: nothing.
+        "update articles set title = 'draft two, edited' where id = 2",
+        "delete from articles where id = 2",
+        // Stays visible: an update, with only the permitted fields.
+        "update articles set body = 'secret 3, edited', title = 'pub three, edited' where id = 3",
+        // A marker everyone sees.
+        "insert into articles (id, title, status) values (5, 'marker three', 'published')",
+        "delete from articles where id = 3",
+    ];
+
+    /// The reader's read permission on `articles`.
+    pub fn permissions() -> Value {
+        json!([{"collection": "articles", "action": "read",
+                "permissions": {"status": {"_eq": "published"}},
+                "fields": ["id", "title", "status"]}])
+    }
+
+    fn row(id: i64, title: &str) -> Value {
+        json!({"id": id, "title": title, "status": "published"})
+    }
+
+    /// The reader's `init` rows.
+    pub fn init() -> Value {
+        json!([row(1, "pub one")])
+    }
+
+    /// What the reader's unfiltered subscription gets of [`WRITES`], in order.
+    pub fn seen() -> Vec<(&'static str, Value)> {
+        vec![
+            ("create", json!([row(3, "pub three")])),
+            ("create", json!([row(4, "draft four")])),
+            ("delete", json!([1])),
+            ("update", json!([row(3, "pub three, edited")])),
+            ("create", json!([row(5, "marker three")])),
+            ("delete", json!([3])),
+        ]
+    }
+}
