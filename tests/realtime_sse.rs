@@ -527,26 +527,7 @@ async fn bad_requests_get_directus_error_envelopes() {
         .assert_error(401, "INVALID_CREDENTIALS");
 
     // A public read permission opens it to everyone, for that collection only.
-    let public = rt
-        .get("/access?filter[role][_null]=true&filter[user][_null]=true&fields=policy")
-        .await
-        .data();
-    let policy = public[0]["policy"].clone();
-    assert!(policy.is_string(), "{public}");
-    rt.post(
-        "/permissions",
-        json!({"policy": policy, "collection": "notes", "action": "read", "fields": ["*"]}),
-    )
-    .await
-    .data();
-    // Access changes reach the permission cache by notification, a moment after the write.
-    rt.eventually("the public may read notes", || async {
-        rt.send(reqwest::Method::GET, "/items/notes", None, None)
-            .await
-            .status
-            == 200
-    })
-    .await;
+    realtime::grant_public_read(&rt, "notes").await;
     let mut open = sse_with(&rt, "collection=notes", None, None).await;
     assert_eq!(open.expect("init").await.data["data"], json!([]));
     get("collection=notes,articles", None, None)

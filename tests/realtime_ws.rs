@@ -188,35 +188,12 @@ async fn the_connection_limit_refuses_with_403() {
     rt.finish().await;
 }
 
-/// The public policy's id.
-async fn public_policy(rt: &Rt) -> Value {
-    let public = rt
-        .get("/access?filter[role][_null]=true&filter[user][_null]=true&fields=policy")
-        .await
-        .data();
-    public[0]["policy"].clone()
-}
-
 #[actix_web::test]
 async fn public_mode_serves_the_public_and_auth_elevates() {
     let rt = app_with_articles(|c| c.realtime.ws_auth = WsAuthMode::Public).await;
     rt.create("create table notes (id serial primary key, body text)", "notes")
         .await;
-    let policy = public_policy(&rt).await;
-    rt.post(
-        "/permissions",
-        json!({"policy": policy, "collection": "notes", "action": "read", "fields": ["*"]}),
-    )
-    .await
-    .data();
-    // Access changes reach the permission cache by notification, a moment after the write.
-    rt.eventually("the public may read notes", || async {
-        rt.send(reqwest::Method::GET, "/items/notes", None, None)
-            .await
-            .status
-            == 200
-    })
-    .await;
+    realtime::grant_public_read(&rt, "notes").await;
 
     let mut socket = ws(&rt).await;
     let init = socket

@@ -516,6 +516,28 @@ pub fn ids(message: &Value) -> Vec<i64> {
         .collect()
 }
 
+/// Lets the public read every field of `collection`, and waits until the permission cache knows.
+pub async fn grant_public_read(app: &TestApp, collection: &str) {
+    let public = app
+        .get("/access?filter[role][_null]=true&filter[user][_null]=true&fields=policy")
+        .await
+        .data();
+    let policy = public[0]["policy"].clone();
+    assert!(policy.is_string(), "{public}");
+    app.post(
+        "/permissions",
+        json!({"policy": policy, "collection": collection, "action": "read", "fields": ["*"]}),
+    )
+    .await
+    .data();
+    // Access changes reach the permission cache by notification, a moment after the write.
+    let path = format!("/items/{collection}");
+    app.eventually("the public may read it", || async {
+        app.send(Method::GET, &path, None, None).await.status == 200
+    })
+    .await;
+}
+
 /// The enter/leave matrix both transports run under a read permission: rows seeded, a reader
 /// who sees published articles' `id`, `title` and `status`, the writes, and what the reader
 /// sees of them.
