@@ -99,7 +99,7 @@ async fn run(quick: bool, fd_limit: u64) {
 
     let runs = |part: &str| common::only().is_none_or(|only| only.contains(part));
     let (a, b) = if runs("a") || runs("b") {
-        let server = start_server(&cluster).await;
+        let server = start_server(&cluster, "directrix_rtbench").await;
         let a = if runs("a") {
             eprintln!("(a) latency: 1 SSE + 1 WebSocket subscriber, {LATENCY_RATE}/s…");
             Some(latency(&server, &pool, warmup, duration).await)
@@ -128,7 +128,10 @@ async fn run(quick: bool, fd_limit: u64) {
             // longer, the bare phase loses most of them, so it is measured again.
             let mut attempt = 0;
             let measured = loop {
-                let server = start_server(&cluster).await;
+                // A slot of its own: the default one would replay what (a) and (b) wrote into
+                // the new server's rings while the phase measures its memory.
+                let slot = format!("directrix_idle_{phase}_{attempt}");
+                let server = start_server(&cluster, &slot).await;
                 let measured = idle_memory(&server, kind, n, (phase + 3 * attempt) as u8).await;
                 attempt += 1;
                 if measured.held * 10 >= n * 9 || attempt == 3 {
@@ -236,8 +239,10 @@ fn print_idle(c: &[IdlePhase], n: usize) -> Value {
     })
 }
 
-async fn start_server(cluster: &ManagedCluster) -> Server {
-    let server = Server::start(cluster, DATABASE, &[("DB_POOL__MAX", "16".into())]).await;
+/// A server on replication slot `slot`.
+async fn start_server(cluster: &ManagedCluster, slot: &str) -> Server {
+    let env = [("DB_POOL__MAX", "16".into()), ("REALTIME_SLOT", slot.to_string())];
+    let server = Server::start(cluster, DATABASE, &env).await;
     // Until the consumer streams: events only flow from then on.
     let client = reqwest::Client::new();
     for _ in 0..500 {
