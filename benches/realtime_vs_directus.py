@@ -10,6 +10,18 @@ Python client is the same for both, so its own overhead is common to both column
     pip install websockets
     python3 benches/realtime_vs_directus.py --directrix http://127.0.0.1:8055 \
         --directus http://127.0.0.1:8065 --token admintoken --rate 200 --seconds 10 --subscribers 1,100
+
+How it was set up last (one private cluster, a database each):
+- `initdb` (as `postgres`) with `wal_level=logical`, a unix socket only; `createdb` twice.
+- Directrix: `DB_CONNECTION_STRING=postgres://postgres@localhost/<db>?host=<socket dir>&port=<port>
+  PORT=8055 ADMIN_TOKEN=admintoken ADMIN_PASSWORD=… target/release/directrix serve`.
+- Directus: `npm install directus@11.16.1`; `DB_CLIENT=pg DB_HOST=<socket dir> DB_PORT DB_DATABASE
+  DB_USER=postgres KEY SECRET ADMIN_EMAIL ADMIN_PASSWORD ADMIN_TOKEN=admintoken PORT=8065
+  WEBSOCKETS_ENABLED=true CACHE_ENABLED=false RATE_LIMITER_ENABLED=false`, then
+  `node node_modules/directus/cli.js bootstrap` and `… start`. Under Node 20: the `isolated-vm`
+  npm installs is built for it, and rebuilding it for Node 22 needs headers from nodejs.org.
+- The same `POST /collections` on both: `articles` with `id` (integer, auto-increment primary
+  key), `title` (string), `t0us` (bigInteger).
 """
 import argparse
 import asyncio
