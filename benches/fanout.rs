@@ -1,6 +1,6 @@
 //! Change fan-out on the feed's hot path, per change: classify it for one subscription shape
 //! (filter + projection, in memory), serialize the event once for the group, and hand it to
-//! every member's outbox; then each member's writer finishes it with its `uid`. Measured for
+//! every member's outbox; then each member's writer frames it with its `uid`. Measured for
 //! 1 and 1,000 members of one group (the fan-out scenario: 1,000 WebSocket subscribers
 //! of one collection).
 //!
@@ -21,7 +21,8 @@ use directrix::core::query::{self, Settings};
 use directrix::core::realtime::event::{RowChange, RowOp};
 use directrix::core::realtime::frame::{Event, Item};
 use directrix::core::realtime::shape::{Outcome, Shape};
-use serde_json::{Value, json};
+use directrix::http::realtime::ws::wire::text_frame;
+use serde_json::json;
 
 fn snapshot() -> directrix::core::schema::SchemaSnapshot {
     let column = |name: &str, udt: &str, data_type: &str| ColumnRow::new("articles", name, udt, data_type);
@@ -85,7 +86,11 @@ fn fanout(c: &mut Criterion) {
 
     for members in [1usize, 1000] {
         let outboxes: Vec<Arc<Outbox>> = (0..members).map(|_| Outbox::new(1 << 16)).collect();
-        let uids: Vec<Value> = (0..members).map(|i| json!(format!("sub-{i}"))).collect();
+        // Writers keep each uid as its JSON text.
+        let uids: Vec<String> = (0..members)
+            .map(|i| json!(format!("sub-{i}")).to_string())
+            .collect();
+        let mut frames = bytes::BytesMut::with_capacity(1 << 20);
         let mut batch = Vec::with_capacity(16);
         group.throughput(Throughput::Elements(members as u64));
         group.bench_function(format!("deliver to {members} members + finish per uid"), |b| {
@@ -103,16 +108,18 @@ fn fanout(c: &mut Criterion) {
                 for (i, outbox) in outboxes.iter().enumerate() {
                     outbox.push_events(i as u64, SlowConsumer::Coalesce, std::slice::from_ref(&event));
                 }
-                // What each session's writer does with it.
+                // What each session's writer does with it: frame the group's text and its uid.
+                frames.clear();
                 for (outbox, uid) in outboxes.iter().zip(&uids) {
                     batch.clear();
                     drain_now(outbox, &mut batch);
                     for item in batch.drain(..) {
                         if let Outgoing::Event(_, event) = item {
-                            black_box(event.close(Some(uid)));
+                            text_frame(&event.closed_parts(Some(uid)), &mut frames);
                         }
                     }
                 }
+                black_box(&frames);
             })
         });
     }

@@ -8,7 +8,7 @@
 
 mod items;
 pub mod session;
-mod wire;
+pub mod wire;
 
 use std::sync::atomic::Ordering;
 

@@ -268,7 +268,7 @@ impl Writer {
 }
 
 /// A final, unmasked text frame (as a server sends) whose payload is `parts` joined.
-fn text_frame(parts: &[&str], buf: &mut BytesMut) {
+pub fn text_frame(parts: &[&str], buf: &mut BytesMut) {
     let len: usize = parts.iter().map(|p| p.len()).sum();
     buf.reserve(len + 10);
     buf.put_u8(0x81);
