@@ -71,7 +71,15 @@ impl RereadContext {
             }
         }
         let was = self.visible(&target, olds).await;
-        let mut now = self.read_versions(&target, versions).await;
+        let positions: Vec<usize> = versions.iter().map(|(at, _)| *at).collect();
+        let mut now = match self.read_versions(&target, versions).await {
+            Some(now) => now,
+            // A column Postgres won't take back from its JSON (an exotic type): by key, then.
+            None => {
+                by_key.extend(positions);
+                HashMap::new()
+            }
+        };
         for at in by_key {
             if let Some(row) = self.read(&target, &changes[at].key).await {
                 now.insert(at, row);
@@ -130,12 +138,15 @@ impl RereadContext {
         &self,
         target: &Target<'_>,
         rows: Vec<(usize, Map<String, Value>)>,
-    ) -> HashMap<usize, Map<String, Value>> {
-        self.by_position(target, rows, read::select_versions, "re-read")
-            .await
-            .into_iter()
-            .filter_map(|(at, text)| Some((at, serde_json::from_str(&text?).ok()?)))
-            .collect()
+    ) -> Option<HashMap<usize, Map<String, Value>>> {
+        let rows = self
+            .by_position(target, rows, read::select_versions, "re-read")
+            .await?;
+        Some(
+            rows.into_iter()
+                .filter_map(|(at, text)| Some((at, serde_json::from_str(&text?).ok()?)))
+                .collect(),
+        )
     }
 
     /// Which of the old rows `rows` (by position in the transaction) passed the subscriber's
@@ -144,22 +155,23 @@ impl RereadContext {
     async fn visible(&self, target: &Target<'_>, rows: Vec<(usize, Map<String, Value>)>) -> HashSet<usize> {
         self.by_position(target, rows, read::passing_versions, "visibility check")
             .await
+            .unwrap_or_default()
             .into_iter()
             .map(|(at, _)| at)
             .collect()
     }
 
     /// Runs the statement `compile` makes of `rows` (one JSON array) and puts the rows it
-    /// returns back at their places in the transaction.
+    /// returns back at their places in the transaction; `None` if it failed.
     async fn by_position(
         &self,
         target: &Target<'_>,
         rows: Vec<(usize, Map<String, Value>)>,
         compile: fn(&Target<'_>, &Query, String) -> Result<Sql, StaleSchema>,
         what: &str,
-    ) -> Vec<(usize, Option<String>)> {
+    ) -> Option<Vec<(usize, Option<String>)>> {
         if rows.is_empty() {
-            return Vec::new();
+            return Some(Vec::new());
         }
         let (at, rows): (Vec<usize>, Vec<Value>) =
             rows.into_iter().map(|(at, row)| (at, Value::Object(row))).unzip();
@@ -167,11 +179,13 @@ impl RereadContext {
             Ok(sql) => read::numbered_rows(&self.pool, &sql).await,
             Err(stale) => Err(stale.into()),
         };
-        self.failed(found, what)
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|(n, text)| Some((*at.get(usize::try_from(n).ok()?.checked_sub(1)?)?, text)))
-            .collect()
+        let found = self.failed(found, what)?;
+        Some(
+            found
+                .into_iter()
+                .filter_map(|(n, text)| Some((*at.get(usize::try_from(n).ok()?.checked_sub(1)?)?, text)))
+                .collect(),
+        )
     }
 
     fn failed<T>(&self, outcome: Result<T, Error>, what: &str) -> Option<T> {
