@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use actix::{Actor, Context, Handler, Message};
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 use chrono::{DateTime, Utc};
 
@@ -444,7 +445,8 @@ fn spawn_worker(spec: Spec, members: Members) -> mpsc::UnboundedSender<Work> {
             let items = if truncates(&slice) {
                 Vec::new()
             } else {
-                context.items(&shape, &slice.changes).await
+                let span = tracing::debug_span!("feed_reread", collection = %collection, lsn = %slice.end_lsn, xid = slice.xid, changes = slice.changes.len());
+                context.items(&shape, &slice.changes).instrument(span).await
             };
             let events = runs(&collection, slice.end_lsn, items);
             each_target(&members, only, |member| {
