@@ -3,6 +3,7 @@
 //! one, and the `init` rows read under a snapshot the feed can hand off from.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
@@ -133,7 +134,7 @@ fn compile_at(
             conditional: level.conditional.into_iter().collect::<BTreeMap<_, _>>(),
         }
     });
-    let resolved = format!("{query:?}|{rules:?}");
+    let resolved = resolved(&query, &rules);
     let shape = Shape::compile(schema.clone(), collection, event, item, &query, row_rules);
     let mut group = shape.key();
     let reread = if shape.rereads() {
@@ -167,6 +168,19 @@ fn compile_at(
         singleton,
     };
     Ok((compiled, resolved))
+}
+
+/// What the query and rules came to, in an order of their own: the rules' maps iterate in a
+/// different order each time they are built, and two compiles must differ only where `$NOW` made
+/// them (readable field sets hold no values).
+fn resolved(query: &Query, rules: &ReadRules) -> String {
+    let mut out = format!("{query:?}|{}", rules.unrestricted);
+    let collections: BTreeMap<_, _> = rules.collections.iter().collect();
+    for (name, level) in collections {
+        let conditional: BTreeMap<_, _> = level.conditional.iter().collect();
+        let _ = write!(out, "|{name}:{:?}:{conditional:?}", level.rows);
+    }
+    out
 }
 
 impl Compiled {
@@ -207,5 +221,65 @@ impl Compiled {
     /// database already held when it subscribed (a restart's replay) are not sent as new.
     pub async fn snapshot_only(state: &AppState) -> Result<Snapshot, Error> {
         read::current_snapshot(&state.pool).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::filter::{Filter, Variables};
+    use crate::db::items::rules::CollectionRules;
+
+    /// Rules for 24 collections, each with a conditional field, built afresh (so with their
+    /// maps' own iteration order).
+    fn rules() -> ReadRules {
+        let filter = |value: &str| -> Filter {
+            let params = serde_json::json!({ "filter": format!(r#"{{"title":{{"_eq":"{value}"}}}}"#) });
+            let params = params.as_object().cloned().unwrap_or_default();
+            let query = crate::core::query::parse(
+                &params,
+                crate::core::access::testing::blog(),
+                "articles",
+                Variables::default(),
+                crate::core::query::Settings::default(),
+            );
+            query
+                .ok()
+                .and_then(|q| q.filter)
+                .unwrap_or(Filter::And(Vec::new()))
+        };
+        let collections = (0..24)
+            .map(|i| {
+                let level = CollectionRules {
+                    rows: Some(filter(&format!("row {i}"))),
+                    conditional: [(format!("f{i}"), filter("c")), (format!("g{i}"), filter("d"))].into(),
+                    readable: None,
+                };
+                (format!("c{i}"), level)
+            })
+            .collect();
+        ReadRules {
+            unrestricted: false,
+            collections,
+        }
+    }
+
+    #[test]
+    fn equal_rules_resolve_to_equal_text_whatever_their_maps_order() {
+        let query = Query {
+            fields: Vec::new(),
+            filter: None,
+            search: None,
+            sort: Vec::new(),
+            limit: None,
+            offset: 0,
+            meta: Default::default(),
+            aggregate: Vec::new(),
+            group_by: Vec::new(),
+        };
+        let first = resolved(&query, &rules());
+        for _ in 0..8 {
+            assert_eq!(resolved(&query, &rules()), first);
+        }
     }
 }
