@@ -434,13 +434,13 @@ fn spawn_worker(spec: Spec, members: Members) -> mpsc::UnboundedSender<Work> {
     actix::spawn(async move {
         while let Some(work) = rx.recv().await {
             let slice = work.slice;
-            let (shape, context) = spec.at(slice.commit_ts);
-            let Some(context) = context else { continue };
-            let collection = shape.collection.clone();
             let only = work.only;
             if only.is_none() && lock(&members).is_empty() {
                 continue;
             }
+            let (shape, context) = spec.at(slice.commit_ts);
+            let Some(context) = context else { continue };
+            let collection = shape.collection.clone();
             // A TRUNCATE names no rows: members get a refetch, nothing is read.
             let items = if truncates(&slice) {
                 Vec::new()

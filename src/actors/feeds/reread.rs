@@ -122,10 +122,7 @@ impl RereadContext {
         let mut query = self.query.clone();
         query.limit = Some(1);
         query.offset = 0;
-        let rows = match read::select(target, &query, Some(&key_text(key))) {
-            Ok(sql) => read::rows(&self.pool, &sql, &self.collection).await,
-            Err(stale) => Err(stale.into()),
-        };
+        let rows = read::fetch(&self.pool, target, &query, Some(&key_text(key))).await;
         self.failed(rows, "re-read")?
             .into_iter()
             .next()

@@ -17,8 +17,9 @@ use crate::core::filter::{self, Filter, FilterError, Limits, Variables};
 use crate::core::schema::SchemaSnapshot;
 use fields::{FieldsError, Selection};
 
-/// A validated read query on one collection.
-#[derive(Debug, Clone, PartialEq)]
+/// A validated read query on one collection. The default narrows nothing: no fields, no
+/// filter, no limit.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Query {
     pub fields: Vec<Selection>,
     pub filter: Option<Filter>,

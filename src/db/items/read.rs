@@ -257,18 +257,7 @@ pub fn count(target: &Target<'_>, query: Option<&Query>) -> Result<Sql, StaleSch
         .push(&table(target.schema, &target.collection.collection))
         .push(" t");
     // `total_count` counts every row the caller may see, so the row rule applies without a query.
-    let everything = Query {
-        fields: Vec::new(),
-        filter: None,
-        search: None,
-        sort: Vec::new(),
-        limit: None,
-        offset: 0,
-        meta: Default::default(),
-        aggregate: Vec::new(),
-        group_by: Vec::new(),
-    };
-    where_clause(&mut sql, target, query.unwrap_or(&everything), None)?;
+    where_clause(&mut sql, target, query.unwrap_or(&Query::default()), None)?;
     Ok(sql)
 }
 
