@@ -686,3 +686,150 @@ async fn deletes_follow_the_delete_rule() {
     assert_eq!(left, ["Mine, published", "Theirs, draft", "Theirs, published"]);
     w.app.stop().await;
 }
+
+/// The ids of `data`'s rows, in order.
+fn ids(data: &Value) -> Vec<i64> {
+    data.as_array()
+        .unwrap()
+        .iter()
+        .map(|row| row["id"].as_i64().unwrap())
+        .collect()
+}
+
+#[actix_web::test]
+async fn relational_sorts_order_hidden_related_rows_as_null() {
+    let w = world().await;
+    // Comments 2 and 3 are on the other user's articles (3 "Theirs, published", 4 "Theirs,
+    // draft"), which the editor may not read; their titles sort 4 before 3. Comments 4 and 5
+    // sit on the editor's own article and cite those hidden articles.
+    w.app
+        .sql(
+            r#"alter table comments add column cited integer references articles (id);
+               insert into directrix.relations (many_collection, many_field, one_collection)
+                   values ('comments', 'cited', 'articles');
+               insert into comments (body, article) values ('on their draft', 4);
+               insert into comments (body, article, cited) values ('cites 3', 1, 3), ('cites 4', 1, 4);"#,
+        )
+        .await;
+    w.app
+        .sql(&format!(
+            r#"update directrix.permissions set fields = 'id,title,status,secret,author,comments'
+               where policy = '{EDITOR_POLICY}' and collection = 'articles' and action = 'read';"#
+        ))
+        .await;
+    w.app
+        .eventually("the new relation is in the snapshot", || async {
+            w.app.get("/items/comments?sort=cited.title").await.status == 200
+                && w.editor(Method::GET, "/items/articles/1?fields=comments.id", None)
+                    .await
+                    .status
+                    == 200
+        })
+        .await;
+    // Arrange the order a leak would show: the hidden titles decide it unless they are null.
+    let sorted = w
+        .editor(
+            Method::GET,
+            "/items/comments?sort=article.title,id&fields=id",
+            None,
+        )
+        .await
+        .data();
+    // "Mine, published" holds comments 1, 4, 5; the hidden ones follow as nulls, by id.
+    assert_eq!(ids(&sorted), [1, 4, 5, 2, 3]);
+    let descending = w
+        .editor(
+            Method::GET,
+            "/items/comments?sort=-article.title,id&fields=id",
+            None,
+        )
+        .await
+        .data();
+    // Descending puts nulls first (Postgres), still by id among them.
+    assert_eq!(ids(&descending), [2, 3, 1, 4, 5]);
+    // The admin sees the real order.
+    let admin = w
+        .app
+        .get("/items/comments?sort=article.title,id&fields=id")
+        .await
+        .data();
+    assert_eq!(ids(&admin), [1, 4, 5, 3, 2]);
+
+    // `deep._sort` on an O2M: the editor's article's comments by the cited (hidden) titles.
+    let deep = w
+        .editor(
+            Method::GET,
+            "/items/articles/1?fields=id,comments.id&deep[comments][_sort]=cited.title,id&deep[comments][_filter][cited][_nnull]=true",
+            None,
+        )
+        .await
+        .data();
+    assert_eq!(deep["comments"], json!([{"id": 4}, {"id": 5}]));
+    let deep_admin = w
+        .app
+        .get("/items/articles/1?fields=id,comments.id&deep[comments][_sort]=cited.title,id&deep[comments][_filter][cited][_nnull]=true")
+        .await
+        .data();
+    assert_eq!(deep_admin["comments"], json!([{"id": 5}, {"id": 4}]));
+
+    // Grouped aggregates order by the same expression.
+    let grouped = w
+        .editor(
+            Method::GET,
+            "/items/comments?aggregate[count]=*&groupBy[]=article&sort=article.title,article",
+            None,
+        )
+        .await
+        .data();
+    let articles: Vec<i64> = grouped
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["article"].as_i64().unwrap())
+        .collect();
+    assert_eq!(articles, [1, 3, 4]);
+
+    // A sort on a related field the caller may not read is refused, as a filter is.
+    w.app
+        .sql(
+            r#"insert into directrix.permissions (policy, collection, action, fields)
+               select a.policy, 'comments', 'read', '*'
+               from directrix.access a where a.role is null and a."user" is null;"#,
+        )
+        .await;
+    w.app
+        .eventually("the public reads comments", || async {
+            w.public("/items/comments").await.status == 200
+        })
+        .await;
+    w.public("/items/comments?sort=article.secret")
+        .await
+        .assert_error(403, "FORBIDDEN");
+    // The public reads published articles only: comment 3's draft title sorts as null.
+    let public = w
+        .public("/items/comments?sort=article.title,id&fields=id")
+        .await
+        .data();
+    assert_eq!(ids(&public), [1, 4, 5, 2, 3]);
+    w.app.stop().await;
+}
+
+#[actix_web::test]
+async fn hashed_and_concealed_fields_cannot_order_or_group() {
+    let w = world().await;
+    for path in [
+        "/users?sort=token",
+        "/users?sort=-password",
+        "/users?sort=tfa_secret",
+        "/items/articles?sort=author.token",
+        "/users?aggregate[max]=token",
+        "/users?aggregate[countDistinct]=password",
+        "/users?groupBy[]=token",
+    ] {
+        w.app.get(path).await.assert_error(400, "INVALID_QUERY");
+    }
+    // Counting rows that hold one is a null check, which these fields allow.
+    let counted = w.app.get("/users?aggregate[count]=token").await.data();
+    assert_eq!(counted, json!([{"count": {"token": "1"}}]));
+    w.app.stop().await;
+}

@@ -71,6 +71,7 @@ pub fn authorize_read(
     if let Some(filter) = &query.filter {
         filtered(filter, collection, snapshot, &mut collections);
     }
+    sorted(&query.sort, &mut collections);
     let mut rules = ReadRules::default();
     for name in collections {
         if rules.collections.contains_key(&name) {
@@ -143,8 +144,16 @@ fn filtered(filter: &Filter, collection: &str, snapshot: &SchemaSnapshot, out: &
     }
 }
 
+/// Every collection a relational sort reads rows of (each M2O hop's target).
+fn sorted(sort: &[crate::core::query::Sort], out: &mut Vec<String>) {
+    for key in sort {
+        out.extend(key.through.iter().map(|hop| hop.related.clone()));
+    }
+}
+
 /// Every collection the selections read rows of, starting with `collection`: nested
-/// relations, the relations their `deep` filters look into, and O2M rows `count()` counts.
+/// relations, the relations their `deep` filters and sorts look into, and O2M rows `count()`
+/// counts.
 fn touched(selections: &[Selection], collection: &str, snapshot: &SchemaSnapshot, out: &mut Vec<String>) {
     out.push(collection.to_string());
     for selection in selections {
@@ -159,6 +168,7 @@ fn touched(selections: &[Selection], collection: &str, snapshot: &SchemaSnapshot
                 if let Some(filter) = &nested.filter {
                     filtered(filter, related, snapshot, out);
                 }
+                sorted(&nested.sort, out);
             }
             Selection::OneToMany {
                 related,
@@ -173,6 +183,7 @@ fn touched(selections: &[Selection], collection: &str, snapshot: &SchemaSnapshot
                 if let Some(filter) = &nested.filter {
                     filtered(filter, related, snapshot, out);
                 }
+                sorted(&nested.sort, out);
             }
             Selection::Function {
                 field,

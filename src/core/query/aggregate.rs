@@ -88,6 +88,20 @@ fn forbidden(collection: &Collection, field: &str) -> QueryError {
     }
 }
 
+fn concealed(field: &str, what: &str) -> QueryError {
+    QueryError::Invalid(format!("Field \"{field}\" can't be used in \"{what}\""))
+}
+
+/// A field a group may be keyed by: grouping by a hash or concealed value would show which
+/// rows share it.
+fn group_type(collection: &Collection, field: &str) -> Result<FieldType, QueryError> {
+    let field_type = column_type(collection, field)?;
+    if field_type == FieldType::Hash {
+        return Err(concealed(field, "groupBy"));
+    }
+    Ok(field_type)
+}
+
 fn column_type(collection: &Collection, field: &str) -> Result<FieldType, QueryError> {
     collection
         .field(field)
@@ -139,6 +153,11 @@ pub fn parse_aggregate(value: &Value, collection: &Collection) -> Result<Vec<Agg
                 });
             } else {
                 let field_type = column_type(collection, &field)?;
+                // A hash or concealed value allows null checks only: `count` says how many
+                // rows hold one; min, max, sums and distinct counts would compare the values.
+                if field_type == FieldType::Hash && function != AggregateFn::Count {
+                    return Err(concealed(&field, function.name()));
+                }
                 out.push(Aggregate {
                     function,
                     field: Some((field, field_type)),
@@ -161,7 +180,7 @@ pub fn parse_group_by(value: &Value, collection: &Collection) -> Result<Vec<Grou
                 let field = item[open + 1..].strip_suffix(')').ok_or_else(|| {
                     QueryError::Invalid("Missing closing parenthesis in \"groupBy\"".into())
                 })?;
-                let field_type = column_type(collection, field)?;
+                let field_type = group_type(collection, field)?;
                 Ok(GroupKey {
                     field: field.to_string(),
                     field_type,
@@ -169,7 +188,7 @@ pub fn parse_group_by(value: &Value, collection: &Collection) -> Result<Vec<Grou
                 })
             }
             None => {
-                let field_type = column_type(collection, &item)?;
+                let field_type = group_type(collection, &item)?;
                 Ok(GroupKey {
                     field: item,
                     field_type,

@@ -13,6 +13,7 @@ pub mod params;
 
 use serde_json::{Map, Value};
 
+use crate::core::field_type::FieldType;
 use crate::core::filter::{self, Filter, FilterError, Limits, Variables};
 use crate::core::schema::SchemaSnapshot;
 use fields::{FieldsError, Selection};
@@ -399,7 +400,13 @@ fn parse_sort(
                 });
                 collection = related;
             }
-            if collection.field(&field).is_some_and(|f| f.schema.is_some()) {
+            let column = collection.field(&field).filter(|f| f.schema.is_some());
+            if column.is_some_and(|f| f.field_type == FieldType::Hash) {
+                // Ordering by a hash or concealed value reveals it one comparison at a time;
+                // such fields allow null checks only (GHSA-m5q3-8wgf-x8xf's rule).
+                return Err(invalid(format!("Field \"{field}\" can't be used to sort")));
+            }
+            if column.is_some() {
                 Ok(Sort {
                     field,
                     descending,

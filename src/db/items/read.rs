@@ -79,14 +79,16 @@ pub fn select(target: &Target<'_>, query: &Query, key: Option<&str>) -> Result<S
         .push(" t");
     where_clause(&mut sql, target, query, key)?;
     if key.is_none() {
+        let root = &target.collection.collection;
         page(
             &mut sql,
+            target,
+            root,
             &query.sort,
             query.limit,
             query.offset,
             "t",
-            target.schema,
-        );
+        )?;
     }
     Ok(sql)
 }
@@ -157,14 +159,16 @@ fn aggregate_select(target: &Target<'_>, query: &Query) -> Result<Sql, StaleSche
     where_clause(&mut sql, target, query, None)?;
     if !group_exprs.is_empty() {
         sql.push(" group by ").push(&group_exprs.join(", "));
+        let root = &target.collection.collection;
         page(
             &mut sql,
+            target,
+            root,
             &query.sort,
             query.limit,
             query.offset,
             "t",
-            target.schema,
-        );
+        )?;
     }
     Ok(sql)
 }
@@ -347,41 +351,69 @@ fn column_type(collection: &Collection, field: &str) -> Option<String> {
     Some(collection.field(field)?.schema.as_ref()?.data_type.clone())
 }
 
-/// `order by … limit … offset …`.
-fn page(sql: &mut Sql, sort: &[Sort], limit: Option<i64>, offset: i64, alias: &str, schema: &str) {
-    order_by(sql, sort, alias, schema);
+/// `order by … limit … offset …` for rows of `collection` aliased `alias`.
+fn page(
+    sql: &mut Sql,
+    target: &Target<'_>,
+    collection: &str,
+    sort: &[Sort],
+    limit: Option<i64>,
+    offset: i64,
+    alias: &str,
+) -> Result<(), StaleSchema> {
+    for (i, key) in sort.iter().enumerate() {
+        let expr = sort_expr(sql, target, collection, key, alias, 0)?;
+        sql.push(if i == 0 { " order by " } else { ", " });
+        sql.push(&expr).push(if key.descending { " desc" } else { "" });
+    }
     if let Some(limit) = limit {
         sql.push(&format!(" limit {limit}"));
     }
     if offset > 0 {
         sql.push(&format!(" offset {offset}"));
     }
+    Ok(())
 }
 
-fn order_by(sql: &mut Sql, sort: &[Sort], alias: &str, schema: &str) {
-    for (i, key) in sort.iter().enumerate() {
-        sql.push(if i == 0 { " order by " } else { ", " });
-        sql.push(&sort_expr(key, alias, schema, 0))
-            .push(if key.descending { " desc" } else { "" });
+/// A sort key's expression as the caller may see it: the column (null in rows where the
+/// caller's rules hide the field), or for `author.name` a scalar subquery along the M2O hops
+/// that finds only related rows the caller may read. A hidden related row sorts as null, as a
+/// missing one does; ordering by values the caller cannot read would reveal them one
+/// comparison at a time.
+fn sort_expr(
+    sql: &mut Sql,
+    target: &Target<'_>,
+    collection: &str,
+    key: &Sort,
+    alias: &str,
+    hop: usize,
+) -> Result<String, StaleSchema> {
+    let Some(step) = key.through.get(hop) else {
+        let column = format!("{alias}.{}", ident(&key.field));
+        return match target.rules.field_condition(collection, &key.field) {
+            None => Ok(column),
+            Some(rule) => sql.fragment(|case| {
+                case.push("(case when ");
+                compile::filter(case, rule, target.snapshot, target.schema, collection, alias)?;
+                case.push(" then ").push(&column).push(" end)");
+                Ok(())
+            }),
+        };
+    };
+    let sub = format!("{alias}_s{hop}");
+    let inner = sort_expr(sql, target, &step.related, key, &sub, hop + 1)?;
+    let mut expr = format!(
+        "(select {inner} from {} {sub} where {sub}.{} = {alias}.{}",
+        table(target.schema, &step.related),
+        ident(&step.key),
+        ident(&step.field)
+    );
+    if let Some(rule) = row_condition(sql, target, &step.related, &sub)? {
+        expr.push_str(" and ");
+        expr.push_str(&rule);
     }
-}
-
-/// A sort key's expression: the column, or for `author.name` a scalar subquery along the
-/// M2O hops.
-fn sort_expr(key: &Sort, alias: &str, schema: &str, hop: usize) -> String {
-    match key.through.get(hop) {
-        None => format!("{alias}.{}", ident(&key.field)),
-        Some(step) => {
-            let sub = format!("{alias}_s{hop}");
-            format!(
-                "(select {} from {} {sub} where {sub}.{} = {alias}.{})",
-                sort_expr(key, &sub, schema, hop + 1),
-                table(schema, &step.related),
-                ident(&step.key),
-                ident(&step.field)
-            )
-        }
-    }
+    expr.push(')');
+    Ok(expr)
 }
 
 /// Directus's `search`: text fields by case-insensitive substring, numbers and uuids by
@@ -633,7 +665,7 @@ fn value(
             } else {
                 &nested.sort
             };
-            page(sql, sort, nested.limit, nested.offset, &sub, target.schema);
+            page(sql, target, related, sort, nested.limit, nested.offset, &sub)?;
             sql.push(") x)");
         }
     }
