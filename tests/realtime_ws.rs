@@ -757,6 +757,24 @@ async fn a_read_permission_filters_socket_subscriptions_with_enter_and_leave() {
         .send(json!({"type": "subscribe", "collection": "secrets", "uid": "s"}))
         .await;
     assert_eq!(socket.recv().await["error"]["code"], "INVALID_COLLECTION");
+    // An `items` message cannot tell a forbidden collection from a missing one, as REST can't.
+    let mut replies = Vec::new();
+    for collection in ["secrets", "no_such_collection"] {
+        for action in ["read", "create", "update", "delete"] {
+            socket
+                .send(
+                    json!({"type": "items", "collection": collection, "action": action,
+                             "id": 1, "data": {"body": "x"}, "uid": "same"}),
+                )
+                .await;
+            let mut reply = socket.recv().await;
+            let message = reply["error"]["message"].as_str().unwrap().to_string();
+            reply["error"]["message"] = json!(message.replace(collection, "<c>"));
+            assert_eq!(reply["error"]["code"], "FORBIDDEN", "{reply}");
+            replies.push((action, reply));
+        }
+    }
+    assert_eq!(replies[..4], replies[4..]);
 
     // Never sent: the reader may not read secrets (its first event would show it).
     rt.sql("insert into secrets (body) values ('never sent')").await;

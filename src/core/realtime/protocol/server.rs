@@ -70,10 +70,15 @@ pub fn requests_exceeded(retry_after_ms: u64) -> String {
     error("server", "REQUESTS_EXCEEDED", &message, None)
 }
 
-/// `subscribe` to, or `items` on, a collection that doesn't exist or isn't readable (and, for
-/// `items`, any system collection). `reply_type` is `"subscribe"` or `"items"`.
+/// `subscribe` to a collection that doesn't exist or isn't readable.
 pub fn invalid_collection(reply_type: &str, uid: Option<&Value>) -> String {
     let message = "The provided collection does not exists or is not accessible.";
+    error(reply_type, "INVALID_COLLECTION", message, uid)
+}
+
+/// `items` on a system collection (Directus's handler refuses those before anything else).
+pub fn system_collection(reply_type: &str, uid: Option<&Value>) -> String {
+    let message = "Cannot trigger an action on a system collection.";
     error(reply_type, "INVALID_COLLECTION", message, uid)
 }
 

@@ -19,8 +19,10 @@ use crate::error::Error;
 /// Runs an `items` message; the reply text.
 pub async fn handle(state: &web::Data<AppState>, acc: &Accountability, req: ItemsRequest) -> String {
     let uid = req.uid.clone();
-    if req.collection.starts_with("directus_") || state.schema().collection(&req.collection).is_none() {
-        return protocol::invalid_collection("items", uid.as_ref());
+    // A missing collection goes on to the handlers, which refuse it exactly as they refuse an
+    // existing one the caller may not use, so the reply does not tell the two apart (as REST).
+    if req.collection.starts_with("directus_") {
+        return protocol::system_collection("items", uid.as_ref());
     }
     match run(state, acc, req).await {
         Ok(Reply::Data(data)) => protocol::items(uid.as_ref(), &data, None),
