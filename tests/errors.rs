@@ -1,6 +1,8 @@
 //! Bad input of every kind gets the Directus error envelope with the right status and code —
 //! never a 500, never SQL built from client text.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::spawn_app;
@@ -391,5 +393,124 @@ async fn bodies_over_max_payload_size_are_content_too_large() {
     app.send_raw(Method::POST, "/collections", big)
         .await
         .assert_error(413, "CONTENT_TOO_LARGE");
+    app.stop().await;
+}
+
+/// Sends `body` with a content type of our choosing (or none), as the admin.
+async fn send_typed(
+    app: &common::TestApp,
+    method: Method,
+    path: &str,
+    content_type: Option<&str>,
+    body: &str,
+) -> common::Reply {
+    let mut req = app
+        .client
+        .request(method, format!("{}{}", app.base, path))
+        .bearer_auth(common::ADMIN_TOKEN)
+        .body(body.to_string());
+    if let Some(content_type) = content_type {
+        req = req.header("content-type", content_type);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status();
+    let headers = res.headers().clone();
+    let text = res.text().await.unwrap();
+    common::Reply {
+        status,
+        headers,
+        text,
+    }
+}
+
+#[actix_web::test]
+async fn nul_bytes_are_refused_before_sql() {
+    let app = spawn_app().await;
+    app.sql("create table notes (id serial primary key, body text, meta json)")
+        .await;
+    app.eventually("notes is served", || async {
+        app.get("/items/notes").await.status == 200
+    })
+    .await;
+    for path in [
+        "/items/notes?search=a%00",
+        "/items/notes?alias[a%00b]=body&fields=a%00b",
+        "/items/notes?fields=json(meta,a%00b)",
+        "/items/notes?filter[body][_eq]=a%00",
+        "/items/notes?sort=body%00",
+        "/items/notes/1%00",
+    ] {
+        let reply = app.get(path).await;
+        assert!(
+            reply.status == 400 || reply.status == 403,
+            "{path}: {} {}",
+            reply.status,
+            reply.text
+        );
+        assert!(
+            ["INVALID_QUERY", "FORBIDDEN"].contains(&reply.code().as_str()),
+            "{path}: {}",
+            reply.text
+        );
+    }
+    app.get("/items/notes?search=a%00")
+        .await
+        .assert_error(400, "INVALID_QUERY");
+    // The same through a SEARCH body (a body: its payload is refused).
+    app.request(
+        Method::from_bytes(b"SEARCH").unwrap(),
+        "/items/notes",
+        Some(json!({"query": {"search": "a\u{0}"}})),
+    )
+    .await
+    .assert_error(400, "INVALID_PAYLOAD");
+    // Payloads: a value or a key with NUL.
+    app.post("/items/notes", json!({"body": "a\u{0}b"}))
+        .await
+        .assert_error(400, "INVALID_PAYLOAD");
+    app.post("/items/notes", json!({"meta": {"k\u{0}": 1}}))
+        .await
+        .assert_error(400, "INVALID_PAYLOAD");
+    app.send(
+        Method::POST,
+        "/auth/login",
+        Some(json!({"email": "a\u{0}@example.com", "password": "x"})),
+        None,
+    )
+    .await
+    .assert_error(400, "INVALID_PAYLOAD");
+    // Nothing was written.
+    assert_eq!(app.get("/items/notes").await.data(), json!([]));
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn json_bodies_need_a_json_content_type() {
+    let app = spawn_app().await;
+    app.sql("create table notes (id serial primary key, body text)")
+        .await;
+    app.eventually("notes is served", || async {
+        app.get("/items/notes").await.status == 200
+    })
+    .await;
+    let body = r#"{"body": "hi"}"#;
+    for content_type in [
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+        None,
+    ] {
+        let reply = send_typed(&app, Method::POST, "/items/notes", content_type, body).await;
+        reply.assert_error(415, "UNSUPPORTED_MEDIA_TYPE");
+    }
+    // JSON, with a charset or as a `+json` type, is read.
+    for content_type in [
+        "application/json",
+        "application/json; charset=utf-8",
+        "application/vnd.api+json",
+    ] {
+        let reply = send_typed(&app, Method::POST, "/items/notes", Some(content_type), body).await;
+        assert_eq!(reply.status, 200, "{content_type}: {}", reply.text);
+    }
+    assert_eq!(app.get("/items/notes").await.data().as_array().unwrap().len(), 3);
     app.stop().await;
 }

@@ -12,6 +12,20 @@ use serde_json::{Map, Value};
 use crate::core::field_type::FieldType;
 use crate::core::schema::Collection;
 
+/// Whether any string in `value` (object keys included) holds a NUL character, which Postgres
+/// `text` and `jsonb` cannot store: such input is refused before it reaches SQL, where it would
+/// fail as an internal error.
+pub fn has_nul(value: &Value) -> bool {
+    match value {
+        Value::String(text) => text.contains('\0'),
+        Value::Array(items) => items.iter().any(has_nul),
+        Value::Object(map) => map
+            .iter()
+            .any(|(key, value)| key.contains('\0') || has_nul(value)),
+        Value::Null | Value::Bool(_) | Value::Number(_) => false,
+    }
+}
+
 /// A value to bind, as Postgres input text (`None` is SQL NULL).
 pub type ColumnValue = Option<String>;
 

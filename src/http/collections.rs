@@ -1,7 +1,6 @@
 //! `/collections`: list, read, create, update (`meta`) and delete collections.
 
 use actix_web::{HttpResponse, web};
-use serde_json::Value;
 
 use super::auth::Admin;
 use super::envelope;
@@ -37,7 +36,7 @@ pub async fn read_one(
 /// `POST /collections`: an object creates one collection, an array several (all or none).
 pub async fn create(
     _: Admin,
-    body: web::Json<Value>,
+    body: crate::http::body::Json,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
     let body = body.into_inner();
@@ -62,7 +61,7 @@ pub async fn create(
 pub async fn update(
     _: Admin,
     path: web::Path<String>,
-    body: web::Json<Value>,
+    body: crate::http::body::Json,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
     super::schema_guard::refuse_system(&path)?;

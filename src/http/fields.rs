@@ -1,7 +1,6 @@
 //! `/fields`: list, read, create, update and delete fields.
 
 use actix_web::{HttpResponse, web};
-use serde_json::Value;
 
 use super::auth::Admin;
 use super::envelope;
@@ -51,7 +50,7 @@ pub async fn read_one(
 pub async fn create(
     _: Admin,
     path: web::Path<String>,
-    body: web::Json<Value>,
+    body: crate::http::body::Json,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
     super::schema_guard::refuse_system(&path)?;
@@ -64,7 +63,7 @@ pub async fn create(
 pub async fn update(
     _: Admin,
     path: web::Path<(String, String)>,
-    body: web::Json<Value>,
+    body: crate::http::body::Json,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
     super::schema_guard::refuse_system(&path.0)?;

@@ -95,7 +95,7 @@ pub async fn search(
     acc: Accountability,
     req: HttpRequest,
     name: CollectionName,
-    body: web::Json<Value>,
+    body: crate::http::body::Json,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
     let params = match body.into_inner() {

@@ -101,7 +101,7 @@ pub async fn create(
     acc: Accountability,
     req: HttpRequest,
     name: CollectionName,
-    body: web::Json<Value>,
+    body: crate::http::body::Json,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
     let schema = state.schema();
@@ -200,7 +200,7 @@ pub async fn update_one(
     req: HttpRequest,
     name: CollectionName,
     ItemKey(key): ItemKey,
-    body: web::Json<Value>,
+    body: crate::http::body::Json,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
     update_by_key(&acc, &req, &name, key, body.into_inner(), &state).await
@@ -269,7 +269,7 @@ pub async fn update_many(
     acc: Accountability,
     req: HttpRequest,
     name: CollectionName,
-    body: web::Json<Value>,
+    body: crate::http::body::Json,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
     let schema = state.schema();
@@ -416,7 +416,7 @@ pub async fn delete_one(
 pub async fn delete_many(
     acc: Accountability,
     name: CollectionName,
-    body: Option<web::Json<Value>>,
+    body: Option<crate::http::body::Json>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
     let schema = state.schema();

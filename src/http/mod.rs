@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod auth;
+pub mod body;
 pub mod collections;
 pub mod envelope;
 pub mod export;
@@ -31,7 +32,6 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_payload_size: usize) {
     cfg.app_data(
         web::JsonConfig::default()
             .limit(max_payload_size)
-            .content_type_required(false)
             .error_handler(json_error),
     )
     .app_data(web::PayloadConfig::new(max_payload_size))
@@ -149,7 +149,7 @@ async fn route_not_found(req: HttpRequest) -> Result<HttpResponse, Error> {
     })
 }
 
-fn json_error(err: JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
+fn json_error(err: JsonPayloadError, req: &HttpRequest) -> actix_web::Error {
     let err = match err {
         JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
             Error::ContentTooLarge
@@ -157,7 +157,14 @@ fn json_error(err: JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
         JsonPayloadError::Deserialize(e) if e.is_data() => Error::payload(e.to_string()),
         JsonPayloadError::Deserialize(_) => Error::payload("Request body is not valid JSON"),
         JsonPayloadError::ContentType => Error::UnsupportedMediaType {
-            media_type: "unknown".into(),
+            media_type: req
+                .headers()
+                .get(actix_web::http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("none")
+                .chars()
+                .take(100)
+                .collect(),
         },
         JsonPayloadError::Payload(actix_web::error::PayloadError::Overflow) => Error::ContentTooLarge,
         other => Error::payload(other.to_string()),

@@ -1,7 +1,6 @@
 //! `/relations`: list, read, create, update and delete relations (foreign keys + metadata).
 
 use actix_web::{HttpResponse, web};
-use serde_json::Value;
 
 use super::auth::Admin;
 use super::envelope;
@@ -51,7 +50,7 @@ pub async fn read_one(
 /// `POST /relations`.
 pub async fn create(
     _: Admin,
-    body: web::Json<Value>,
+    body: crate::http::body::Json,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
     let plan = schema_change::plan_create_relation(&state.schema(), body.into_inner())?;
@@ -67,7 +66,7 @@ pub async fn create(
 pub async fn update(
     _: Admin,
     path: web::Path<(String, String)>,
-    body: web::Json<Value>,
+    body: crate::http::body::Json,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
     super::schema_guard::refuse_system(&path.0)?;

@@ -2,7 +2,6 @@
 //! permission checks) as `/users/:id`.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde_json::Value;
 
 use super::auth::Accountability;
 use super::route_target::CollectionName;
@@ -36,7 +35,7 @@ pub async fn read_me(
 pub async fn update_me(
     acc: Accountability,
     req: HttpRequest,
-    body: web::Json<Value>,
+    body: crate::http::body::Json,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
     let user = acc.user.ok_or(Error::InvalidCredentials)?;

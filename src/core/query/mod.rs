@@ -138,6 +138,14 @@ pub fn parse(
     settings: Settings,
 ) -> Result<Query, QueryError> {
     let vars: Variables = vars.into();
+    // Postgres text cannot hold NUL: refused here, whatever parameter carries it, rather than
+    // failing inside SQL.
+    if params
+        .iter()
+        .any(|(key, value)| key.contains('\0') || crate::core::payload::has_nul(value))
+    {
+        return Err(invalid("Query parameters can't contain NUL characters"));
+    }
     let target = snapshot.collection(collection).ok_or_else(|| QueryError::Field {
         collection: collection.into(),
         field: "*".into(),

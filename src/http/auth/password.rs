@@ -25,7 +25,7 @@ const RESET_TTL_SECS: i64 = 86_400;
 /// `POST /auth/password/request` `{email, reset_url?}`.
 pub async fn request(
     req: HttpRequest,
-    body: web::Json<Value>,
+    body: crate::http::body::Json,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
     let started = Instant::now();
@@ -88,7 +88,7 @@ pub async fn request(
 }
 
 /// `POST /auth/password/reset` `{token, password}`.
-pub async fn reset(body: web::Json<Value>, state: web::Data<AppState>) -> Result<HttpResponse, Error> {
+pub async fn reset(body: crate::http::body::Json, state: web::Data<AppState>) -> Result<HttpResponse, Error> {
     let token = body
         .get("token")
         .and_then(Value::as_str)

@@ -57,7 +57,7 @@ static DUMMY_HASH: std::sync::LazyLock<String> =
 /// `POST /auth/login`.
 pub async fn login(
     req: HttpRequest,
-    body: web::Json<Value>,
+    body: crate::http::body::Json,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
     let started = Instant::now();
@@ -77,6 +77,9 @@ pub(crate) async fn login_checked(
     body: Value,
     state: &AppState,
 ) -> Result<(Issued, Mode), Error> {
+    if crate::core::payload::has_nul(&body) {
+        return Err(Error::payload("Strings can't contain NUL characters"));
+    }
     let body = body
         .as_object()
         .ok_or_else(|| Error::payload("\"value\" must be of type object"))?;
@@ -144,7 +147,7 @@ pub(crate) async fn login_checked(
 /// `POST /auth/refresh`.
 pub async fn refresh(
     req: HttpRequest,
-    body: Option<web::Json<Value>>,
+    body: Option<crate::http::body::Json>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
     let started = Instant::now();
@@ -206,7 +209,7 @@ pub(crate) async fn refresh_presented(
 /// `POST /auth/logout`: ends the login (every rotation of it) and clears our cookies.
 pub async fn logout(
     req: HttpRequest,
-    body: Option<web::Json<Value>>,
+    body: Option<crate::http::body::Json>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
     let body = body.map(|b| b.into_inner()).unwrap_or(Value::Null);

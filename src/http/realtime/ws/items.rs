@@ -10,6 +10,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Map, Value};
 
 use super::super::super::auth::Accountability;
+use super::super::super::body::Json;
 use super::super::super::route_target::{CollectionName, ItemKey};
 use super::super::super::state::AppState;
 use super::super::super::{items, items_write};
@@ -24,10 +25,29 @@ pub async fn handle(state: &web::Data<AppState>, acc: &Accountability, req: Item
     if req.collection.starts_with("directus_") {
         return protocol::system_collection("items", uid.as_ref());
     }
+    if carries_nul(&req) {
+        let err = Error::payload("Strings can't contain NUL characters");
+        return super::error_reply("items", &err, uid.as_ref());
+    }
     match run(state, acc, req).await {
         Ok(Reply::Data(data)) => protocol::items(uid.as_ref(), &data, None),
         Ok(Reply::NeedsTarget) => protocol::items_delete_needs_target(uid.as_ref()),
         Err(err) => super::error_reply("items", &err, uid.as_ref()),
+    }
+}
+
+/// Whether the message's data or query holds a NUL character (see `http::body`).
+fn carries_nul(req: &ItemsRequest) -> bool {
+    use crate::core::payload::has_nul;
+    let query = |q: &Option<Map<String, Value>>| {
+        q.as_ref()
+            .is_some_and(|q| q.iter().any(|(k, v)| k.contains('\0') || has_nul(v)))
+    };
+    match &req.action {
+        ItemsAction::Create { data, query: q } => data.as_ref().is_some_and(has_nul) || query(q),
+        ItemsAction::Read { query: q, .. } => query(q),
+        ItemsAction::Update { data, query: q, .. } => data.as_ref().is_some_and(has_nul) || query(q),
+        ItemsAction::Delete { query: q, .. } => query(q),
     }
 }
 
@@ -102,7 +122,7 @@ async fn run(state: &web::Data<AppState>, acc: &Accountability, req: ItemsReques
                 acc,
                 request(&req.collection, query.as_ref()),
                 name(),
-                web::Json(body),
+                Json(body),
                 state,
             )
             .await?;
@@ -154,7 +174,7 @@ async fn run(state: &web::Data<AppState>, acc: &Accountability, req: ItemsReques
                         request(&req.collection, query.as_ref()),
                         name(),
                         ItemKey(key_of(&id)),
-                        web::Json(body),
+                        Json(body),
                         state,
                     )
                     .await?;
@@ -168,7 +188,7 @@ async fn run(state: &web::Data<AppState>, acc: &Accountability, req: ItemsReques
                         acc,
                         request(&req.collection, None),
                         name(),
-                        web::Json(Value::Object(wrapped)),
+                        Json(Value::Object(wrapped)),
                         state,
                     )
                     .await?;
@@ -184,7 +204,7 @@ async fn run(state: &web::Data<AppState>, acc: &Accountability, req: ItemsReques
                         acc,
                         request(&req.collection, None),
                         name(),
-                        web::Json(body),
+                        Json(body),
                         state,
                     )
                     .await?;
@@ -205,8 +225,7 @@ async fn run(state: &web::Data<AppState>, acc: &Accountability, req: ItemsReques
                 id
             }
             (Target::Many(ids), _) => {
-                items_write::delete_many(acc, name(), Some(web::Json(Value::Array(ids.clone()))), state)
-                    .await?;
+                items_write::delete_many(acc, name(), Some(Json(Value::Array(ids.clone()))), state).await?;
                 Value::Array(ids)
             }
             (Target::All, Some(query)) => {
@@ -234,8 +253,7 @@ async fn run(state: &web::Data<AppState>, acc: &Accountability, req: ItemsReques
                         _ => Vec::new(),
                     }
                 };
-                items_write::delete_many(acc, name(), Some(web::Json(Value::Array(keys.clone()))), state)
-                    .await?;
+                items_write::delete_many(acc, name(), Some(Json(Value::Array(keys.clone()))), state).await?;
                 Value::Array(keys)
             }
             (Target::All, None) => return Ok(Reply::NeedsTarget),
