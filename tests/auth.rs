@@ -520,3 +520,37 @@ async fn password_reset_mails_a_single_use_link() {
         .assert_error(403, "INVALID_TOKEN");
     app.stop().await;
 }
+
+#[actix_web::test]
+async fn a_token_that_is_not_valid_yet_is_refused() {
+    let mut config = config().await;
+    config.secret = "a-known-test-secret".to_string().into();
+    let app = spawn_app_with(config).await;
+    let me = app.get("/users/me").await.data();
+    let now = chrono::Utc::now().timestamp();
+    let claims = |nbf: Option<i64>| directrix::core::token::AccessClaims {
+        id: Some(me["id"].as_str().unwrap().parse().unwrap()),
+        role: me["role"].as_str().map(|r| r.parse().unwrap()),
+        app_access: true,
+        admin_access: true,
+        session: None,
+        enforce_tfa: None,
+        iat: now,
+        exp: now + 600,
+        nbf,
+        iss: "directus".into(),
+    };
+    let sign = |nbf| directrix::core::token::sign(&claims(nbf), b"a-known-test-secret").unwrap();
+    let early = sign(Some(now + 300));
+    app.send(Method::GET, "/users/me", None, Some(&early))
+        .await
+        .assert_error(403, "INVALID_TOKEN");
+    let valid = sign(Some(now - 1));
+    assert_eq!(
+        app.send(Method::GET, "/users/me", None, Some(&valid))
+            .await
+            .data()["id"],
+        me["id"]
+    );
+    app.stop().await;
+}

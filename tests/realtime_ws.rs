@@ -519,12 +519,29 @@ async fn malformed_frames_never_take_the_server_down() {
     // Over the size limit: that connection ends, nothing else does.
     let huge = format!("{{\"type\":\"ping\",\"uid\":\"{}\"}}", "x".repeat(200 * 1024));
     let _ = victim.send_message(Message::text(huge)).await;
-    let seen = victim.until_closed().await;
+    let (seen, code) = victim.until_closed_with_code().await;
     assert!(
         seen.iter().all(|m| m["type"] != "pong"),
         "the huge frame was not served: {seen:?}"
     );
     assert!(seen.contains(&unparsable), "told why before the close: {seen:?}");
+    assert_eq!(code, Some(1009), "message too big");
+    // A text frame that is not UTF-8: 1007. A continuation nothing started: 1002.
+    use tokio_tungstenite::tungstenite::protocol::frame::{
+        Frame,
+        coding::{Data, OpCode},
+    };
+    let mut invalid = ws_admin(&rt).await;
+    let frame = Frame::message(vec![b'"', 0xff, 0xfe, b'"'], OpCode::Data(Data::Text), true);
+    let _ = invalid.send_message(Message::Frame(frame)).await;
+    let (seen, code) = invalid.until_closed_with_code().await;
+    assert!(seen.contains(&unparsable), "{seen:?}");
+    assert_eq!(code, Some(1007), "invalid UTF-8");
+    let mut stray = ws_admin(&rt).await;
+    let frame = Frame::message(b"lost".to_vec(), OpCode::Data(Data::Continue), true);
+    let _ = stray.send_message(Message::Frame(frame)).await;
+    let (_, code) = stray.until_closed_with_code().await;
+    assert_eq!(code, Some(1002), "protocol error");
     bystander.roundtrip("unaffected").await;
     rt.sql("insert into articles (title) values ('after')").await;
     assert_eq!(ids(&bystander.expect_event("create").await), [1]);

@@ -69,6 +69,9 @@ struct State {
     away: bool,
     /// A `disconnect` subscription overflowed: the session must close.
     overflowed: bool,
+    /// The close frame's code and reason when the session closes for a reason of its own
+    /// (a protocol error); `None`: a plain close.
+    close_reason: Option<(u16, &'static str)>,
 }
 
 #[derive(Debug)]
@@ -194,6 +197,16 @@ impl Outbox {
     pub fn close(&self) {
         self.lock().closed = true;
         self.notify.notify_one();
+    }
+
+    /// Sets the code and reason the close frame will carry when the session closes.
+    pub fn set_close_reason(&self, code: u16, reason: &'static str) {
+        self.lock().close_reason = Some((code, reason));
+    }
+
+    /// What [`Outbox::set_close_reason`] set.
+    pub fn close_reason(&self) -> Option<(u16, &'static str)> {
+        self.lock().close_reason
     }
 
     /// Closes the outbox because the server is stopping: the writer ends with "going away".

@@ -45,6 +45,9 @@ pub struct AccessClaims {
     pub enforce_tfa: Option<bool>,
     pub iat: i64,
     pub exp: i64,
+    /// Not valid before (never issued by us; honoured when present, RFC 7519 §4.1.5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
     pub iss: String,
 }
 
@@ -57,6 +60,8 @@ pub struct ResetClaims {
     pub hash: String,
     pub iat: i64,
     pub exp: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
     pub iss: String,
 }
 
@@ -89,23 +94,37 @@ where
     if data.claims.expires_at() <= now {
         return Err(TokenError::Expired);
     }
+    // A token that is not valid yet is refused as Directus's `jsonwebtoken` refuses it
+    // (`NotBeforeError` is a `JsonWebTokenError`: INVALID_TOKEN).
+    if data.claims.not_before().is_some_and(|nbf| nbf > now) {
+        return Err(TokenError::Invalid);
+    }
     Ok(data.claims)
 }
 
 /// Claims with an expiry.
 pub trait Expiring {
     fn expires_at(&self) -> i64;
+    fn not_before(&self) -> Option<i64>;
 }
 
 impl Expiring for AccessClaims {
     fn expires_at(&self) -> i64 {
         self.exp
     }
+
+    fn not_before(&self) -> Option<i64> {
+        self.nbf
+    }
 }
 
 impl Expiring for ResetClaims {
     fn expires_at(&self) -> i64 {
         self.exp
+    }
+
+    fn not_before(&self) -> Option<i64> {
+        self.nbf
     }
 }
 
@@ -140,8 +159,23 @@ mod tests {
             enforce_tfa: None,
             iat: 1_000,
             exp,
+            nbf: None,
             iss: ISSUER.into(),
         }
+    }
+
+    #[test]
+    fn a_token_not_valid_yet_is_invalid() {
+        let early = AccessClaims {
+            nbf: Some(1_600),
+            ..claims(2_000)
+        };
+        let token = sign(&early, SECRET).unwrap();
+        assert_eq!(
+            verify::<AccessClaims>(&token, SECRET, 1_599),
+            Err(TokenError::Invalid)
+        );
+        assert_eq!(verify::<AccessClaims>(&token, SECRET, 1_600), Ok(early));
     }
 
     #[test]

@@ -471,6 +471,17 @@ impl Ws {
         }
     }
 
+    /// Reads until the socket closes; the messages seen on the way and the close code.
+    pub async fn until_closed_with_code(&mut self) -> (Vec<Value>, Option<u16>) {
+        let mut seen = Vec::new();
+        loop {
+            match self.read().await {
+                Got::Json(value) => seen.push(value),
+                Got::Closed(code) => return (seen, code),
+            }
+        }
+    }
+
     /// Sends `auth` with an access token and expects `ok`.
     pub async fn auth_token(&mut self, token: &str) {
         self.send(json!({"type": "auth", "access_token": token})).await;

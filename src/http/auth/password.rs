@@ -60,6 +60,7 @@ pub async fn request(
             hash: fingerprint(user.password.as_deref()),
             iat: now,
             exp: now + RESET_TTL_SECS,
+            nbf: None,
             iss: ISSUER.into(),
         };
         let token =

@@ -292,6 +292,7 @@ async fn issue(
         enforce_tfa: None,
         iat: now,
         exp: now.saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX)),
+        nbf: None,
         iss: token::ISSUER.into(),
     };
     let access_token =

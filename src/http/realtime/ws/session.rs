@@ -136,6 +136,21 @@ impl WsSession {
         ctx.run_later(Duration::from_millis(50), |_, ctx| ctx.stop());
     }
 
+    /// A frame the protocol forbids: the error reply, then a close with `code`.
+    fn refuse_frame(&mut self, (code, reason): (u16, &'static str), ctx: &mut Context<Self>) {
+        if self.closing {
+            return;
+        }
+        let reply = protocol::error(
+            "server",
+            "INVALID_PAYLOAD",
+            "Unable to parse the incoming message.",
+            None,
+        );
+        self.outbox.set_close_reason(code, reason);
+        self.send_and_close(reply, ctx);
+    }
+
     /// Arms the expiry of the current token.
     fn watch_expiry(&mut self, expires: Option<i64>, ctx: &mut Context<Self>) {
         let Some(expires) = expires else { return };
@@ -592,8 +607,13 @@ pub fn arm_expiry(session: &mut WsSession, expires: Option<i64>, ctx: &mut Conte
 impl StreamHandler<Result<Incoming, WireError>> for WsSession {
     fn handle(&mut self, item: Result<Incoming, WireError>, ctx: &mut Context<Self>) {
         match item {
+            // A text frame must be UTF-8 (RFC 6455 §8.1): otherwise 1007.
+            Ok(Incoming::Text(bytes)) => match std::str::from_utf8(&bytes) {
+                Ok(text) => self.on_text(text, ctx),
+                Err(_) => self.refuse_frame((super::wire::CLOSE_INVALID_DATA, "invalid utf-8"), ctx),
+            },
             // Directus reads a binary frame as text too.
-            Ok(Incoming::Text(bytes) | Incoming::Binary(bytes)) => {
+            Ok(Incoming::Binary(bytes)) => {
                 let text = String::from_utf8_lossy(&bytes);
                 self.on_text(&text, ctx);
             }
@@ -606,15 +626,7 @@ impl StreamHandler<Result<Incoming, WireError>> for WsSession {
             Err(err) => {
                 // An oversized or malformed frame: say why and close; the server carries on.
                 tracing::debug!(error = %err, "websocket protocol error");
-                if !self.closing {
-                    let reply = protocol::error(
-                        "server",
-                        "INVALID_PAYLOAD",
-                        "Unable to parse the incoming message.",
-                        None,
-                    );
-                    self.send_and_close(reply, ctx);
-                }
+                self.refuse_frame(err.close_code(), ctx);
             }
         }
     }

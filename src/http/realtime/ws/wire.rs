@@ -47,6 +47,26 @@ pub enum WireError {
     Payload(String),
 }
 
+impl WireError {
+    /// The close code RFC 6455 §7.4.1 gives this failure: 1009 for a message too big to take,
+    /// 1002 for a broken frame or sequence.
+    pub fn close_code(&self) -> (u16, &'static str) {
+        match self {
+            WireError::Protocol(ProtocolError::Overflow) | WireError::TooLarge(_) => {
+                (CLOSE_TOO_BIG, "message too big")
+            }
+            WireError::Protocol(_) | WireError::StrayContinuation | WireError::Payload(_) => {
+                (CLOSE_PROTOCOL, "protocol error")
+            }
+        }
+    }
+}
+
+/// RFC 6455 close codes this side sends for the client's mistakes.
+pub const CLOSE_PROTOCOL: u16 = 1002;
+pub const CLOSE_INVALID_DATA: u16 = 1007;
+pub const CLOSE_TOO_BIG: u16 = 1009;
+
 /// The client's messages, decoded from the upgrade's request payload; frames and continued
 /// messages over `max` bytes are errors.
 pub fn incoming(payload: web::Payload, max: usize) -> impl Stream<Item = Result<Incoming, WireError>> {
@@ -199,7 +219,11 @@ impl Writer {
                 Ok(()) => {}
                 Err(Overflowed::Closed) => {
                     self.ended = true;
-                    self.encode(Message::Close(None), &mut buf);
+                    let reason = self.outbox.close_reason().map(|(code, description)| CloseReason {
+                        code: CloseCode::from(code),
+                        description: Some(description.into()),
+                    });
+                    self.encode(Message::Close(reason), &mut buf);
                     return Some(buf.freeze());
                 }
                 Err(Overflowed::SlowConsumer) => {
