@@ -11,8 +11,10 @@ use figment::providers::{Env, Serialized};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
+pub mod http;
 pub mod realtime;
 pub mod security;
+pub use http::{CorsConfig, CorsOrigin, HstsConfig, HttpConfig, MetricsConfig};
 pub use realtime::{RealtimeConfig, SlowConsumer, WsAuthMode};
 pub use security::{
     AuthConfig, ClientIpConfig, CookieConfig, EmailTransport, LimiterConfig, MailConfig, Outbox,
@@ -202,6 +204,8 @@ pub struct Config {
     pub mail: MailConfig,
     /// Replication feed, WebSocket and SSE settings.
     pub realtime: RealtimeConfig,
+    /// `/metrics` access, CORS and HSTS.
+    pub http: HttpConfig,
 }
 
 /// A configuration value that cannot be used.
@@ -230,8 +234,13 @@ impl Config {
                 .merge(Env::raw().only(realtime::ENV_NAMES))
                 .extract()
                 .map_err(Box::new)?;
+        let http: http::HttpEnv = Figment::from(Serialized::defaults(http::HttpEnv::default()))
+            .merge(Env::raw().only(http::ENV_NAMES))
+            .extract()
+            .map_err(Box::new)?;
         let mut config = Config::from_raw(raw, security)?;
         config.realtime = realtime.resolve()?;
+        config.http = http.resolve()?;
         Ok(config)
     }
 
@@ -309,6 +318,7 @@ impl Config {
             pressure: security.pressure,
             mail: security.mail,
             realtime: RealtimeConfig::default(),
+            http: HttpConfig::default(),
         })
     }
 }

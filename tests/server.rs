@@ -100,7 +100,43 @@ async fn info_shows_the_project_and_admin_details() {
             .starts_with(char::is_numeric)
     );
     assert_eq!(admin["queryLimit"]["default"], 100);
+    // Realtime is off in this app and no limiter is on.
+    assert_eq!(admin["websocket"], false);
+    assert_eq!(admin["rateLimit"], false);
     app.stop().await;
+
+    // What is configured is what is reported.
+    let mut config = common::test_config(&common::fresh_database().await);
+    config.realtime.enabled = true;
+    config.realtime.slot = Some(format!("info_{}", uuid::Uuid::new_v4().simple()));
+    config.rate_limits.per_ip.enabled = true;
+    config.rate_limits.per_ip.points = 70;
+    config.query.max_limit = Some(500);
+    let slot = config.realtime.slot.clone().unwrap();
+    let app = common::spawn_app_with(config).await;
+    let info = app.get("/server/info").await.data();
+    assert_eq!(
+        info["rateLimit"],
+        serde_json::json!({"points": 70, "duration": 1})
+    );
+    assert_eq!(info["rateLimitGlobal"], false);
+    assert_eq!(
+        info["queryLimit"],
+        serde_json::json!({"default": 100, "max": 500})
+    );
+    assert_eq!(
+        info["websocket"],
+        serde_json::json!({"rest": {"authentication": "handshake", "path": "/websocket"},
+            "graphql": false, "heartbeat": 30, "collaborativeEditing": true, "logs": false})
+    );
+    let database = app.database.clone();
+    app.stop().await;
+    let pool = sqlx::PgPool::connect(&common::database_url(&database))
+        .await
+        .unwrap();
+    // Slots are cluster-wide and pin WAL: this one goes with the test.
+    directrix::db::replication::drop_slot(&pool, &slot).await.unwrap();
+    pool.close().await;
 }
 
 #[actix_web::test]
@@ -108,7 +144,7 @@ async fn metrics_count_requests_by_route_pattern() {
     let app = spawn_app().await;
     app.get("/collections/anything").await;
     app.get("/collections/else").await;
-    let metrics = app.send(Method::GET, "/metrics", None, None).await;
+    let metrics = app.get("/metrics").await;
     assert_eq!(metrics.status, 200);
     assert!(
         metrics.text.contains(
@@ -160,5 +196,130 @@ async fn a_revoked_static_token_stops_working_at_once() {
         app.get("/collections").await.status == 401
     })
     .await;
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn metrics_need_an_admin_or_a_metrics_token() {
+    let mut config = common::test_config(&common::fresh_database().await);
+    config.http.metrics.tokens = vec!["scraper-secret".to_string().into()];
+    let app = common::spawn_app_with(config).await;
+    let as_public = app.send(Method::GET, "/metrics", None, None).await;
+    as_public.assert_error(403, "FORBIDDEN");
+    assert!(!as_public.text.contains("directrix_"), "nothing leaks");
+    let scrape = |auth: &'static str| {
+        let req = app
+            .client
+            .get(format!("{}/metrics", app.base))
+            .header("authorization", auth);
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(scrape("Metrics scraper-secret").await, 200);
+    assert_eq!(scrape("metrics scraper-secret").await, 200);
+    assert_eq!(scrape("Metrics scraper-secreT").await, 403);
+    assert_eq!(scrape("Bearer scraper-secret").await, 401);
+    assert_eq!(app.get("/metrics").await.status, 200, "admins may read");
+    app.stop().await;
+
+    // Explicitly opened, or switched off.
+    let mut config = common::test_config(&common::fresh_database().await);
+    config.http.metrics.public = true;
+    let app = common::spawn_app_with(config).await;
+    assert_eq!(app.send(Method::GET, "/metrics", None, None).await.status, 200);
+    app.stop().await;
+    let mut config = common::test_config(&common::fresh_database().await);
+    config.http.metrics.enabled = false;
+    let app = common::spawn_app_with(config).await;
+    app.get("/metrics").await.assert_error(404, "ROUTE_NOT_FOUND");
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn every_response_carries_security_headers() {
+    let app = spawn_app().await;
+    for reply in [
+        app.get("/server/ping").await,
+        app.get("/items/nothing").await,
+        app.get("/no/such/route").await,
+        app.send(Method::GET, "/users/me", None, Some("bad-token")).await,
+    ] {
+        let h = &reply.headers;
+        assert_eq!(h["x-content-type-options"], "nosniff", "{:?}", reply);
+        assert_eq!(h["referrer-policy"], "no-referrer");
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"));
+        assert!(
+            h.get("access-control-allow-origin").is_none(),
+            "CORS is off by default"
+        );
+    }
+    // CORS off: a preflight is not answered as one.
+    let preflight = app
+        .client
+        .request(Method::OPTIONS, format!("{}/items/x", app.base))
+        .header("origin", "https://app.example")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.headers().get("access-control-allow-origin").is_none());
+    app.stop().await;
+}
+
+#[actix_web::test]
+async fn cors_answers_allowed_origins_only() {
+    let mut config = common::test_config(&common::fresh_database().await);
+    config.http.cors.enabled = true;
+    config.http.cors.origin = directrix::config::http::parse_origin(
+        "https://app.example,regex:^https://[a-z]+\\.tenant\\.example$",
+    )
+    .unwrap();
+    let app = common::spawn_app_with(config).await;
+    let preflight = |origin: &'static str| {
+        let req = app
+            .client
+            .request(Method::OPTIONS, format!("{}/items/articles", app.base))
+            .header("origin", origin)
+            .header("access-control-request-method", "PATCH")
+            .header("access-control-request-headers", "content-type,authorization");
+        async move { req.send().await.unwrap() }
+    };
+    let ok = preflight("https://app.example").await;
+    assert_eq!(ok.status(), 204);
+    let h = ok.headers();
+    assert_eq!(h["access-control-allow-origin"], "https://app.example");
+    assert_eq!(h["access-control-allow-credentials"], "true");
+    assert_eq!(h["access-control-allow-methods"], "GET,POST,PATCH,DELETE");
+    assert_eq!(h["access-control-allow-headers"], "Content-Type,Authorization");
+    assert_eq!(h["access-control-max-age"], "18000");
+    let pattern = preflight("https://acme.tenant.example").await;
+    assert_eq!(
+        pattern.headers()["access-control-allow-origin"],
+        "https://acme.tenant.example"
+    );
+    let refused = preflight("https://evil.example").await;
+    assert!(refused.headers().get("access-control-allow-origin").is_none());
+    // An actual request: the origin echoed, `Vary: Origin`, exposed headers.
+    let res = app
+        .client
+        .get(format!("{}/server/ping", app.base))
+        .header("origin", "https://app.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
+    assert_eq!(res.headers()["vary"], "Origin");
+    assert_eq!(res.headers()["access-control-expose-headers"], "Content-Range");
+    let res = app
+        .client
+        .get(format!("{}/server/ping", app.base))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(res.headers().get("access-control-allow-origin").is_none());
     app.stop().await;
 }

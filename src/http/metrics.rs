@@ -4,7 +4,7 @@
 
 mod replication;
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
 
 use super::state::AppState;
@@ -69,8 +69,43 @@ impl Metrics {
     }
 }
 
-/// `GET /metrics`, in the Prometheus text format.
-pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, Error> {
+/// Whether the request carries `Authorization: Metrics <one of tokens>` (compared in constant
+/// time, so the comparison does not leak a token's prefix).
+fn scraper_token(req: &HttpRequest, tokens: &[secrecy::SecretString]) -> bool {
+    use secrecy::ExposeSecret;
+    let Some(presented) = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("metrics"))
+        .map(|(_, token)| token.as_bytes())
+    else {
+        return false;
+    };
+    tokens.iter().any(|token| {
+        let token = token.expose_secret().as_bytes();
+        token.len() == presented.len()
+            && token.iter().zip(presented).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    })
+}
+
+/// `GET /metrics`, in the Prometheus text format, for admins and for scrapers presenting one
+/// of `METRICS_TOKENS` as `Authorization: Metrics <token>` (Directus's scheme); anyone else
+/// gets `FORBIDDEN`, unless `METRICS_PUBLIC` opens it. `METRICS_ENABLED=false`: no route.
+pub async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, Error> {
+    let config = &state.config.http.metrics;
+    if !config.enabled {
+        return Err(Error::RouteNotFound {
+            path: req.path().to_string(),
+        });
+    }
+    if !config.public && !scraper_token(&req, &config.tokens) {
+        let acc = super::auth::authenticate(&req, &state).await?;
+        if !acc.admin {
+            return Err(Error::Forbidden);
+        }
+    }
     let body = state.metrics.render().map_err(Error::internal)?;
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")

@@ -5,6 +5,7 @@ pub mod access;
 pub mod auth;
 pub mod body;
 pub mod collections;
+pub mod edge;
 pub mod envelope;
 pub mod export;
 pub mod fields;

@@ -1,10 +1,11 @@
 //! The request middleware: a request id (the client's `X-Request-Id` if it is sane, else a new
 //! UUID, echoed back), a root `tracing` span per request, one log line per response, and the
-//! Prometheus counters.
+//! Prometheus counters. Being outermost, it also has [`super::edge`] decorate every response
+//! (security and CORS headers) and answer CORS preflights.
 
 use std::time::Instant;
 
-use actix_web::body::MessageBody;
+use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
@@ -19,7 +20,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub async fn observe(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let request_id = req
         .headers()
         .get(&REQUEST_ID)
@@ -27,9 +28,16 @@ pub async fn observe(
         .filter(|id| !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()))
         .map(str::to_string)
         .unwrap_or_else(new_request_id);
-    let metrics = req
-        .app_data::<web::Data<AppState>>()
-        .map(|state| state.metrics.clone());
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let metrics = state.as_ref().map(|state| state.metrics.clone());
+    let origin = req.headers().get(actix_web::http::header::ORIGIN).cloned();
+    if let Some(state) = &state
+        && let Some(res) = super::edge::preflight(req.method(), req.headers(), &state.config.http)
+    {
+        let mut res = req.into_response(res).map_into_right_body();
+        super::edge::decorate(res.headers_mut(), &state.config.http, origin.as_ref());
+        return Ok(res);
+    }
     let method = req.method().to_string();
     let span = tracing::info_span!(
         "request",
@@ -39,7 +47,12 @@ pub async fn observe(
         request_id = %request_id,
     );
     let started = Instant::now();
-    let mut res = next.call(req).instrument(span.clone()).await?;
+    // Handlers' and the limits' refusals arrive here as responses, so they are decorated too.
+    let mut res = next
+        .call(req)
+        .instrument(span.clone())
+        .await?
+        .map_into_left_body();
     let elapsed = started.elapsed();
     let route = res
         .request()
@@ -50,6 +63,9 @@ pub async fn observe(
     span.record("status", status);
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         res.headers_mut().insert(REQUEST_ID, value);
+    }
+    if let Some(state) = &state {
+        super::edge::decorate(res.headers_mut(), &state.config.http, origin.as_ref());
     }
     if let Some(metrics) = metrics {
         metrics.observe(&method, &route, status, elapsed.as_secs_f64());

@@ -113,11 +113,19 @@ pub async fn info(acc: Accountability, state: web::Data<AppState>) -> Result<Htt
     data["mcp_enabled"] = json!(false);
     data["setupCompleted"] = json!(true);
     if acc.user.is_some() {
-        data["rateLimit"] = json!(false);
-        data["rateLimitGlobal"] = json!(false);
+        let config = &state.config;
+        let limiter = |l: &crate::config::LimiterConfig| match l.enabled {
+            true => json!({ "points": l.points, "duration": l.duration.as_secs() }),
+            false => json!(false),
+        };
+        data["rateLimit"] = limiter(&config.rate_limits.per_ip);
+        data["rateLimitGlobal"] = limiter(&config.rate_limits.global);
         data["extensions"] = json!({ "limit": null });
-        data["queryLimit"] = json!({ "default": 100, "max": -1 });
-        data["websocket"] = json!(false);
+        data["queryLimit"] = json!({
+            "default": config.query.default_limit,
+            "max": config.query.max_limit.unwrap_or(-1),
+        });
+        data["websocket"] = websocket_info(&config.realtime, config.realtime.enabled);
         data["uploads"] = json!({ "tus": false, "maxParallel": 5 });
         data["version"] = json!(env!("CARGO_PKG_VERSION"));
     }
@@ -133,4 +141,33 @@ pub async fn info(acc: Accountability, state: web::Data<AppState>) -> Result<Htt
         });
     }
     Ok(HttpResponse::Ok().json(json!({ "data": data })))
+}
+
+/// `/server/info`'s `websocket`, in Directus's shape (`false` when off; GraphQL and log
+/// streaming are not served).
+fn websocket_info(realtime: &crate::config::RealtimeConfig, running: bool) -> Value {
+    if !running || !realtime.ws_enabled {
+        return json!(false);
+    }
+    let rest = match realtime.ws_rest_enabled {
+        true => json!({
+            "authentication": match realtime.ws_auth {
+                crate::config::WsAuthMode::Public => "public",
+                crate::config::WsAuthMode::Handshake => "handshake",
+                crate::config::WsAuthMode::Strict => "strict",
+            },
+            "path": realtime.ws_path,
+        }),
+        false => json!(false),
+    };
+    json!({
+        "rest": rest,
+        "graphql": false,
+        "heartbeat": match realtime.heartbeat_enabled {
+            true => json!(realtime.heartbeat_period.as_secs()),
+            false => json!(false),
+        },
+        "collaborativeEditing": realtime.collab_enabled,
+        "logs": false,
+    })
 }
