@@ -833,3 +833,66 @@ async fn hashed_and_concealed_fields_cannot_order_or_group() {
     assert_eq!(counted, json!([{"count": {"token": "1"}}]));
     w.app.stop().await;
 }
+
+#[actix_web::test]
+async fn access_changes_through_the_api_apply_to_the_very_next_request() {
+    let w = world().await;
+    let admin_role: String = w.app.get("/users/me?fields=role").await.data()["role"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The notification that also clears the cache arrives a moment after the commit, and
+    // usually before the next request. Without it, only the request itself can have cleared
+    // the cache: the triggers go, for this database, so the test sees that alone.
+    w.app
+        .sql(
+            "drop trigger users_changed on directrix.users; \
+             drop trigger users_updated on directrix.users; \
+             drop trigger permissions_changed on directrix.permissions",
+        )
+        .await;
+    for i in 0..3 {
+        let token = format!("static-token-of-admin-{i}-0123456789");
+        let user = w
+            .app
+            .post(
+                "/users",
+                json!({"email": format!("admin{i}@example.com"), "role": admin_role, "token": token}),
+            )
+            .await
+            .data();
+        let me = w.app.send(Method::GET, "/users/me", None, Some(&token)).await;
+        assert_eq!(me.status, 200, "the token works and is cached: {}", me.text);
+        let path = format!("/users/{}", user["id"].as_str().unwrap());
+        assert_eq!(w.app.delete(&path).await.status, 204);
+        w.app
+            .send(Method::GET, "/users/me", None, Some(&token))
+            .await
+            .assert_error(401, "INVALID_CREDENTIALS");
+    }
+    // A permission taken away: the editor's next write is refused.
+    for i in 0..3 {
+        let granted = w
+            .app
+            .post(
+                "/permissions",
+                json!({"policy": EDITOR_POLICY, "collection": "comments", "action": "create", "fields": ["*"]}),
+            )
+            .await
+            .data();
+        let created = w
+            .editor(
+                Method::POST,
+                "/items/comments",
+                Some(json!({"body": format!("c{i}")})),
+            )
+            .await;
+        assert_eq!(created.status, 200, "{}", created.text);
+        let path = format!("/permissions/{}", granted["id"]);
+        assert_eq!(w.app.delete(&path).await.status, 204);
+        w.editor(Method::POST, "/items/comments", Some(json!({"body": "late"})))
+            .await
+            .assert_error(403, "FORBIDDEN");
+    }
+    w.app.stop().await;
+}

@@ -58,6 +58,25 @@ fn hash_field(field: &str, text: &str) -> Result<String, String> {
     crate::core::password::hash(text).map_err(|e| e.to_string())
 }
 
+/// The system collections behind who a caller is and what they may do.
+const ACCESS_COLLECTIONS: [&str; 5] = [
+    "directus_users",
+    "directus_roles",
+    "directus_policies",
+    "directus_access",
+    "directus_permissions",
+];
+
+/// After a committed write: one that changed users, roles, policies, access or permissions
+/// (or wrote nested items, which may be any of those) drops the access cache before the
+/// response goes out, so the caller's next request already sees it. The notification does the
+/// same on every instance, a moment later.
+fn forget_access(state: &AppState, collection: &Collection, nested: bool) {
+    if nested || ACCESS_COLLECTIONS.contains(&collection.collection.as_str()) {
+        state.access.clear();
+    }
+}
+
 fn check_batch(state: &AppState, count: usize) -> Result<(), Error> {
     match state.config.max_batch_mutation {
         Some(max) if count > max => Err(Error::payload(format!(
@@ -163,6 +182,7 @@ pub async fn create(
             );
         }
         tx.commit().await?;
+        forget_access(&state, collection, true);
     } else if let [values] = prepared.as_slice() {
         // One statement is atomic on its own: no transaction round trips, and when the
         // read-back needs only the new row, it comes back from the same statement.
@@ -178,18 +198,21 @@ pub async fn create(
                 &select.text,
             )
             .await?;
+            forget_access(&state, collection, false);
             return Ok(match row {
                 Some(row) => json_response(format!("{{\"data\":{row}}}")),
                 None => HttpResponse::NoContent().finish(),
             });
         }
         keys.push(write::insert(&mut conn, &state.config.user_schema, collection, values).await?);
+        forget_access(&state, collection, false);
     } else {
         let mut tx = state.pool.begin().await?;
         for values in &prepared {
             keys.push(write::insert(&mut tx, &state.config.user_schema, collection, values).await?);
         }
         tx.commit().await?;
+        forget_access(&state, collection, false);
     }
     read_back(&state, &acc, &req, &schema, collection, &keys, !many).await
 }
@@ -248,6 +271,7 @@ pub(super) async fn update_by_key(
         )
         .await?;
         tx.commit().await?;
+        forget_access(state, collection, true);
     } else {
         let values = payload::prepare(collection, &body, Mode::Update, &ctx)?;
         // One statement is atomic on its own: no transaction round trips.
@@ -260,6 +284,7 @@ pub(super) async fn update_by_key(
             &values,
         )
         .await?;
+        forget_access(state, collection, false);
     }
     read_back(state, acc, req, &schema, collection, &[key], true).await
 }
@@ -277,6 +302,12 @@ pub async fn update_many(
     let stamp = Stamp::of(&acc);
     let ctx = stamp.context();
     let body = body.into_inner();
+    let nested_writes = match &body {
+        Value::Array(items) => items.iter().any(|i| nested::has_nested(&schema, collection, i)),
+        other => [other, other.get("data").unwrap_or(&Value::Null)]
+            .into_iter()
+            .any(|v| nested::has_nested(&schema, collection, v)),
+    };
     let vars = acc.variables();
     let name = collection.collection.as_str();
     let rules = write_rules(&acc, &schema, name, Action::Update, &vars)?;
@@ -346,6 +377,7 @@ pub async fn update_many(
         keys
     };
     tx.commit().await?;
+    forget_access(&state, collection, nested_writes);
     read_back(
         &state,
         &acc,
@@ -409,6 +441,7 @@ pub async fn delete_one(
     ensure_deletable(&state, &acc, &schema, collection, std::slice::from_ref(&key)).await?;
     let mut conn = state.pool.acquire().await?;
     write::delete(&mut conn, &state.config.user_schema, collection, &[key]).await?;
+    forget_access(&state, collection, false);
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -438,6 +471,7 @@ pub async fn delete_many(
     let mut tx = state.pool.begin().await?;
     write::delete(&mut tx, &state.config.user_schema, collection, &keys).await?;
     tx.commit().await?;
+    forget_access(&state, collection, false);
     Ok(HttpResponse::NoContent().finish())
 }
 
