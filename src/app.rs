@@ -50,6 +50,9 @@ impl App {
         let database = pool::open(&config).await?;
         let pool = database.pool;
         bootstrap::migrate(&pool).await.context("applying migrations")?;
+        crate::db::permissions::record_user_schema(&pool, &config.user_schema)
+            .await
+            .context("recording the user schema")?;
         let outcome = bootstrap::bootstrap(
             &pool,
             &config.admin_email,

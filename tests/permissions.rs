@@ -896,3 +896,118 @@ async fn access_changes_through_the_api_apply_to_the_very_next_request() {
     }
     w.app.stop().await;
 }
+
+#[actix_web::test]
+async fn deleted_fields_and_collections_take_their_permissions_with_them() {
+    let w = world().await;
+    w.app
+        .post("/fields/articles", json!({"field": "tmpf", "type": "string"}))
+        .await
+        .data();
+    w.app
+        .sql(&format!(
+            r#"update directrix.permissions set fields = fields || ',tmpf'
+                   where policy = '{EDITOR_POLICY}' and collection = 'articles' and action = 'read';
+               update directrix.permissions set
+                   fields = fields || ',tmpf',
+                   presets = '{{"status": "draft", "author": "$CURRENT_USER", "tmpf": "x"}}',
+                   validation = '{{"_and": [{{"tmpf": {{"_eq": "x"}}}}, {{"title": {{"_nnull": true}}}}]}}'
+                   where policy = '{EDITOR_POLICY}' and collection = 'articles' and action = 'create';"#
+        ))
+        .await;
+    w.app
+        .eventually("the editor reads tmpf", || async {
+            w.editor(Method::GET, "/items/articles?fields=tmpf", None)
+                .await
+                .status
+                == 200
+        })
+        .await;
+    let rules = |action: &'static str| {
+        let app = &w.app;
+        async move {
+            app.get(&format!(
+                "/permissions?filter[policy][_eq]={EDITOR_POLICY}&filter[collection][_eq]=articles&filter[action][_eq]={action}"
+            ))
+            .await
+            .data()[0]
+                .clone()
+        }
+    };
+
+    // Deleted through the API: in the same transaction, before the 204.
+    assert_eq!(w.app.delete("/fields/articles/tmpf").await.status, 204);
+    let read = rules("read").await;
+    assert_eq!(
+        read["fields"],
+        json!(["id", "title", "status", "secret", "author"])
+    );
+    let create = rules("create").await;
+    assert_eq!(create["fields"], json!(["title", "status", "author"]));
+    assert_eq!(
+        create["presets"],
+        json!({"status": "draft", "author": "$CURRENT_USER"})
+    );
+    assert_eq!(
+        create["validation"],
+        json!({"_and": [{"title": {"_nnull": true}}]})
+    );
+    // A new field under the old name is not readable.
+    w.app
+        .post("/fields/articles", json!({"field": "tmpf", "type": "string"}))
+        .await
+        .data();
+    w.editor(Method::GET, "/items/articles?fields=tmpf", None)
+        .await
+        .assert_error(403, "FORBIDDEN");
+
+    // Dropped with SQL (the event trigger): the same, in the DROP's own transaction.
+    w.app
+        .sql(&format!(
+            r#"update directrix.permissions set fields = fields || ',tmpf'
+                   where policy = '{EDITOR_POLICY}' and collection = 'articles' and action = 'read';
+               alter table articles drop column tmpf;
+               alter table articles add column tmpf text;"#
+        ))
+        .await;
+    assert!(
+        !rules("read").await["fields"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("tmpf"))
+    );
+
+    // A deleted collection's permissions go; a new one of that name starts with none.
+    assert_eq!(w.app.delete("/collections/comments").await.status, 204);
+    let left = w
+        .app
+        .get("/permissions?filter[collection][_eq]=comments")
+        .await
+        .data();
+    assert_eq!(left, json!([]));
+    w.app
+        .post(
+            "/collections",
+            json!({"collection": "comments", "schema": {}, "fields": [{"field": "body", "type": "string"}]}),
+        )
+        .await
+        .data();
+    w.editor(Method::GET, "/items/comments", None)
+        .await
+        .assert_error(403, "FORBIDDEN");
+    // And dropped with SQL.
+    w.app
+        .sql(&format!(
+            r#"insert into directrix.permissions (policy, collection, action, fields)
+                   values ('{EDITOR_POLICY}', 'comments', 'read', '*');
+               drop table comments;"#
+        ))
+        .await;
+    let left = w
+        .app
+        .get("/permissions?filter[collection][_eq]=comments")
+        .await
+        .data();
+    assert_eq!(left, json!([]));
+    w.app.stop().await;
+}

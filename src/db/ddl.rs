@@ -197,6 +197,7 @@ pub async fn delete_collection(
         .await?;
     }
     metadata::delete_collection(&mut tx, &collection.collection).await?;
+    crate::db::permissions::forget_collection(&mut tx, &collection.collection).await?;
     tx.commit().await?;
     Ok(())
 }
@@ -382,6 +383,7 @@ pub async fn delete_field(
     }
     metadata::delete_field(&mut tx, collection, field).await?;
     metadata::delete_relation(&mut tx, collection, field).await?;
+    crate::db::permissions::forget_field(&mut tx, collection, field).await?;
     tx.commit().await?;
     Ok(())
 }

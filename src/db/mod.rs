@@ -13,6 +13,7 @@ pub mod ddl;
 pub mod introspect;
 pub mod items;
 pub mod metadata;
+pub mod permissions;
 pub mod pool;
 pub mod replication;
 pub mod sessions;
