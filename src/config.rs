@@ -239,7 +239,7 @@ impl Config {
             .extract()
             .map_err(Box::new)?;
         let mut config = Config::from_raw(raw, security)?;
-        config.realtime = realtime.resolve()?;
+        config.realtime = realtime.resolve(&config.rate_limits.per_ip)?;
         config.http = http.resolve()?;
         Ok(config)
     }

@@ -89,6 +89,9 @@ pub enum Error {
     /// HTTP 429: a rate limiter is out of points; `Retry-After` says when it refills.
     #[error("Too many requests, retry after {}.", human_seconds(*retry_after_secs))]
     RequestsExceeded { retry_after_secs: u64 },
+    /// HTTP 403: a request past a documented cap (Directus's `LimitExceededError`).
+    #[error("{what}")]
+    LimitExceeded { what: String },
     /// HTTP 503: the server is saturated and sheds load instead of queueing (Directus's
     /// pressure limiter); `Retry-After` is sent.
     #[error("Service \"api\" is unavailable. Under pressure.")]
@@ -151,6 +154,7 @@ impl Error {
             Error::InvalidIp => "INVALID_IP",
             Error::InvalidOtp => "INVALID_OTP",
             Error::RequestsExceeded { .. } => "REQUESTS_EXCEEDED",
+            Error::LimitExceeded { .. } => "LIMIT_EXCEEDED",
             Error::UnderPressure { .. } => "SERVICE_UNAVAILABLE",
             Error::ContentTooLarge => "CONTENT_TOO_LARGE",
             Error::UnsupportedMediaType { .. } => "UNSUPPORTED_MEDIA_TYPE",
@@ -165,7 +169,8 @@ impl Error {
             Error::Forbidden
             | Error::ForbiddenCollection { .. }
             | Error::ForbiddenField { .. }
-            | Error::InvalidToken => StatusCode::FORBIDDEN,
+            | Error::InvalidToken
+            | Error::LimitExceeded { .. } => StatusCode::FORBIDDEN,
             Error::InvalidPayload { .. }
             | Error::FailedValidation { .. }
             | Error::InvalidQuery { .. }
@@ -238,6 +243,7 @@ impl Error {
             | Error::InvalidIp
             | Error::InvalidOtp
             | Error::RequestsExceeded { .. }
+            | Error::LimitExceeded { .. }
             | Error::ContentTooLarge
             | Error::Internal(_) => {}
         }

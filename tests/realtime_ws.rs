@@ -448,7 +448,69 @@ async fn the_message_rate_limit_answers_requests_exceeded_and_keeps_the_connecti
     // Other connections have their own budget.
     let mut other = ws_admin(&rt).await;
     other.roundtrip("fresh").await;
-    drop((socket, other));
+    // Sustained abuse: past twice the points refused in a row, the connection is closed.
+    for i in 0..20 {
+        socket.send(json!({"type": "ping", "uid": i})).await;
+    }
+    let (seen, code) = socket.until_closed_with_code().await;
+    assert!(
+        seen.iter().all(|m| m["error"]["code"] == "REQUESTS_EXCEEDED"),
+        "{seen:?}"
+    );
+    assert_eq!(code, Some(1008));
+    other.roundtrip("unaffected").await;
+    drop(other);
+    rt.finish().await;
+}
+
+#[actix_web::test]
+async fn subscriptions_per_connection_are_capped() {
+    let rt = app_with_articles(|c| c.realtime.max_subscriptions = 3).await;
+    let mut socket = ws_admin(&rt).await;
+    for uid in ["a", "b", "c"] {
+        socket
+            .subscribe(json!({"type": "subscribe", "collection": "articles", "uid": uid, "event": "create"}))
+            .await;
+    }
+    // Re-using a uid replaces, so it still fits.
+    socket
+        .subscribe(json!({"type": "subscribe", "collection": "articles", "uid": "a", "event": "create"}))
+        .await;
+    socket
+        .send(json!({"type": "subscribe", "collection": "articles", "uid": "d"}))
+        .await;
+    let refused = socket.recv().await;
+    assert_eq!(
+        refused,
+        json!({"type": "subscribe", "status": "error", "uid": "d", "error": {
+            "code": "LIMIT_EXCEEDED", "message": "Too many subscriptions on this connection (at most 3)."}})
+    );
+    socket.send(json!({"type": "unsubscribe", "uid": "b"})).await;
+    socket.recv().await;
+    socket
+        .subscribe(json!({"type": "subscribe", "collection": "articles", "uid": "d", "event": "create"}))
+        .await;
+    // One insert: each live subscription gets it once.
+    rt.sql("insert into articles (title) values ('one')").await;
+    let mut uids = Vec::new();
+    for _ in 0..3 {
+        uids.push(
+            socket.expect_event("create").await["uid"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    uids.sort();
+    assert_eq!(uids, ["a", "c", "d"]);
+    // A stream naming too many collections is refused the same way.
+    let res = realtime::stream_request(&rt, "collection=a,b,c,d", Some(common::ADMIN_TOKEN), None)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    assert!(res.text().await.unwrap().contains("LIMIT_EXCEEDED"));
+    drop(socket);
     rt.finish().await;
 }
 

@@ -84,12 +84,19 @@ pub struct RealtimeConfig {
     pub heartbeat_period: Duration,
     /// `WEBSOCKETS_MAX_MESSAGE_SIZE` bytes (default 1 MiB; ours).
     pub ws_max_message_size: usize,
-    /// `RATE_LIMITER_WEBSOCKETS_ENABLED` (default false, as Directus's `RATE_LIMITER_ENABLED`).
+    /// Whether socket messages are rate limited: on whenever the HTTP limiter is
+    /// (`RATE_LIMITER_ENABLED`, as in Directus); `RATE_LIMITER_WEBSOCKETS_ENABLED` (ours)
+    /// overrides either way.
     pub ws_rate_enabled: bool,
-    /// `RATE_LIMITER_WEBSOCKETS_POINTS` (default 50) messages per
-    /// `RATE_LIMITER_WEBSOCKETS_DURATION` seconds (default 1), per connection.
+    /// `RATE_LIMITER_WEBSOCKETS_POINTS` messages per `RATE_LIMITER_WEBSOCKETS_DURATION`
+    /// seconds, per connection; each defaults to its `RATE_LIMITER_*` counterpart (50 per 1 s).
+    /// A connection refused more than twice its points in a row is closed (1008).
     pub ws_rate_points: u32,
     pub ws_rate_duration: Duration,
+    /// `WEBSOCKETS_MAX_SUBSCRIPTIONS` (ours, default 100, as Supabase's channels per client):
+    /// subscriptions one connection may hold; one more is refused with `LIMIT_EXCEEDED`. Also
+    /// the most collections one `/stream` may name.
+    pub max_subscriptions: usize,
     /// `WEBSOCKETS_COLLAB_ENABLED` (default true): presence, broadcast and field locks.
     pub collab_enabled: bool,
     /// `SSE_ENABLED` (default true): `GET /stream`.
@@ -122,6 +129,7 @@ impl Default for RealtimeConfig {
             ws_rate_enabled: false,
             ws_rate_points: 50,
             ws_rate_duration: Duration::from_secs(1),
+            max_subscriptions: 100,
             collab_enabled: true,
             sse_enabled: true,
             sse_keepalive: Duration::from_secs(15),
@@ -156,6 +164,7 @@ pub(super) struct RealtimeEnv {
     rate_limiter_websockets_points: Option<u32>,
     rate_limiter_websockets_duration: Option<u64>,
     websockets_collab_enabled: Option<bool>,
+    websockets_max_subscriptions: Option<usize>,
     sse_enabled: Option<bool>,
     sse_keepalive: Option<u64>,
 }
@@ -183,6 +192,7 @@ pub(super) const ENV_NAMES: &[&str] = &[
     "RATE_LIMITER_WEBSOCKETS_POINTS",
     "RATE_LIMITER_WEBSOCKETS_DURATION",
     "WEBSOCKETS_COLLAB_ENABLED",
+    "WEBSOCKETS_MAX_SUBSCRIPTIONS",
     "SSE_ENABLED",
     "SSE_KEEPALIVE",
 ];
@@ -195,7 +205,9 @@ fn invalid(name: &'static str, reason: impl Into<String>) -> ConfigError {
 }
 
 impl RealtimeEnv {
-    pub(super) fn resolve(self) -> Result<RealtimeConfig, ConfigError> {
+    /// Resolves the variables; the socket limiter follows `http` (the `RATE_LIMITER_*` one)
+    /// where its own variables are unset.
+    pub(super) fn resolve(self, http: &super::LimiterConfig) -> Result<RealtimeConfig, ConfigError> {
         let d = RealtimeConfig::default();
         let slow_consumer = match self.realtime_slow_consumer.as_deref() {
             None => d.slow_consumer,
@@ -284,16 +296,17 @@ impl RealtimeEnv {
                 d.heartbeat_period,
             )?,
             ws_max_message_size: self.websockets_max_message_size.unwrap_or(d.ws_max_message_size),
-            ws_rate_enabled: self.rate_limiter_websockets_enabled.unwrap_or(d.ws_rate_enabled),
-            ws_rate_points: self
-                .rate_limiter_websockets_points
-                .unwrap_or(d.ws_rate_points)
-                .max(1),
+            ws_rate_enabled: self.rate_limiter_websockets_enabled.unwrap_or(http.enabled),
+            ws_rate_points: self.rate_limiter_websockets_points.unwrap_or(http.points).max(1),
             ws_rate_duration: secs(
                 "RATE_LIMITER_WEBSOCKETS_DURATION",
                 self.rate_limiter_websockets_duration,
-                d.ws_rate_duration,
+                http.duration.max(Duration::from_secs(1)),
             )?,
+            max_subscriptions: self
+                .websockets_max_subscriptions
+                .unwrap_or(d.max_subscriptions)
+                .max(1),
             collab_enabled: self.websockets_collab_enabled.unwrap_or(d.collab_enabled),
             sse_enabled: self.sse_enabled.unwrap_or(d.sse_enabled),
             sse_keepalive: secs("SSE_KEEPALIVE", self.sse_keepalive, d.sse_keepalive)?,
@@ -305,10 +318,40 @@ impl RealtimeEnv {
 mod tests {
     use super::*;
 
+    fn limiter(enabled: bool) -> super::super::LimiterConfig {
+        super::super::LimiterConfig {
+            enabled,
+            points: 70,
+            duration: Duration::from_secs(2),
+        }
+    }
+
     #[test]
     fn defaults_resolve() {
-        let config = RealtimeEnv::default().resolve().map_err(|e| e.to_string());
-        assert!(matches!(config, Ok(c) if c.ws_enabled && c.ws_auth == WsAuthMode::Handshake));
+        let config = RealtimeEnv::default()
+            .resolve(&limiter(false))
+            .map_err(|e| e.to_string());
+        assert!(
+            matches!(config, Ok(c) if c.ws_enabled && c.ws_auth == WsAuthMode::Handshake && !c.ws_rate_enabled)
+        );
+    }
+
+    #[test]
+    fn the_socket_limiter_follows_the_http_one_unless_told() {
+        let config = RealtimeEnv::default().resolve(&limiter(true)).unwrap();
+        assert!(config.ws_rate_enabled);
+        assert_eq!(
+            (config.ws_rate_points, config.ws_rate_duration),
+            (70, Duration::from_secs(2))
+        );
+        let env = RealtimeEnv {
+            rate_limiter_websockets_enabled: Some(false),
+            rate_limiter_websockets_points: Some(5),
+            ..RealtimeEnv::default()
+        };
+        let config = env.resolve(&limiter(true)).unwrap();
+        assert!(!config.ws_rate_enabled);
+        assert_eq!(config.ws_rate_points, 5);
     }
 
     #[test]
@@ -317,16 +360,16 @@ mod tests {
             websockets_rest_conn_limit: Some("Infinity".into()),
             ..RealtimeEnv::default()
         };
-        assert!(matches!(env.resolve(), Ok(c) if c.ws_conn_limit.is_none()));
+        assert!(matches!(env.resolve(&limiter(false)), Ok(c) if c.ws_conn_limit.is_none()));
         let env = RealtimeEnv {
             websockets_rest_auth: Some("open".into()),
             ..RealtimeEnv::default()
         };
-        assert!(env.resolve().is_err());
+        assert!(env.resolve(&limiter(false)).is_err());
         let env = RealtimeEnv {
             realtime_slow_consumer: Some("drop".into()),
             ..RealtimeEnv::default()
         };
-        assert!(env.resolve().is_err());
+        assert!(env.resolve(&limiter(false)).is_err());
     }
 }

@@ -105,6 +105,12 @@ pub async fn stream(
         .map(|c| c.trim().to_string())
         .filter(|c| !c.is_empty())
         .collect();
+    let max = state.config.realtime.max_subscriptions;
+    if collections.len() > max {
+        return Err(Error::LimitExceeded {
+            what: format!("Too many collections in one stream (at most {max})."),
+        });
+    }
     let event = match param(&params, "event") {
         None => None,
         Some(text) => Some(

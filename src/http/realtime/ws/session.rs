@@ -67,6 +67,8 @@ pub struct WsSession {
     uids: Uids,
     /// Message-rate bucket: tokens left and when it was last filled.
     bucket: (f64, Instant),
+    /// Messages refused by the rate limit since the last one taken.
+    refused: u32,
     handshake_timer: Option<SpawnHandle>,
     connections: Arc<AtomicUsize>,
     /// A closing message is on its way: nothing more is read.
@@ -99,6 +101,7 @@ impl WsSession {
             subs: HashMap::new(),
             uids,
             bucket: (points, Instant::now()),
+            refused: 0,
             handshake_timer: None,
             connections,
             closing: false,
@@ -231,8 +234,15 @@ impl WsSession {
         self.heard();
         if let Err(ms) = self.take_token() {
             self.send(protocol::requests_exceeded(ms));
+            // A client that keeps sending through the refusals is not going to slow down.
+            self.refused += 1;
+            if self.refused > self.state.config.realtime.ws_rate_points.saturating_mul(2) {
+                self.outbox.set_close_reason(1008, "too many messages");
+                self.send_and_close(protocol::requests_exceeded(ms), ctx);
+            }
             return;
         }
+        self.refused = 0;
         let message = match protocol::parse(text) {
             Ok(message) => message,
             Err(err) => {
@@ -369,6 +379,19 @@ impl WsSession {
         };
         // Re-using a uid replaces the earlier subscription (Directus's code does).
         self.detach(&key);
+        let max = self.state.config.realtime.max_subscriptions;
+        if self.subs.len() >= max {
+            let err = Error::LimitExceeded {
+                what: format!("Too many subscriptions on this connection (at most {max})."),
+            };
+            self.send(protocol::error(
+                "subscribe",
+                err.code(),
+                &err.to_string(),
+                reply_uid.as_ref(),
+            ));
+            return;
+        }
         let compiled = match subscription::compile(
             &self.state,
             &acc,
