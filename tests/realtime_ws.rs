@@ -1084,3 +1084,55 @@ async fn a_stopping_server_closes_sockets_with_going_away_and_ends_streams() {
     assert!(matches!(ended, Ok(None)), "the stream did not end: {ended:?}");
     stopping.await.unwrap();
 }
+
+#[actix_web::test]
+async fn a_cookie_upgrade_from_a_foreign_origin_is_refused() {
+    let rt = app_with_articles(|c| {
+        c.http.cors.enabled = true;
+        c.http.cors.origin = directrix::config::http::parse_origin("https://trusted.example").unwrap();
+    })
+    .await;
+    let login = rt
+        .client
+        .post(format!("{}/auth/login", rt.base))
+        .json(&json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD, "mode": "session"}))
+        .send()
+        .await
+        .unwrap();
+    let cookie = login
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("directus_session_token="))
+        .map(|v| v.split(';').next().unwrap().to_string())
+        .expect("a session cookie");
+    let host = rt.base.trim_start_matches("http://").to_string();
+    let same = format!("http://{host}");
+    let upgrade = |origin: Option<String>, with_cookie: bool| {
+        let rt = &rt;
+        let cookie = cookie.clone();
+        async move {
+            let mut headers: Vec<(&str, String)> = Vec::new();
+            if with_cookie {
+                headers.push(("cookie", cookie));
+            }
+            if let Some(origin) = origin {
+                headers.push(("origin", origin));
+            }
+            let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            ws_try(rt, "", &headers).await.map(|_| ())
+        }
+    };
+    assert_eq!(upgrade(Some("https://evil.example".into()), true).await, Err(403));
+    assert_eq!(upgrade(Some("null".into()), true).await, Err(403));
+    assert_eq!(upgrade(Some(same.clone()), true).await, Ok(()));
+    assert_eq!(upgrade(None, true).await, Ok(()), "not a browser");
+    assert_eq!(
+        upgrade(Some("https://trusted.example".into()), true).await,
+        Ok(())
+    );
+    // Without the cookie nothing is borrowed from the browser: the socket must `auth` itself.
+    assert_eq!(upgrade(Some("https://evil.example".into()), false).await, Ok(()));
+    rt.finish().await;
+}

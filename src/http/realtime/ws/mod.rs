@@ -29,6 +29,44 @@ pub(super) fn error_reply(reply_type: &str, err: &Error, uid: Option<&serde_json
     })
 }
 
+/// Whether the upgrade's `Origin` may use the session cookie: none sent (not a browser), the
+/// request's own host, `PUBLIC_URL`'s origin, or one `CORS_ORIGIN` admits (with CORS on), as
+/// Directus's `is-origin-allowed`.
+fn origin_allowed(req: &HttpRequest, state: &AppState) -> bool {
+    use actix_web::http::header;
+    let Some(origin) = req.headers().get(header::ORIGIN) else {
+        return true;
+    };
+    let Some(origin) = origin.to_str().ok().and_then(|o| url::Url::parse(o).ok()) else {
+        return false;
+    };
+    let cors = &state.config.http.cors;
+    let text = origin.origin().ascii_serialization();
+    if cors.enabled && cors.origin.admits(&text) {
+        return true;
+    }
+    if url::Url::parse(&state.config.public_url).is_ok_and(|public| public.origin() == origin.origin()) {
+        return true;
+    }
+    let Some(host) = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()) else {
+        return false;
+    };
+    let (host_name, host_port) = match host.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((name, tail)) => (name, tail.strip_prefix(':').and_then(|p| p.parse::<u16>().ok())),
+            None => return false,
+        },
+        None => match host.rsplit_once(':') {
+            Some((name, port)) => (name, port.parse::<u16>().ok()),
+            None => (host, None),
+        },
+    };
+    let origin_host = origin.host_str().unwrap_or_default();
+    let origin_host = origin_host.trim_start_matches('[').trim_end_matches(']');
+    let default_port = origin.port_or_known_default();
+    origin_host.eq_ignore_ascii_case(host_name) && default_port == host_port.or(default_port)
+}
+
 /// `GET /websocket`: the upgrade.
 pub async fn websocket(
     req: HttpRequest,
@@ -64,6 +102,12 @@ pub async fn websocket(
         Ok(token) => token,
         Err(_) => return refuse(HttpResponse::Unauthorized().finish()),
     };
+    // A browser sends the session cookie with any page's upgrade request, so a cookie-borne
+    // upgrade from a foreign page would be a cross-site WebSocket hijack (CWE-1385).
+    if token.as_ref().is_some_and(|(_, from_cookie)| *from_cookie) && !origin_allowed(&req, &state) {
+        tracing::debug!("websocket upgrade with the session cookie from a foreign origin refused");
+        return refuse(HttpResponse::Forbidden().finish());
+    }
     let upgrade_auth = config.ws_auth == WsAuthMode::Strict
         || token.as_ref().is_some_and(|(_, _)| {
             req.query_string().contains("access_token=")
