@@ -366,6 +366,9 @@ impl From<crate::core::payload::PayloadError> for Error {
         match err {
             crate::core::payload::PayloadError::Invalid(reason) => Error::InvalidPayload { reason },
             crate::core::payload::PayloadError::Validation(failures) => Error::FailedValidation { failures },
+            crate::core::payload::PayloadError::TooLong { collection, field } => {
+                Error::ValueTooLong { collection, field }
+            }
         }
     }
 }

@@ -241,9 +241,14 @@ async fn postgres_constraint_failures_map_to_directus_codes() {
     .await
     .assert_error(400, "CONTAINS_NULL_VALUES");
     // 21. Shrinking a string below existing data: refused, never truncated.
-    app.patch("/fields/people/nick", json!({"schema": {"max_length": 5}}))
-        .await
-        .assert_error(400, "VALUE_TOO_LONG");
+    let shrunk = app
+        .patch("/fields/people/nick", json!({"schema": {"max_length": 5}}))
+        .await;
+    shrunk.assert_error(400, "VALUE_TOO_LONG");
+    assert_eq!(
+        shrunk.json()["errors"][0]["extensions"],
+        json!({"code": "VALUE_TOO_LONG", "collection": "people", "field": "nick"})
+    );
     // 22. A type change the data can't survive.
     app.patch("/fields/people/email", json!({"type": "integer"}))
         .await

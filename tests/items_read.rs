@@ -171,6 +171,27 @@ async fn search_method_takes_the_query_from_the_body() {
         )
         .await;
     assert_eq!(res.data(), json!([{"id": 1}, {"id": 2}]));
+    // `keys` reads those items only, with the query's filter and fields.
+    let search = |body: serde_json::Value| {
+        let app = &app;
+        async move {
+            app.request(
+                Method::from_bytes(b"SEARCH").unwrap(),
+                "/items/articles",
+                Some(body),
+            )
+            .await
+        }
+    };
+    let keyed = search(json!({"keys": [3, 1], "query": {"fields": ["id"], "sort": ["id"]}})).await;
+    assert_eq!(keyed.data(), json!([{"id": 1}, {"id": 3}]));
+    let narrowed =
+        search(json!({"keys": [1, 3], "query": {"fields": ["id"], "filter": {"views": {"_lt": 50}}}})).await;
+    assert_eq!(narrowed.data(), json!([{"id": 1}]));
+    assert_eq!(search(json!({"keys": []})).await.data(), json!([]));
+    search(json!({"keys": ["not a number"]}))
+        .await
+        .assert_error(403, "FORBIDDEN");
     app.stop().await;
 }
 

@@ -89,6 +89,11 @@ async fn a_failing_item_rolls_back_the_whole_batch() {
         )
         .await;
     res.assert_error(400, "VALUE_TOO_LONG");
+    assert_eq!(
+        res.json()["errors"][0]["extensions"],
+        json!({"code": "VALUE_TOO_LONG", "collection": "articles", "field": "title"}),
+        "the error names the field"
+    );
     let res = app
         .post(
             "/items/articles",

@@ -1011,3 +1011,39 @@ async fn deleted_fields_and_collections_take_their_permissions_with_them() {
     assert_eq!(left, json!([]));
     w.app.stop().await;
 }
+
+#[actix_web::test]
+async fn a_batch_update_needs_no_update_right_on_the_key() {
+    let w = world().await;
+    // The editor may update `title` only; the key names the items, it is not written.
+    let updated = w
+        .editor(
+            Method::PATCH,
+            "/items/articles?fields=id,title",
+            Some(json!([{"id": 1, "title": "renamed 1"}, {"id": 2, "title": "renamed 2"}])),
+        )
+        .await
+        .data();
+    assert_eq!(
+        updated,
+        json!([{"id": 1, "title": "renamed 1"}, {"id": 2, "title": "renamed 2"}])
+    );
+    // Someone else's item in the batch still refuses the whole batch.
+    w.editor(
+        Method::PATCH,
+        "/items/articles",
+        Some(json!([{"id": 1, "title": "again"}, {"id": 3, "title": "theirs"}])),
+    )
+    .await
+    .assert_error(403, "FORBIDDEN");
+    // And a field outside the update fields is refused.
+    w.editor(
+        Method::PATCH,
+        "/items/articles",
+        Some(json!([{"id": 1, "status": "published"}])),
+    )
+    .await
+    .assert_error(403, "FORBIDDEN");
+    assert_eq!(w.app.get("/items/articles/1").await.data()["title"], "renamed 1");
+    w.app.stop().await;
+}

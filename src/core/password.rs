@@ -43,6 +43,22 @@ pub fn token_digest(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
+/// The refresh token that succeeds the one whose digest is `digest`: derived (HMAC-SHA256 under
+/// `SECRET`), not random, so a refresh retried within the grace period gets the very same
+/// successor, as Directus hands out the same next session, although only digests are stored.
+/// Unguessable without the secret, even to someone who knows the digest.
+pub fn successor_token(secret: &[u8], digest: &str) -> String {
+    use hmac::{KeyInit, Mac};
+    let mut mac = match hmac::Hmac::<Sha256>::new_from_slice(secret) {
+        Ok(mac) => mac,
+        // HMAC takes keys of any length; unreachable, but a random token is a safe answer.
+        Err(_) => return generate(64),
+    };
+    mac.update(b"directrix refresh successor\0");
+    mac.update(digest.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
 /// A random password of `len` letters and digits, for the first admin when none is configured.
 pub fn generate(len: usize) -> String {
     use rand::Rng;
@@ -57,6 +73,15 @@ pub fn generate(len: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn successors_are_stable_per_token_and_secret() {
+        let a = successor_token(b"secret", "digest-1");
+        assert_eq!(a, successor_token(b"secret", "digest-1"));
+        assert_ne!(a, successor_token(b"secret", "digest-2"));
+        assert_ne!(a, successor_token(b"other", "digest-1"));
+        assert_eq!(a.len(), 64);
+    }
 
     #[test]
     fn hashes_verify_and_wrong_passwords_do_not() {

@@ -116,6 +116,9 @@ pub enum PayloadError {
     Invalid(String),
     /// `FAILED_VALIDATION`, every failure at once.
     Validation(Vec<Failure>),
+    /// `VALUE_TOO_LONG`: a string longer than its column's length. Checked here because
+    /// Postgres's own error (22001) names no column.
+    TooLong { collection: String, field: String },
 }
 
 /// What a write needs from the outside world.
@@ -212,6 +215,15 @@ pub fn prepare(
                     ctx,
                 )
                 .map_err(|reason| PayloadError::Invalid(format!("{reason} in field \"{}\"", field.field)))?;
+                let limited = matches!(field.field_type, FieldType::String | FieldType::Text);
+                if let (true, Some(max), Some(text)) = (limited, column.max_length, &text)
+                    && usize::try_from(max).is_ok_and(|max| text.chars().count() > max)
+                {
+                    return Err(PayloadError::TooLong {
+                        collection: collection.collection.clone(),
+                        field: field.field.clone(),
+                    });
+                }
                 out.push((field.field.clone(), text));
             }
         }

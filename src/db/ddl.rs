@@ -243,6 +243,17 @@ pub async fn create_field(
 /// `PATCH /fields/:collection/:field`.
 #[instrument(skip_all, fields(collection = %plan.collection, field = %plan.field))]
 pub async fn update_field(pool: &PgPool, schema: &str, plan: &UpdateField) -> Result<(), Error> {
+    // Postgres names no column when existing data no longer fits (22001): this field's.
+    alter_field(pool, schema, plan).await.map_err(|err| match err {
+        Error::ValueTooLong { .. } => Error::ValueTooLong {
+            collection: plan.collection.clone(),
+            field: plan.field.clone(),
+        },
+        other => other,
+    })
+}
+
+async fn alter_field(pool: &PgPool, schema: &str, plan: &UpdateField) -> Result<(), Error> {
     let mut tx = begin(pool).await?;
     let table = qualified(schema, &plan.collection);
     let column = ident(&plan.field);

@@ -66,7 +66,9 @@ pub async fn create(
 }
 
 /// Replaces the session `old` with `new` (expiring at `expires`), in one transaction that
-/// locks the old row, so two concurrent refreshes cannot both see it unrotated.
+/// locks the old row, so two concurrent refreshes cannot both see it unrotated. `new` is the
+/// digest of the successor derived from `old`, so a retry within `grace` finds it and gets the
+/// same session back.
 #[instrument(skip_all)]
 pub async fn rotate(
     pool: &PgPool,
@@ -98,7 +100,7 @@ pub async fn rotate(
         tx.commit().await?;
         return Ok(Refreshed::Unknown);
     }
-    if row.next_token.is_some() {
+    if let Some(next) = &row.next_token {
         let rotated_at = row.rotated_at.unwrap_or(row.expires);
         if now - rotated_at > chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::zero()) {
             sqlx::query("delete from directrix.sessions where family = $1")
@@ -109,6 +111,20 @@ pub async fn rotate(
             tracing::warn!(family = %row.family, "rotated refresh token reused: session family revoked");
             return Ok(Refreshed::Reused { family: row.family });
         }
+        if next == new {
+            // A retry within the grace period: the successor already exists (the token is
+            // derived from the presented one); it lives on from now, as Directus extends it.
+            sqlx::query("update directrix.sessions set expires = $2 where token = $1")
+                .bind(new)
+                .bind(expires)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            return Ok(Refreshed::Rotated {
+                user: row.user,
+                status: row.status,
+            });
+        }
     } else {
         sqlx::query("update directrix.sessions set next_token = $2, rotated_at = $3 where token = $1")
             .bind(old)
@@ -117,8 +133,8 @@ pub async fn rotate(
             .execute(&mut *tx)
             .await?;
     }
-    // Within the grace period a second refresh gets a sibling in the same family: we keep only
-    // digests, so the first successor's plaintext cannot be handed out again.
+    // A successor derived under another secret (the server restarted with a random one): the
+    // retry gets a sibling in the same family instead.
     sqlx::query(
         r#"insert into directrix.sessions (token, "user", family, expires, ip, user_agent, origin)
            values ($1, $2, $3, $4, $5, $6, $7)"#,

@@ -98,15 +98,69 @@ pub async fn search(
     body: crate::http::body::Json,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, Error> {
-    let params = match body.into_inner() {
-        Value::Object(mut body) => match body.remove("query") {
-            Some(Value::Object(query)) => query,
-            Some(_) => return Err(Error::payload("\"query\" must be of type object")),
-            None => url_params(&req)?,
-        },
+    let (params, keys) = match body.into_inner() {
+        Value::Object(mut body) => {
+            let params = match body.remove("query") {
+                Some(Value::Object(query)) => query,
+                Some(_) => return Err(Error::payload("\"query\" must be of type object")),
+                None => url_params(&req)?,
+            };
+            let keys = match body.remove("keys") {
+                None | Some(Value::Null) => None,
+                Some(Value::Array(keys)) => Some(keys),
+                Some(_) => return Err(Error::payload("\"keys\" must be an array")),
+            };
+            (params, keys)
+        }
         _ => return Err(Error::payload("\"value\" must be of type object")),
     };
+    let params = match keys {
+        Some(keys) => {
+            let schema = state.schema();
+            match with_keys(params, keys, collection(&schema, &name)?)? {
+                Some(params) => params,
+                None => return Ok(json_body("{\"data\":[]}".into())),
+            }
+        }
+        None => params,
+    };
     respond_many(&state, &acc, &name, &params).await
+}
+
+/// `SEARCH` with `keys`: the query limited to those items, as Directus's `readMany` does (the
+/// keys AND-ed into the filter, and at most as many rows as keys unless a limit is asked for).
+/// `None` for no keys: nothing to read.
+fn with_keys(
+    mut params: Map<String, Value>,
+    keys: Vec<Value>,
+    collection: &Collection,
+) -> Result<Option<Map<String, Value>>, Error> {
+    if keys.is_empty() {
+        return Ok(None);
+    }
+    let pk = collection.primary_key.clone().ok_or(Error::Forbidden)?;
+    for key in &keys {
+        let text = match key {
+            Value::String(text) => text.clone(),
+            Value::Number(number) => number.to_string(),
+            _ => return Err(Error::Forbidden),
+        };
+        read::check_key(collection, &text)?;
+    }
+    let count = keys.len();
+    let by_key = serde_json::json!({ pk: { "_in": keys } });
+    let filter = match params.remove("filter") {
+        None | Some(Value::Null) => by_key,
+        Some(Value::String(text)) => {
+            let parsed: Value =
+                serde_json::from_str(&text).map_err(|_| Error::query("\"filter\" must be valid JSON"))?;
+            serde_json::json!({ "_and": [parsed, by_key] })
+        }
+        Some(other) => serde_json::json!({ "_and": [other, by_key] }),
+    };
+    params.insert("filter".into(), filter);
+    params.entry("limit").or_insert_with(|| Value::from(count));
+    Ok(Some(params))
 }
 
 async fn respond_many(

@@ -348,8 +348,11 @@ pub async fn update_many(
                 .as_object()
                 .and_then(|o| payload::key_of(collection, o))
                 .ok_or_else(|| Error::payload("Item in update misses primary key"))?;
-            let item = authorize_payload(&acc, &schema, name, Action::Update, item, &vars, 0)?;
-            let condition = write_condition(rules.as_ref(), &without_key(collection, &item))?;
+            // The key names the item; it is not written, so it needs no update right (as
+            // Directus's `updateBatch` omits it before `updateOne`).
+            let item = without_key(collection, item);
+            let item = authorize_payload(&acc, &schema, name, Action::Update, &item, &vars, 0)?;
+            let condition = write_condition(rules.as_ref(), &item)?;
             ensure_writable(&state, &schema, collection, std::slice::from_ref(&key), condition).await?;
             checked.push((key, item));
         }

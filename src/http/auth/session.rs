@@ -170,7 +170,7 @@ pub(crate) async fn refresh_presented(
     mode: Mode,
     started: Instant,
 ) -> Result<Issued, Error> {
-    let fresh = password::generate(64);
+    let fresh = password::successor_token(state.config.secret.expose_secret().as_bytes(), presented);
     let ttl = match mode {
         Mode::Session => state.config.auth.session_cookie_ttl,
         Mode::Json | Mode::Cookie => state.config.auth.refresh_token_ttl,
