@@ -1136,3 +1136,141 @@ async fn a_cookie_upgrade_from_a_foreign_origin_is_refused() {
     assert_eq!(upgrade(Some("https://evil.example".into()), false).await, Ok(()));
     rt.finish().await;
 }
+
+/// A subscription's `query` from a few options: fields (plain, relational, O2M with `deep`),
+/// `search` and a filter (relational or not).
+fn pair_query(fields: usize, search: usize, filter: usize, deep: usize) -> Value {
+    let fields = [
+        "id,title",
+        "id,title,author.name",
+        "*",
+        "id,title,comments.body",
+        "id,author.*",
+    ][fields];
+    let mut query = json!({ "fields": fields });
+    if let Some(term) = [None, Some("alpha"), Some("beta")][search] {
+        query["search"] = json!(term);
+    }
+    let filters = [
+        None,
+        Some(json!({"status": {"_eq": "published"}})),
+        Some(json!({"author": {"name": {"_eq": "ann"}}})),
+    ];
+    if let Some(filter) = &filters[filter] {
+        query["filter"] = filter.clone();
+    }
+    if fields.contains("comments") && deep > 0 {
+        query["deep"] = json!({"comments": {"_limit": deep}});
+    }
+    query
+}
+
+/// Reads `ws` until every uid in `uids` has had an event naming `marker`; the messages of each
+/// uid, without the uid.
+async fn until_marker(ws: &mut Ws, uids: &[&str], marker: i64) -> HashMap<String, Vec<Value>> {
+    let mut seen: HashMap<String, Vec<Value>> = HashMap::new();
+    let mut done: Vec<String> = Vec::new();
+    while done.len() < uids.len() {
+        let mut message = ws.recv().await;
+        let uid = message["uid"].as_str().unwrap_or_default().to_string();
+        message.as_object_mut().unwrap().remove("uid");
+        let marked = message["event"] == "create"
+            && message["data"]
+                .as_array()
+                .is_some_and(|rows| rows.iter().any(|r| r["id"] == json!(marker)));
+        if marked && !done.contains(&uid) {
+            done.push(uid.clone());
+        }
+        seen.entry(uid).or_default().push(message);
+    }
+    seen
+}
+
+#[actix_web::test]
+async fn subscriptions_of_one_user_each_receive_what_they_would_receive_alone() {
+    let rt = realtime::spawn(|_| {}).await;
+    rt.create(
+        "create table authors (id integer primary key, name text not null); \
+         create table articles (id integer primary key, title text, status text, author integer references authors (id)); \
+         create table comments (id serial primary key, body text, article integer references articles (id)); \
+         alter table articles replica identity full; \
+         insert into authors values (1, 'ann'), (2, 'bob'); \
+         insert into articles values (1, 'alpha one', 'published', 1), (2, 'beta two', 'draft', 2); \
+         insert into comments (body, article) values ('c1', 1), ('c2', 1); \
+         insert into directrix.relations (many_collection, many_field, one_collection, one_field) \
+             values ('comments', 'article', 'articles', 'comments'); \
+         insert into directrix.fields (collection, field, special) values ('articles', 'comments', '{o2m}');",
+        "comments",
+    )
+    .await;
+    rt.eventually("the o2m alias is served", || async {
+        rt.get("/items/articles?fields=comments.body").await.status == 200
+    })
+    .await;
+    let rights = json!([
+        {"collection": "articles", "action": "read", "fields": ["*"]},
+        {"collection": "authors", "action": "read", "fields": ["*"]},
+        {"collection": "comments", "action": "read", "fields": ["*"]}
+    ]);
+    // The pairs share one reader; each baseline subscription reads as a user of its own with
+    // the same rights, so it is truly alone in its group.
+    let reader = realtime::user_with(&rt, "pairs@example.com", rights.clone()).await;
+    let mut loners = Vec::new();
+    for i in 0..10 {
+        loners.push(realtime::user_with(&rt, &format!("alone{i}@example.com"), rights.clone()).await);
+    }
+    // Random pairs, from a seed printed so a failure can be replayed (PAIRS_SEED=…).
+    let seed: u64 = std::env::var("PAIRS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    eprintln!("subscription pairs seed: {seed} (set PAIRS_SEED to replay)");
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut pick = || {
+        pair_query(
+            rng.random_range(0..5),
+            rng.random_range(0..3),
+            rng.random_range(0..3),
+            rng.random_range(0..3),
+        )
+    };
+    let pairs: Vec<(Value, Value)> = (0..5).map(|_| (pick(), pick())).collect();
+    let subscribe = |query: &Value, uid: &str| json!({"type": "subscribe", "collection": "articles", "uid": uid, "query": query});
+    let mut sockets = Vec::new();
+    for (i, (a, b)) in pairs.iter().enumerate() {
+        let mut together = ws(&rt).await;
+        together.auth_token(&reader).await;
+        let init_a = together.subscribe(subscribe(a, "a")).await;
+        let init_b = together.subscribe(subscribe(b, "b")).await;
+        let mut alone_a = ws(&rt).await;
+        alone_a.auth_token(&loners[2 * i]).await;
+        assert_eq!(alone_a.subscribe(subscribe(a, "a")).await, init_a, "{a}");
+        let mut alone_b = ws(&rt).await;
+        alone_b.auth_token(&loners[2 * i + 1]).await;
+        assert_eq!(alone_b.subscribe(subscribe(b, "b")).await, init_b, "{b}");
+        sockets.push((together, alone_a, alone_b));
+    }
+    for sql in [
+        "insert into articles values (3, 'alpha three', 'draft', 2)",
+        "insert into articles values (4, 'beta four', 'published', 1)",
+        "update articles set status = 'published' where id = 3",
+        "update articles set author = 2 where id = 1",
+        "update articles set title = 'gamma' where id = 4",
+        "insert into comments (body, article) values ('c3', 4)",
+        "begin; insert into articles values (5, 'alpha beta five', 'published', 1); \
+         update articles set author = 1 where id = 2; commit",
+        "delete from articles where id = 2",
+        "insert into articles values (6, 'marker alpha beta', 'published', 1)",
+    ] {
+        rt.sql(sql).await;
+    }
+    for ((a, b), (mut together, mut alone_a, mut alone_b)) in pairs.into_iter().zip(sockets) {
+        let both = until_marker(&mut together, &["a", "b"], 6).await;
+        let a_alone = until_marker(&mut alone_a, &["a"], 6).await;
+        let b_alone = until_marker(&mut alone_b, &["b"], 6).await;
+        assert_eq!(both["a"], a_alone["a"], "seed {seed}: {a} beside {b}");
+        assert_eq!(both["b"], b_alone["b"], "seed {seed}: {b} beside {a}");
+    }
+    rt.finish().await;
+}

@@ -159,6 +159,18 @@ impl Shape {
         key
     }
 
+    /// The key of the group a subscription with this shape and `query` joins: the shape's
+    /// key, and for a re-reading shape the parts of the query the group's reads use (`fields`,
+    /// with the `deep` options nested in them, and `search`), since every member gets the
+    /// group's read. Who reads (their rules) is the caller's to add.
+    pub fn group_key(&self, query: &Query) -> String {
+        let mut key = self.key();
+        if self.rereads() {
+            let _ = write!(key, "|{:?}|{:?}", query.fields, query.search);
+        }
+        key
+    }
+
     pub fn rereads(&self) -> bool {
         self.projection == Projection::Reread
     }

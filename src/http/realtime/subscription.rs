@@ -133,7 +133,7 @@ fn compile_at(
     });
     let resolved = resolved(&query, &rules);
     let shape = Shape::compile(schema.clone(), collection, event, item, &query, row_rules);
-    let mut group = shape.key();
+    let mut group = shape.group_key(&query);
     let reread = if shape.rereads() {
         // A re-read runs with the subscriber's rules for every collection it reaches, so only
         // callers with the same access share the group.

@@ -279,3 +279,55 @@ proptest! {
         }
     }
 }
+
+/// A subscription's query from a few options: fields (plain, relational, O2M with `deep`),
+/// `search` and a filter.
+fn subscription_params(fields: usize, search: usize, filter: usize, deep: usize) -> Value {
+    let fields = [
+        "id,title",
+        "id,title,author.name",
+        "*",
+        "id,comments.body",
+        "id,author.*",
+    ][fields];
+    let mut params = json!({ "fields": fields });
+    if let Some(term) = [None, Some("alpha"), Some("beta")][search] {
+        params["search"] = json!(term);
+    }
+    if let Some(f) = [
+        None,
+        Some(r#"{"status":{"_eq":"published"}}"#),
+        Some(r#"{"author":{"name":{"_eq":"ann"}}}"#),
+    ][filter]
+    {
+        params["filter"] = json!(f);
+    }
+    if fields.contains("comments") && deep > 0 {
+        params["deep"] = json!({"comments": {"_limit": deep}});
+    }
+    params
+}
+
+proptest! {
+    /// Two subscriptions of one reader share a group only when everything a member receives
+    /// from it is the same: the classification (shape) and, for re-reading shapes, the query the
+    /// group reads with. (Random pairs; the read side of the property runs end to end in
+    /// `tests/realtime_ws.rs`.)
+    #[test]
+    fn a_group_key_covers_everything_its_reads_use(
+        a in (0usize..5, 0usize..3, 0usize..3, 0usize..3),
+        b in (0usize..5, 0usize..3, 0usize..3, 0usize..3),
+    ) {
+        let (qa, qb) = (query(subscription_params(a.0, a.1, a.2, a.3)), query(subscription_params(b.0, b.1, b.2, b.3)));
+        let compile = |q: &Query| Shape::compile(Arc::new(blog().clone()), "articles", None, None, q, None);
+        let (sa, sb) = (compile(&qa), compile(&qb));
+        if sa.group_key(&qa) == sb.group_key(&qb) {
+            prop_assert_eq!(sa.key(), sb.key());
+            if sa.rereads() {
+                prop_assert_eq!(format!("{:?}", qa.fields), format!("{:?}", qb.fields));
+                prop_assert_eq!(&qa.search, &qb.search);
+                prop_assert_eq!(format!("{:?}", qa.filter), format!("{:?}", qb.filter));
+            }
+        }
+    }
+}
