@@ -90,7 +90,8 @@ impl App {
         // Bound before the consumer starts, so a taken port leaves no consumer running.
         let listener = TcpListener::bind((config.host.as_str(), config.port))
             .with_context(|| format!("binding {}:{}", config.host, config.port))?;
-        let feeds = start_realtime(&config, &database.options, &schema_rx)?;
+        let sessions = Arc::new(crate::actors::sessions::SessionRegistry::default());
+        let feeds = start_realtime(&config, &database.options, &schema_rx, &sessions, &tokens)?;
         let replication = feeds.as_ref().and_then(|(_, _, r)| r.clone());
         let metrics = Metrics::new().context("creating metrics")?;
         if let Some(replication) = &replication {
@@ -117,6 +118,7 @@ impl App {
         if let Some((hub, collab, replication)) = &feeds {
             state.realtime = Some(Realtime {
                 hub: hub.clone(),
+                sessions: sessions.clone(),
                 replication: replication.as_ref().map(|r| r.status().clone()),
                 connections: Arc::default(),
                 collab: collab.clone(),
@@ -246,6 +248,8 @@ fn start_realtime(
     config: &Config,
     options: &sqlx::postgres::PgConnectOptions,
     schema: &watch::Receiver<Arc<crate::core::schema::SchemaSnapshot>>,
+    sessions: &Arc<crate::actors::sessions::SessionRegistry>,
+    access: &Arc<crate::actors::access_cache::AccessCache>,
 ) -> anyhow::Result<Option<RealtimeParts>> {
     if !config.realtime.enabled {
         return Ok(None);
@@ -257,6 +261,8 @@ fn start_realtime(
             retention: config.realtime.retention,
         },
         Some(collab.clone()),
+        sessions.clone(),
+        Some(access.clone()),
     );
     let settings = ReplicationSettings::from_config(config, options);
     let handle = replication::start(settings, schema.clone(), hub.clone().recipient(), hold)

@@ -12,3 +12,4 @@ pub mod feeds;
 pub mod outbox;
 pub mod replication;
 pub mod schema;
+pub mod sessions;

@@ -72,6 +72,11 @@ struct State {
     /// The close frame's code and reason when the session closes for a reason of its own
     /// (a protocol error); `None`: a plain close.
     close_reason: Option<(u16, &'static str)>,
+    /// The caller's token expired: subscription events wait (within the queue's bound and
+    /// their policies) until it authenticates again; replies still go out.
+    suspended: bool,
+    /// One last message is queued; once it is taken the outbox is closed.
+    ending: bool,
 }
 
 #[derive(Debug)]
@@ -115,7 +120,7 @@ impl Outbox {
     }
 
     fn push_locked(&self, state: &mut State, sub: SubId, policy: SlowConsumer, event: &Arc<Event>) {
-        if state.closed {
+        if state.closed || state.ending {
             return;
         }
         if let Some(backlog) = state.backlogs.get_mut(&sub) {
@@ -154,7 +159,7 @@ impl Outbox {
     /// Queues a must-refetch for `sub` (its earlier backlog is moot).
     pub fn push_refetch(&self, sub: SubId, collection: Arc<str>, reason: &'static str, lsn: Option<Lsn>) {
         let mut state = self.lock();
-        if state.closed {
+        if state.closed || state.ending {
             return;
         }
         state.backlogs.remove(&sub);
@@ -180,7 +185,7 @@ impl Outbox {
 
     fn push_message(&self, message: Outgoing) {
         let mut state = self.lock();
-        if state.closed {
+        if state.closed || state.ending {
             return;
         }
         state.queue.push_back(message);
@@ -196,6 +201,58 @@ impl Outbox {
 
     pub fn close(&self) {
         self.lock().closed = true;
+        self.notify.notify_one();
+    }
+
+    /// Holds subscription events back (the token expired) until [`Outbox::resume`]; they keep
+    /// their order and fall back to their slow-consumer policies if the queue fills meanwhile.
+    pub fn suspend(&self) {
+        self.lock().suspended = true;
+    }
+
+    /// Lets held events go out again, after the replies queued meanwhile (those went ahead of
+    /// the events while suspended, and still do).
+    pub fn resume(&self) {
+        let mut state = self.lock();
+        if state.suspended {
+            let (replies, events): (VecDeque<Outgoing>, VecDeque<Outgoing>) =
+                std::mem::take(&mut state.queue)
+                    .into_iter()
+                    .partition(|item| matches!(item, Outgoing::Text(_) | Outgoing::Pong(_)));
+            state.queue = replies;
+            state.queue.extend(events);
+        }
+        state.suspended = false;
+        drop(state);
+        self.notify.notify_one();
+    }
+
+    /// Drops everything waiting for `sub` (queued events, refetches and its backlog): what was
+    /// computed for a reader whose rights it no longer has. Whether anything was dropped.
+    pub fn discard(&self, sub: SubId) -> bool {
+        let mut state = self.lock();
+        let before = state.queue.len();
+        state.queue.retain(|item| match item {
+            Outgoing::Event(of, _) | Outgoing::Refetch { sub: of, .. } => *of != sub,
+            Outgoing::Text(_) | Outgoing::Pong(_) => true,
+        });
+        let backlog = state.backlogs.remove(&sub).is_some();
+        backlog || state.queue.len() != before
+    }
+
+    /// Ends with `text`: whatever else is queued is dropped (a resuming client is replayed it
+    /// from its last id), `text` goes out, then the outbox is closed.
+    pub fn end_with(&self, text: String) {
+        let mut state = self.lock();
+        if state.closed {
+            return;
+        }
+        state.queue.clear();
+        state.backlogs.clear();
+        state.backlog_order.clear();
+        state.queue.push_back(Outgoing::Text(text));
+        state.ending = true;
+        drop(state);
         self.notify.notify_one();
     }
 
@@ -246,23 +303,42 @@ impl Outbox {
                 if state.overflowed {
                     return Err(Overflowed::SlowConsumer);
                 }
-                while out.len() < max {
-                    match state.queue.pop_front() {
-                        Some(item) => out.push(item),
-                        None => break,
+                if state.suspended {
+                    // Only replies go out; events keep their places.
+                    let mut kept = std::collections::VecDeque::with_capacity(state.queue.len());
+                    while let Some(item) = state.queue.pop_front() {
+                        match item {
+                            Outgoing::Text(_) | Outgoing::Pong(_) if out.len() < max => out.push(item),
+                            other => kept.push_back(other),
+                        }
                     }
-                }
-                // The queue has room again: backlogs drain into it, oldest first.
-                while out.len() < max && state.queue.is_empty() {
-                    let Some(sub) = state.backlog_order.pop_front() else {
-                        break;
-                    };
-                    if let Some(backlog) = state.backlogs.remove(&sub) {
-                        drain(sub, backlog, out);
+                    state.queue = kept;
+                    if !out.is_empty() {
+                        return Ok(());
                     }
-                }
-                if !out.is_empty() {
-                    return Ok(());
+                } else {
+                    while out.len() < max {
+                        match state.queue.pop_front() {
+                            Some(item) => out.push(item),
+                            None => break,
+                        }
+                    }
+                    // The queue has room again: backlogs drain into it, oldest first.
+                    while out.len() < max && state.queue.is_empty() {
+                        let Some(sub) = state.backlog_order.pop_front() else {
+                            break;
+                        };
+                        if let Some(backlog) = state.backlogs.remove(&sub) {
+                            drain(sub, backlog, out);
+                        }
+                    }
+                    if !out.is_empty() {
+                        return Ok(());
+                    }
+                    if state.ending {
+                        state.closed = true;
+                        return Err(Overflowed::Closed);
+                    }
                 }
             }
             self.notify.notified().await;
@@ -439,5 +515,55 @@ mod tests {
             outbox.next_batch(&mut out, 64).await,
             Err(Overflowed::ShuttingDown)
         );
+    }
+
+    #[tokio::test]
+    async fn a_suspended_outbox_sends_replies_and_holds_events_in_order() {
+        let outbox = Outbox::new(8);
+        outbox.push_event(1, SlowConsumer::Coalesce, &event(EventKind::Create, &[1], 10));
+        outbox.suspend();
+        outbox.push_text("expired".into());
+        outbox.push_event(1, SlowConsumer::Coalesce, &event(EventKind::Create, &[2], 11));
+        let mut out = Vec::new();
+        outbox.next_batch(&mut out, 64).await.unwrap();
+        assert_eq!(texts(&out), vec!["expired".to_string()]);
+        // Nothing but events left: the writer waits.
+        out.clear();
+        let waited = tokio::time::timeout(
+            std::time::Duration::from_millis(50),
+            outbox.next_batch(&mut out, 64),
+        )
+        .await;
+        assert!(waited.is_err(), "held: {out:?}");
+        outbox.resume();
+        let mut out = Vec::new();
+        outbox.next_batch(&mut out, 64).await.unwrap();
+        let ids: Vec<serde_json::Value> = texts(&out)
+            .iter()
+            .map(|t| serde_json::from_str::<serde_json::Value>(t).unwrap()["data"][0]["id"].clone())
+            .collect();
+        assert_eq!(ids, vec![json!(1), json!(2)]);
+    }
+
+    #[tokio::test]
+    async fn discarding_drops_one_subscriptions_events_and_ending_sends_one_last_message() {
+        let outbox = Outbox::new(8);
+        outbox.push_event(1, SlowConsumer::Coalesce, &event(EventKind::Create, &[1], 10));
+        outbox.push_event(2, SlowConsumer::Coalesce, &event(EventKind::Create, &[2], 10));
+        outbox.push_text("reply".into());
+        assert!(outbox.discard(1));
+        assert!(!outbox.discard(1), "nothing left of it");
+        let mut out = Vec::new();
+        outbox.next_batch(&mut out, 64).await.unwrap();
+        assert_eq!(out.len(), 2);
+        assert!(matches!(&out[0], Outgoing::Event(2, _)));
+        outbox.push_event(2, SlowConsumer::Coalesce, &event(EventKind::Create, &[3], 11));
+        outbox.end_with("bye".into());
+        outbox.push_text("too late".into());
+        let mut out = Vec::new();
+        outbox.next_batch(&mut out, 64).await.unwrap();
+        assert_eq!(texts(&out), vec!["bye".to_string()]);
+        out.clear();
+        assert_eq!(outbox.next_batch(&mut out, 64).await, Err(Overflowed::Closed));
     }
 }

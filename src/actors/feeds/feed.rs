@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use actix::{Actor, Context, Handler, Message};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
 use chrono::{DateTime, Utc};
@@ -117,10 +117,12 @@ struct Group {
     worker: Option<mpsc::UnboundedSender<Work>>,
 }
 
-/// A slice for a re-reading group; `only` delivers it to one joining member.
-struct Work {
-    slice: Arc<Slice>,
-    only: Option<Member>,
+/// What a re-reading group's task does next, in order.
+enum Work {
+    /// A slice; `only` delivers it to one joining member.
+    Slice { slice: Arc<Slice>, only: Option<Member> },
+    /// Everything before this is delivered: say so.
+    Flush(oneshot::Sender<()>),
 }
 
 /// Where a new subscription starts.
@@ -168,6 +170,25 @@ pub struct Detach {
 pub(super) struct Apply {
     pub slice: Arc<Slice>,
     pub received: Instant,
+}
+
+/// Answers once every change this feed has received is in its subscribers' outboxes (the
+/// re-reading groups' tasks included): the feed hub's barrier before an access change.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(super) struct Flush;
+
+/// Moves a subscription to another group (its reader's rights changed), keeping its place in
+/// the stream: it gets no slice the feed has already handed to groups again, and every later
+/// one from its new group. Exact at the hub's barrier, where nothing is in flight; elsewhere a
+/// re-reading old group may still have had a slice for it in hand, which the session covers
+/// with a refetch.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Move {
+    pub sub: SubId,
+    pub spec: Spec,
+    pub group: String,
 }
 
 /// Replication resumed at this position: the ring can't replay below it.
@@ -244,7 +265,7 @@ impl CollectionFeed {
         match &group.worker {
             Some(worker) => {
                 for slice in slices {
-                    let _ = worker.send(Work {
+                    let _ = worker.send(Work::Slice {
                         slice,
                         only: Some(member.clone()),
                     });
@@ -267,6 +288,38 @@ impl CollectionFeed {
             .or_insert_with(|| Arc::from(key))
             .clone();
         self.member_of.insert(sub, key);
+    }
+
+    fn relocate(&mut self, sub: SubId, key: &str, spec: Spec) {
+        if let Some(pending) = self.pending.get_mut(&sub) {
+            // Not live yet: it joins the new group when its `init` is ready.
+            pending.group = key.to_string();
+            self.pending_shapes.insert(key.to_string(), spec);
+            return;
+        }
+        let Some(old) = self.member_of.remove(&sub) else {
+            return;
+        };
+        let Some(group) = self.groups.get(&*old) else {
+            return;
+        };
+        let (member, empty) = {
+            let mut members = lock(&group.members);
+            let member = members
+                .iter()
+                .position(|m| m.sub == sub)
+                .map(|at| members.remove(at));
+            (member, members.is_empty())
+        };
+        if empty {
+            self.groups.remove(&*old);
+            self.group_keys.remove(&*old);
+        }
+        let Some(mut member) = member else { return };
+        if let Some(head) = self.ring.head() {
+            member.after = member.after.max(head);
+        }
+        self.join(key, spec, member, Vec::new());
     }
 
     fn detach(&mut self, sub: SubId) {
@@ -373,6 +426,37 @@ impl Handler<Detach> for CollectionFeed {
     }
 }
 
+impl Handler<Flush> for CollectionFeed {
+    type Result = actix::ResponseFuture<()>;
+
+    fn handle(&mut self, _msg: Flush, _ctx: &mut Context<Self>) -> Self::Result {
+        // Groups without a task delivered in `Apply`; the others say when they caught up.
+        let caught_up: Vec<oneshot::Receiver<()>> = self
+            .groups
+            .values()
+            .filter_map(|group| {
+                let worker = group.worker.as_ref()?;
+                let (done, caught_up) = oneshot::channel();
+                worker.send(Work::Flush(done)).ok()?;
+                Some(caught_up)
+            })
+            .collect();
+        Box::pin(async move {
+            for caught_up in caught_up {
+                let _ = caught_up.await;
+            }
+        })
+    }
+}
+
+impl Handler<Move> for CollectionFeed {
+    type Result = ();
+
+    fn handle(&mut self, msg: Move, _ctx: &mut Context<Self>) {
+        self.relocate(msg.sub, &msg.group, msg.spec);
+    }
+}
+
 impl Handler<Floor> for CollectionFeed {
     type Result = ();
 
@@ -393,7 +477,7 @@ impl Handler<Apply> for CollectionFeed {
         for group in self.groups.values() {
             match &group.worker {
                 Some(worker) => {
-                    let _ = worker.send(Work {
+                    let _ = worker.send(Work::Slice {
                         slice: slice.clone(),
                         only: None,
                     });
@@ -433,8 +517,13 @@ fn spawn_worker(spec: Spec, members: Members) -> mpsc::UnboundedSender<Work> {
     let (tx, mut rx) = mpsc::unbounded_channel::<Work>();
     actix::spawn(async move {
         while let Some(work) = rx.recv().await {
-            let slice = work.slice;
-            let only = work.only;
+            let (slice, only) = match work {
+                Work::Slice { slice, only } => (slice, only),
+                Work::Flush(done) => {
+                    let _ = done.send(());
+                    continue;
+                }
+            };
             if only.is_none() && lock(&members).is_empty() {
                 continue;
             }

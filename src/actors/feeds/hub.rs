@@ -1,19 +1,31 @@
 //! [`FeedHub`]: receives committed transactions from the replication actor, routes each
 //! collection's part to its feed (started on first use), and holds the slot's confirm position
 //! behind every ring's oldest change.
+//!
+//! A transaction that changed access rights is a barrier: before it (and anything after it)
+//! is routed, every feed delivers what it holds, the access cache is emptied, and every
+//! session the change touches re-plans its subscriptions. The replication actor waits for the
+//! answer, so nothing committed later reaches anyone under the old rights.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use actix::{Actor, Addr, Arbiter, ArbiterHandle, AsyncContext, Context, Handler, Message};
+use actix::{
+    Actor, ActorFutureExt, Addr, Arbiter, ArbiterHandle, AsyncContext, Context, Handler, Message,
+    ResponseActFuture, WrapFuture,
+};
 
-use super::feed::{Apply, CollectionFeed, Floor};
+use super::feed::{Apply, CollectionFeed, Floor, Flush};
+use crate::actors::access_cache::AccessCache;
 use crate::actors::collab::{Changed, CollabHub};
 use crate::actors::replication::{Deliver, ReplicationStatus};
+use crate::actors::sessions::{Replan, SessionRegistry};
 use crate::core::pgoutput::Lsn;
+use crate::core::realtime::Committed;
 use crate::core::realtime::ring::Slice;
+use tracing::Instrument;
 
 /// Ring bounds for every feed.
 #[derive(Debug, Clone, Copy)]
@@ -31,6 +43,10 @@ pub struct WatchReplication(pub Arc<ReplicationStatus>);
 #[derive(Message)]
 #[rtype(result = "Addr<CollectionFeed>")]
 pub struct GetFeed(pub Arc<str>);
+
+/// How long the sessions an access change touches have to re-plan before the feed moves on
+/// without the slow ones (logged): a stuck session must not stop every other one's changes.
+const REPLAN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Whether replication has attached, so resumes can be answered.
 #[derive(Message)]
@@ -50,12 +66,21 @@ pub struct FeedHub {
     replication: Option<Arc<ReplicationStatus>>,
     /// Collab rooms follow saves and deletes of their items.
     collab: Option<Addr<CollabHub>>,
+    /// The sessions an access change may touch.
+    sessions: Arc<SessionRegistry>,
+    /// Emptied at an access change, before sessions re-plan from the database.
+    access: Option<Arc<AccessCache>>,
 }
 
 impl FeedHub {
     /// Starts the hub and its feeds on an arbiter of their own; returns its address and the
     /// hold the replication actor confirms behind.
-    pub fn start(settings: FeedSettings, collab: Option<Addr<CollabHub>>) -> (Addr<FeedHub>, Arc<AtomicU64>) {
+    pub fn start(
+        settings: FeedSettings,
+        collab: Option<Addr<CollabHub>>,
+        sessions: Arc<SessionRegistry>,
+        access: Option<Arc<AccessCache>>,
+    ) -> (Addr<FeedHub>, Arc<AtomicU64>) {
         let arbiter = Arbiter::new().handle();
         let hold = Arc::new(AtomicU64::new(u64::MAX));
         let hub_hold = hold.clone();
@@ -69,6 +94,8 @@ impl FeedHub {
             last: Lsn(0),
             replication: None,
             collab,
+            sessions,
+            access,
         });
         (addr, hold)
     }
@@ -153,12 +180,32 @@ impl Actor for FeedHub {
     }
 }
 
-impl Handler<Deliver> for FeedHub {
-    type Result = ();
+impl FeedHub {
+    /// What comes before routing a transaction that changed access rights (see the module
+    /// docs).
+    fn barrier(&self, committed: &Committed) -> impl std::future::Future<Output = ()> + 'static {
+        let feeds: Vec<Addr<CollectionFeed>> = self.feeds.values().map(|(feed, _)| feed.clone()).collect();
+        let access = self.access.clone();
+        let sessions = self.sessions.clone();
+        let changes = committed.access.clone();
+        let span = tracing::info_span!("access_change", xid = committed.xid, lsn = %committed.end_lsn, sessions = tracing::field::Empty);
+        let traced = span.clone();
+        async move {
+            futures_util::future::join_all(feeds.iter().map(|feed| feed.send(Flush))).await;
+            if let Some(access) = &access {
+                access.clear();
+            }
+            let touched = sessions.touched(&changes);
+            span.record("sessions", touched.len());
+            let replans = futures_util::future::join_all(touched.iter().map(|s| s.send(Replan)));
+            if tokio::time::timeout(REPLAN_TIMEOUT, replans).await.is_err() {
+                tracing::warn!(timeout = ?REPLAN_TIMEOUT, "sessions did not re-plan in time; delivering on");
+            }
+        }
+        .instrument(traced)
+    }
 
-    fn handle(&mut self, msg: Deliver, _ctx: &mut Context<Self>) {
-        self.check_floor();
-        let committed = msg.0;
+    fn route(&mut self, committed: Arc<Committed>) {
         if let Some(collab) = &self.collab {
             collab.do_send(Changed(committed.clone()));
         }
@@ -191,6 +238,26 @@ impl Handler<Deliver> for FeedHub {
         }
         self.last = self.last.max(committed.end_lsn);
         self.update_hold();
+    }
+}
+
+impl Handler<Deliver> for FeedHub {
+    /// Answered once routed: after the barrier for a transaction that changed access rights.
+    type Result = ResponseActFuture<Self, ()>;
+
+    fn handle(&mut self, msg: Deliver, _ctx: &mut Context<Self>) -> Self::Result {
+        self.check_floor();
+        let committed = msg.0;
+        if committed.access.is_empty() {
+            self.route(committed);
+            return Box::pin(actix::fut::ready(()));
+        }
+        let barrier = self.barrier(&committed);
+        Box::pin(
+            barrier
+                .into_actor(self)
+                .map(move |(), hub, _| hub.route(committed)),
+        )
     }
 }
 

@@ -19,7 +19,7 @@ mod reread;
 #[cfg(test)]
 mod tests;
 
-pub use feed::{Attach, CollectionFeed, Detach, Ready, Spec, Start};
+pub use feed::{Attach, CollectionFeed, Detach, Move, Ready, Spec, Start};
 pub use hub::{FeedHub, FeedSettings, FloorKnown, GetFeed, WatchReplication};
 pub use reread::RereadContext;
 
@@ -45,6 +45,8 @@ pub struct Recompiled {
 #[derive(Clone)]
 pub struct Realtime {
     pub hub: Addr<FeedHub>,
+    /// Every open session, for access changes to reach.
+    pub sessions: std::sync::Arc<crate::actors::sessions::SessionRegistry>,
     pub replication: Option<std::sync::Arc<crate::actors::replication::ReplicationStatus>>,
     /// Collaborative-editing rooms.
     pub collab: Addr<crate::actors::collab::CollabHub>,

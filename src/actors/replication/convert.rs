@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 use crate::core::field_type::FieldType;
 use crate::core::pgoutput::value::{field_type, to_json};
 use crate::core::pgoutput::{Change, Datum, Op, RelationInfo, Row, Transaction};
-use crate::core::realtime::{Committed, RowChange, RowOp};
+use crate::core::realtime::{AccessChange, Committed, RowChange, RowOp};
 use crate::core::schema::SchemaSnapshot;
 
 /// How one relation's changes are rendered, worked out once per transaction.
@@ -44,12 +44,19 @@ pub fn to_committed<'a>(
             changes.push(row_change(plan, change));
         }
     }
+    let access = tx
+        .messages
+        .iter()
+        .filter(|m| m.transactional && m.prefix == crate::core::realtime::access_change::PREFIX)
+        .map(|m| AccessChange::parse(&m.content))
+        .collect();
     Committed {
         xid: tx.xid,
         commit_lsn: tx.commit_lsn,
         end_lsn: tx.end_lsn,
         commit_ts: tx.commit_ts,
         changes,
+        access,
     }
 }
 

@@ -37,6 +37,9 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 /// the schema actor to catch up (a table created with SQL and written at once: the stream can
 /// beat the DDL notification). Each such table is waited for once per session.
 const SNAPSHOT_WAIT: Duration = Duration::from_secs(1);
+/// How long a transaction that changed access rights may take to become visible to new
+/// snapshots before subscriptions are re-planned regardless.
+const VISIBILITY_WAIT: Duration = Duration::from_secs(2);
 
 /// Everything a session needs, shared by every session of one consumer.
 pub(super) struct Shared {
@@ -228,7 +231,17 @@ impl Stream {
                     self.confirm();
                 }
             }
-            ReplicationEvent::Message { .. } | ReplicationEvent::StoppedAt { .. } => {}
+            // Our access triggers' messages travel inside their transactions.
+            ReplicationEvent::Message {
+                transactional,
+                lsn,
+                prefix,
+                content,
+            } => {
+                let frame = frames::message(transactional, lsn.as_u64(), &prefix, &content);
+                self.decoder.push(&frame)?;
+            }
+            ReplicationEvent::StoppedAt { .. } => {}
         }
         Ok(())
     }
@@ -259,8 +272,13 @@ impl Stream {
             &snapshot,
             &self.shared.settings.user_schema,
         );
-        let span = tracing::info_span!("replication_transaction", xid = tx.xid, end_lsn = %tx.end_lsn, changes = committed.changes.len());
-        if !committed.changes.is_empty() {
+        let span = tracing::info_span!("replication_transaction", xid = tx.xid, end_lsn = %tx.end_lsn, changes = committed.changes.len(), access = committed.access.len());
+        if !committed.access.is_empty() {
+            // Subscriptions are re-planned from the database as the access change left it,
+            // which a commit can reach us before new snapshots see.
+            self.wait_visible(tx.xid).instrument(span.clone()).await;
+        }
+        if !committed.changes.is_empty() || !committed.access.is_empty() {
             self.shared
                 .sink
                 .send(Deliver(Arc::new(committed)))
@@ -297,6 +315,27 @@ impl Stream {
                 self.unknown.extend(missing);
                 return self.schema.borrow().clone();
             }
+        }
+    }
+
+    /// Waits (at most [`VISIBILITY_WAIT`]) until new snapshots see transaction `xid`: the
+    /// walsender may send a commit a moment before the committing backend leaves the proc array.
+    async fn wait_visible(&self, xid: u32) {
+        let deadline = tokio::time::Instant::now() + VISIBILITY_WAIT;
+        loop {
+            match crate::db::items::read::current_snapshot(&self.pool).await {
+                Ok(snapshot) if snapshot.sees(xid) => return,
+                Ok(_) => {}
+                Err(err) => {
+                    tracing::warn!(xid, error = %err, "cannot read a snapshot; re-planning without waiting");
+                    return;
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(xid, "access change still invisible; re-planning anyway");
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
         }
     }
 

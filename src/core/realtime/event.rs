@@ -47,6 +47,8 @@ pub struct Committed {
     pub end_lsn: Lsn,
     pub commit_ts: DateTime<Utc>,
     pub changes: Vec<RowChange>,
+    /// What the transaction changed about who may read what (its access messages).
+    pub access: Vec<super::AccessChange>,
 }
 
 impl Committed {

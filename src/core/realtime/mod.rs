@@ -9,6 +9,7 @@
 //!                                         collection feed: ring + subscription groups ─► sessions
 //! ```
 
+pub mod access_change;
 pub mod collab;
 pub mod event;
 pub mod frame;
@@ -17,4 +18,5 @@ pub mod ring;
 pub mod shape;
 pub mod snapshot;
 
+pub use access_change::AccessChange;
 pub use event::{Committed, RowChange, RowOp};

@@ -14,18 +14,22 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{Actor, ActorContext, Addr, Context, Handler, Message};
+use actix::{
+    Actor, ActorContext, ActorFutureExt, Addr, AsyncContext, Context, Handler, Message, ResponseActFuture,
+    WrapFuture,
+};
 use actix_web::http::header;
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::stream;
 use serde_json::{Map, Value};
 
-use super::super::auth::Accountability;
+use super::super::auth::{self, Accountability, AuthContext};
 use super::super::state::AppState;
 use super::subscription;
-use crate::actors::feeds::{Attach, CollectionFeed, Detach, GetFeed, Ready, Start};
+use crate::actors::feeds::{Attach, CollectionFeed, Detach, GetFeed, Move, Ready, Realtime, Start};
 use crate::actors::outbox::{Outbox, Outgoing, SubId, next_sub_id};
+use crate::actors::sessions::Replan;
 use crate::config::SlowConsumer;
 use crate::core::pgoutput::Lsn;
 use crate::core::query::params;
@@ -36,25 +40,127 @@ use crate::error::Error;
 /// Most items one write to the response takes from the outbox.
 const BATCH: usize = 256;
 
-/// One stream's attachments; detaches them when the client goes away.
+/// One collection of a stream.
+struct StreamSub {
+    feed: Addr<CollectionFeed>,
+    sub: SubId,
+    /// Its feed group, and what it was compiled from (for re-planning).
+    group: String,
+    wanted: subscription::Wanted,
+}
+
+/// One stream: its caller, its attachments (detached when the client goes away), and the end
+/// of its token's lifetime.
 struct StreamSession {
+    id: SubId,
+    state: web::Data<AppState>,
+    realtime: Realtime,
+    acc: Accountability,
+    /// The token the stream was opened with (`None`: the public), to authenticate again when
+    /// rights change; memory only.
+    token: Option<String>,
+    ip: std::net::IpAddr,
+    /// When the token's access ends (Unix seconds): the stream ends then.
+    expires: Option<i64>,
     outbox: Arc<Outbox>,
-    attached: Vec<(Addr<CollectionFeed>, SubId)>,
-    closing: tokio_util::sync::CancellationToken,
+    attached: Vec<StreamSub>,
 }
 
 impl Actor for StreamSession {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        super::end_on_shutdown(&self.closing, self.outbox.clone(), ctx);
+        super::end_on_shutdown(&self.realtime.closing, self.outbox.clone(), ctx);
+        let sessions = &self.realtime.sessions;
+        sessions.enter(self.id, ctx.address().recipient());
+        sessions.acting_for(self.id, self.acc.user, self.acc.session.clone());
+        if let Some(expires) = self.expires {
+            // The client reconnects with a fresh token and `Last-Event-ID`, losing nothing.
+            let left = u64::try_from(expires - chrono::Utc::now().timestamp()).unwrap_or(0);
+            ctx.run_later(Duration::from_secs(left), |session, _| {
+                session.end_with(&Error::TokenExpired, None);
+            });
+        }
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        self.realtime.sessions.leave(self.id);
         self.outbox.close();
-        for (feed, sub) in self.attached.drain(..) {
-            feed.do_send(Detach { sub });
+        for attached in self.attached.drain(..) {
+            attached.feed.do_send(Detach { sub: attached.sub });
         }
+    }
+}
+
+impl StreamSession {
+    /// Ends the stream with an `error` event: the client must not simply reconnect as before.
+    fn end_with(&mut self, err: &Error, collection: Option<&str>) {
+        self.outbox.end_with(error_event(err, collection));
+    }
+}
+
+/// `event: error` with `{"type":"error","error":{"code","message"},"collection"?}`.
+fn error_event(err: &Error, collection: Option<&str>) -> String {
+    let mut data = serde_json::json!({
+        "type": "error",
+        "error": {"code": err.code(), "message": err.to_string()},
+    });
+    if let Some(collection) = collection {
+        data["collection"] = Value::String(collection.to_string());
+    }
+    format!("event: error\ndata: {data}\n\n")
+}
+
+impl Handler<Replan> for StreamSession {
+    type Result = ResponseActFuture<Self, ()>;
+
+    /// Authenticates the stream's token again and compiles every collection again: a moved
+    /// group moves, a collection it may no longer read (or credentials that no longer work)
+    /// ends the stream with an `error` event.
+    fn handle(&mut self, _msg: Replan, _ctx: &mut Context<Self>) -> Self::Result {
+        let state = self.state.clone();
+        let token = self.token.clone();
+        let ip = self.ip;
+        let checked = async move { auth::authenticate_token(&state, token.as_deref(), ip).await };
+        Box::pin(checked.into_actor(self).then(|result, session, _| {
+            let acc = match result {
+                Ok((acc, _)) => acc,
+                Err(err) => {
+                    tracing::info!(error = %err, "stream credentials no longer valid");
+                    session.end_with(&err, None);
+                    return Box::pin(actix::fut::ready(())) as ResponseActFuture<Self, ()>;
+                }
+            };
+            session
+                .realtime
+                .sessions
+                .acting_for(session.id, acc.user, acc.session.clone());
+            session.acc = acc;
+            let mut moves = Vec::new();
+            for attached in &mut session.attached {
+                match attached.wanted.compile(&session.state, &session.acc) {
+                    Ok(compiled) if compiled.group == attached.group => {}
+                    Ok(compiled) => {
+                        attached.group = compiled.group.clone();
+                        moves.push(attached.feed.send(Move {
+                            sub: attached.sub,
+                            spec: compiled.spec,
+                            group: compiled.group,
+                        }));
+                    }
+                    Err(_) => {
+                        let collection = attached.wanted.collection.clone();
+                        session.end_with(&Error::Forbidden, Some(&collection));
+                        return Box::pin(actix::fut::ready(()));
+                    }
+                }
+            }
+            Box::pin(
+                futures_util::future::join_all(moves)
+                    .into_actor(session)
+                    .map(|_, _, _| ()),
+            )
+        }))
     }
 }
 
@@ -84,11 +190,7 @@ fn param<'a>(params: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
 }
 
 /// `GET /stream`.
-pub async fn stream(
-    acc: Accountability,
-    req: HttpRequest,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, Error> {
+pub async fn stream(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, Error> {
     if !state.config.realtime.sse_enabled {
         return Err(Error::RouteNotFound {
             path: req.path().to_string(),
@@ -98,6 +200,10 @@ pub async fn stream(
         service: "realtime".into(),
         reason: "the change feed is disabled".into(),
     })?;
+    // The caller as every route finds it, plus what re-planning needs: the token and its end.
+    let ip = AuthContext::of(&req, &state).ip;
+    let token = auth::token_of(&req, &state)?.map(|(token, _)| token);
+    let (acc, expires) = auth::authenticate_token(&state, token.as_deref(), ip).await?;
     let params = params::decode(req.query_string()).map_err(|e| Error::query(e.to_string()))?;
     let collections: Vec<String> = param(&params, "collection")
         .ok_or_else(|| Error::query("\"collection\" is required"))?
@@ -182,7 +288,17 @@ pub async fn stream(
         })
         .await
         .map_err(Error::internal)?;
-        attached.push((feed.clone(), id));
+        attached.push(StreamSub {
+            feed: feed.clone(),
+            sub: id,
+            group: sub.group.clone(),
+            wanted: subscription::Wanted {
+                collection: sub.collection.to_string(),
+                event,
+                item: item.clone(),
+                params: params.clone(),
+            },
+        });
         if snapshot_start {
             match sub.init(&state).await {
                 Ok((data, snapshot)) => {
@@ -193,8 +309,8 @@ pub async fn stream(
                     feed.do_send(Ready { sub: id, snapshot });
                 }
                 Err(err) => {
-                    for (feed, sub) in attached {
-                        feed.do_send(Detach { sub });
+                    for attached in attached {
+                        attached.feed.do_send(Detach { sub: attached.sub });
                     }
                     return Err(err);
                 }
@@ -202,9 +318,15 @@ pub async fn stream(
         }
     }
     let session = StreamSession {
+        id: next_sub_id(),
+        state: state.clone(),
+        realtime,
+        acc,
+        token,
+        ip,
+        expires,
         outbox: outbox.clone(),
         attached,
-        closing: realtime.closing.clone(),
     }
     .start();
     let keepalive = state.config.realtime.sse_keepalive;

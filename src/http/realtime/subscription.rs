@@ -33,6 +33,30 @@ pub struct Compiled {
     singleton: bool,
 }
 
+/// What a subscription asked for, kept by its session so it can be compiled again when its
+/// reader's rights change (an access change, a re-`auth`).
+#[derive(Debug, Clone)]
+pub struct Wanted {
+    pub collection: String,
+    pub event: Option<EventKind>,
+    pub item: Option<String>,
+    pub params: Map<String, Value>,
+}
+
+impl Wanted {
+    /// Compiles it for `acc`, as [`compile`] does.
+    pub fn compile(&self, state: &web::Data<AppState>, acc: &Accountability) -> Result<Compiled, Error> {
+        compile(
+            state,
+            acc,
+            &self.collection,
+            self.event,
+            self.item.clone(),
+            &self.params,
+        )
+    }
+}
+
 /// What a subscription is compiled from, kept by subscriptions that read `$NOW`.
 struct Request {
     state: web::Data<AppState>,

@@ -113,9 +113,10 @@ pub async fn websocket(
             req.query_string().contains("access_token=")
                 || auth::token_of_session_cookie(&req, &state).is_some()
         });
-    let (acc, expires) = if upgrade_auth {
-        match auth::authenticate_token(&state, token.as_ref().map(|(t, _)| t.as_str()), context.ip).await {
-            Ok((acc, expires)) if acc.user.is_some() => (Some(acc), expires),
+    let (caller, expires) = if upgrade_auth {
+        let token = token.map(|(t, _)| t);
+        match auth::authenticate_token(&state, token.as_deref(), context.ip).await {
+            Ok((acc, expires)) if acc.user.is_some() => (Some((acc, token)), expires),
             _ => return refuse(HttpResponse::Unauthorized().finish()),
         }
     } else {
@@ -140,7 +141,8 @@ pub async fn websocket(
     };
     let addr = session::WsSession::create(move |ctx| {
         ctx.add_stream(stream);
-        let mut session = session::WsSession::new(state, realtime, context, origin, acc, queue, connections);
+        let mut session =
+            session::WsSession::new(state, realtime, context, origin, caller, queue, connections);
         session::arm_expiry(&mut session, expires, ctx);
         session
     });

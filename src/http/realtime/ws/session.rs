@@ -36,6 +36,8 @@ use crate::core::realtime::protocol::{
 use crate::db::sessions;
 use crate::error::Error;
 
+mod rights;
+
 /// Subscription uids by id, read by the socket's writer to finish each event.
 /// Each uid is kept as its JSON text, which is how every event carries it.
 pub type Uids = Rc<RefCell<HashMap<SubId, Option<Box<str>>>>>;
@@ -49,6 +51,11 @@ pub struct Queue {
 struct Attached {
     sub: SubId,
     feed: actix::Addr<CollectionFeed>,
+    /// The feed group it is in, and what it was compiled from (for re-planning).
+    group: String,
+    wanted: subscription::Wanted,
+    /// The uid its replies carry.
+    uid: Option<Value>,
 }
 
 pub struct WsSession {
@@ -59,6 +66,9 @@ pub struct WsSession {
     mode: WsAuthMode,
     /// The caller; `None` until a handshake `auth` (or after the token expired).
     acc: Option<Accountability>,
+    /// The access token the caller presented (`None`: the public), kept in memory only, to
+    /// authenticate again when rights change.
+    token: Option<String>,
     /// Bumped on every successful `auth`, so an old expiry timer knows it is stale.
     auth_epoch: u64,
     outbox: Arc<Outbox>,
@@ -85,10 +95,14 @@ impl WsSession {
         realtime: Realtime,
         context: AuthContext,
         origin: sessions::Origin,
-        acc: Option<Accountability>,
+        caller: Option<(Accountability, Option<String>)>,
         queue: Queue,
         connections: Arc<AtomicUsize>,
     ) -> WsSession {
+        let (acc, token) = match caller {
+            Some((acc, token)) => (Some(acc), token),
+            None => (None, None),
+        };
         let Queue { outbox, uids } = queue;
         let config = &state.config.realtime;
         let mode = config.ws_auth;
@@ -96,6 +110,7 @@ impl WsSession {
         WsSession {
             mode,
             acc,
+            token,
             auth_epoch: 0,
             outbox,
             subs: HashMap::new(),
@@ -160,34 +175,55 @@ impl WsSession {
         let epoch = self.auth_epoch;
         let wait = Duration::from_secs(u64::try_from(expires - Utc::now().timestamp()).unwrap_or(0));
         ctx.run_later(wait, move |session, ctx| {
-            if session.auth_epoch != epoch {
-                return;
+            if session.auth_epoch == epoch {
+                session.expire(ctx);
             }
-            session.acc = None;
-            session.send(protocol::token_expired());
-            if session.mode == WsAuthMode::Public {
-                session.become_public(ctx);
-                return;
-            }
-            let timeout = session.state.config.realtime.ws_auth_timeout;
-            ctx.run_later(timeout, move |session, ctx| {
-                if session.auth_epoch == epoch {
-                    session.send_and_close(protocol::auth_timeout(), ctx);
-                }
-            });
         });
     }
 
+    /// The token expired: no event goes out until the client authenticates again (events wait,
+    /// within the queue's bound); `AUTH_TIMEOUT` and a close follow if it does not in time.
+    /// In `public` mode the connection falls back to the public's rights at once.
+    fn expire(&mut self, ctx: &mut Context<Self>) {
+        let epoch = self.auth_epoch;
+        self.set_caller(None, None);
+        self.outbox.suspend();
+        self.send(protocol::token_expired());
+        if self.mode == WsAuthMode::Public {
+            self.become_public(ctx);
+            return;
+        }
+        let timeout = self.state.config.realtime.ws_auth_timeout;
+        ctx.run_later(timeout, move |session, ctx| {
+            if session.auth_epoch == epoch && session.acc.is_none() {
+                session.send_and_close(protocol::auth_timeout(), ctx);
+            }
+        });
+    }
+
+    /// The caller from now on, here and in the session registry.
+    fn set_caller(&mut self, acc: Option<Accountability>, token: Option<String>) {
+        let (user, session) = acc
+            .as_ref()
+            .map_or((None, None), |acc| (acc.user, acc.session.clone()));
+        self.realtime.sessions.acting_for(self.conn.0, user, session);
+        self.acc = acc;
+        self.token = token;
+    }
+
+    /// Acts for the public from now on; subscriptions are checked again for its rights.
     fn become_public(&mut self, ctx: &mut Context<Self>) {
         let state = self.state.clone();
         let ip = self.context.ip;
         ctx.wait(
             async move { auth::authenticate_token(&state, None, ip).await }
                 .into_actor(self)
-                .map(|result, session, _| {
-                    if let Ok((acc, _)) = result {
-                        session.acc = Some(acc);
+                .then(|result, session, _| {
+                    match result {
+                        Ok((acc, _)) => session.set_caller(Some(acc), None),
+                        Err(err) => tracing::warn!(error = %err, "cannot load the public's rights"),
                     }
+                    session.caller_changed()
                 }),
         );
     }
@@ -348,8 +384,8 @@ impl WsSession {
             async move { authenticate(&state, &context, origin, request.steps).await }
                 .into_actor(self)
                 .map(move |result, session, ctx| match result {
-                    Ok((acc, expires, refresh)) => {
-                        session.acc = Some(acc);
+                    Ok((acc, token, expires, refresh)) => {
+                        session.set_caller(Some(acc), Some(token));
                         session.auth_epoch += 1;
                         if let Some(timer) = session.handshake_timer.take() {
                             ctx.cancel_future(timer);
@@ -357,6 +393,8 @@ impl WsSession {
                         session.watch_expiry(expires, ctx);
                         session.register_collab();
                         session.send(protocol::auth_ok(uid.as_ref(), refresh.as_deref()));
+                        // Every subscription is checked again for whoever this is now.
+                        ctx.wait(session.caller_changed());
                     }
                     Err(err) => {
                         tracing::debug!(error = %err, "websocket auth failed");
@@ -411,6 +449,7 @@ impl WsSession {
             }
         };
         let sub = next_sub_id();
+        let compiled_group = compiled.group.clone();
         self.uids
             .borrow_mut()
             .insert(sub, reply_uid.as_ref().map(|uid| uid.to_string().into()));
@@ -479,9 +518,23 @@ impl WsSession {
             }
             Ok::<_, Error>(feed)
         };
+        let wanted = subscription::Wanted {
+            collection: request.collection.clone(),
+            event: request.event,
+            item: request.item_key(),
+            params: request.query.clone().unwrap_or_default(),
+        };
+        let group = compiled_group;
         ctx.wait(work.into_actor(self).map(move |result, session, _| match result {
             Ok(feed) => {
-                session.subs.insert(key, Attached { sub, feed });
+                let attached = Attached {
+                    sub,
+                    feed,
+                    group,
+                    wanted,
+                    uid: reply_uid,
+                };
+                session.subs.insert(key, attached);
             }
             Err(err) => {
                 session.uids.borrow_mut().remove(&sub);
@@ -520,7 +573,7 @@ async fn authenticate(
     context: &AuthContext,
     origin: sessions::Origin,
     steps: Vec<AuthStep>,
-) -> Result<(Accountability, Option<i64>, Option<String>), Error> {
+) -> Result<(Accountability, String, Option<i64>, Option<String>), Error> {
     let mut access_token: Option<String> = None;
     let mut refresh_token: Option<String> = None;
     let started = Instant::now();
@@ -560,13 +613,16 @@ async fn authenticate(
     if acc.user.is_none() {
         return Err(Error::InvalidCredentials);
     }
-    Ok((acc, expires, refresh_token))
+    Ok((acc, token, expires, refresh_token))
 }
 
 impl Actor for WsSession {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        let sessions = self.realtime.sessions.clone();
+        sessions.enter(self.conn.0, ctx.address().recipient());
+        self.set_caller(self.acc.clone(), self.token.clone());
         self.register_collab();
         super::super::end_on_shutdown(&self.realtime.closing, self.outbox.clone(), ctx);
         let state = self.state.clone();
@@ -599,6 +655,7 @@ impl Actor for WsSession {
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        self.realtime.sessions.leave(self.conn.0);
         self.realtime
             .collab
             .do_send(collab_hub::Unregister { conn: self.conn });
