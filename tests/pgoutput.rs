@@ -173,7 +173,7 @@ fn assert_scenario(events: &[Event]) {
         .iter()
         .filter_map(|e| match e {
             Event::Transaction(tx) => Some(tx),
-            Event::Message(_) => None,
+            Event::Chunk(_) | Event::Message(_) => None,
         })
         .collect();
     let got: Vec<Vec<Expected>> = transactions
@@ -226,7 +226,7 @@ fn assert_scenario(events: &[Event]) {
             "commit time {}",
             tx.commit_ts
         );
-        assert!(tx.origin.is_none() && tx.overflow.is_empty());
+        assert!(tx.origin.is_none() && !tx.more && tx.first == 0);
     }
 }
 
@@ -277,7 +277,9 @@ fn events_relation(events: &[Event], table: &str) -> u32 {
     events
         .iter()
         .find_map(|e| match e {
-            Event::Transaction(tx) => tx.changes.iter().find(|c| &*c.table == table).map(|c| c.relation),
+            Event::Transaction(tx) | Event::Chunk(tx) => {
+                tx.changes.iter().find(|c| &*c.table == table).map(|c| c.relation)
+            }
             Event::Message(_) => None,
         })
         .unwrap()

@@ -707,3 +707,50 @@ async fn now_in_a_filter_moves_with_each_transaction() {
     drop(s);
     rt.finish().await;
 }
+
+#[actix_web::test]
+async fn a_transaction_of_150_000_rows_reaches_every_subscriber_whole() {
+    let rt = app_with_articles(|_| {}).await;
+    let mut stream = sse(&rt, "collection=articles&fields=id").await;
+    stream.expect("init").await;
+    let mut socket = realtime::ws_admin(&rt).await;
+    socket
+        .subscribe(
+            json!({"type": "subscribe", "collection": "articles", "uid": "s", "query": {"fields": ["id"]}}),
+        )
+        .await;
+    const ROWS: i64 = 150_000;
+    rt.sql(&format!(
+        "insert into articles (title) select 'bulk ' || g from generate_series(1, {ROWS}) g"
+    ))
+    .await;
+    // Every row, in order; only the transaction's last event carries its id, so a client that
+    // drops inside it resumes before it.
+    let mut next = 1;
+    while next <= ROWS {
+        let event = stream.expect("create").await;
+        for id in event.ids() {
+            assert_eq!(id, next, "in order, none missing");
+            next += 1;
+        }
+        assert_eq!(
+            event.id.is_some(),
+            next > ROWS,
+            "the id comes with the last rows only"
+        );
+    }
+    let mut next = 1;
+    while next <= ROWS {
+        let event = socket.expect_event("create").await;
+        for id in realtime::ids(&event) {
+            assert_eq!(id, next);
+            next += 1;
+        }
+        assert_eq!(event.get("lsn").is_some(), next > ROWS);
+    }
+    // And the feed goes on.
+    rt.sql("insert into articles (title) values ('after')").await;
+    assert_eq!(stream.expect("create").await.ids(), [ROWS + 1]);
+    drop(socket);
+    rt.finish().await;
+}

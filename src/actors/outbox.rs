@@ -49,6 +49,8 @@ enum Backlog {
     Coalesce {
         collection: Arc<str>,
         lsn: Lsn,
+        /// The last event absorbed ended its transaction: `lsn` is a resume point.
+        complete: bool,
         order: Vec<String>,
         latest: HashMap<String, (EventKind, Item)>,
     },
@@ -145,6 +147,7 @@ impl Outbox {
                 let mut backlog = Backlog::Coalesce {
                     collection,
                     lsn: event.lsn,
+                    complete: event.complete,
                     order: Vec::new(),
                     latest: HashMap::new(),
                 };
@@ -363,9 +366,14 @@ fn absorb(backlog: &mut Backlog, event: &Event) {
     match backlog {
         Backlog::Resync { lsn, .. } => *lsn = event.lsn,
         Backlog::Coalesce {
-            lsn, order, latest, ..
+            lsn,
+            complete,
+            order,
+            latest,
+            ..
         } => {
             *lsn = event.lsn;
+            *complete = event.complete;
             for item in &event.items {
                 let key = key_text(&item.key);
                 let merged = match latest.get(&key).map(|(kind, _)| *kind) {
@@ -401,12 +409,14 @@ fn drain(sub: SubId, backlog: Backlog, out: &mut Vec<Outgoing>) {
         Backlog::Coalesce {
             collection,
             lsn,
+            complete,
             order,
             mut latest,
         } => {
-            // Everything up to `lsn` is in these messages, so the last one carries it.
+            // Everything up to `lsn` is in these messages, so the last one carries it, unless
+            // more of that transaction is still to come.
             let items = order.into_iter().filter_map(|key| latest.remove(&key));
-            for event in runs(&collection, lsn, items) {
+            for event in runs(&collection, lsn, complete, items) {
                 out.push(Outgoing::Event(sub, event));
             }
         }

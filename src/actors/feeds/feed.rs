@@ -34,6 +34,9 @@ pub(super) struct Member {
     policy: SlowConsumer,
     /// Changes at or before this position were already seen (a resume point).
     after: Lsn,
+    /// Inside a transaction handed out in parts: `(xid, n)`, its first `n` changes were
+    /// already seen (a member moved between groups mid-transaction).
+    within: Option<(u32, usize)>,
     /// The snapshot the subscriber's view was read under: transactions it saw are not sent
     /// again (after a restart the slot replays some). Transactions arrive in commit order and
     /// the snapshot sees exactly those committed before it, so the first one it doesn't see
@@ -44,6 +47,14 @@ pub(super) struct Member {
 impl Member {
     /// Whether this member should get `slice`.
     fn wants(&mut self, slice: &Slice) -> bool {
+        if let Some((xid, seen)) = self.within {
+            if slice.xid == xid && slice.first < seen {
+                return false;
+            }
+            if slice.xid != xid {
+                self.within = None;
+            }
+        }
         if slice.end_lsn <= self.after {
             return false;
         }
@@ -316,8 +327,15 @@ impl CollectionFeed {
             self.group_keys.remove(&*old);
         }
         let Some(mut member) = member else { return };
-        if let Some(head) = self.ring.head() {
-            member.after = member.after.max(head);
+        // Everything the feed has handed to groups is behind this member.
+        if let Some(head) = self.ring.newest() {
+            if head.more {
+                // Mid-way through a transaction in parts: its later parts are still to come.
+                member.after = member.after.max(head.commit_lsn);
+                member.within = Some((head.xid, head.first + head.changes.len()));
+            } else {
+                member.after = member.after.max(head.end_lsn);
+            }
         }
         self.join(key, spec, member, Vec::new());
     }
@@ -356,6 +374,7 @@ impl Handler<Attach> for CollectionFeed {
             outbox: msg.outbox,
             policy: msg.policy,
             after: Lsn(0),
+            within: None,
             seen: None,
         };
         match msg.start {
@@ -506,7 +525,7 @@ fn deliver_local(shape: &Shape, collection: &str, slice: &Slice, members: &mut [
                 Outcome::Emit(kind, row) => Some((kind, item(change, row))),
                 _ => None,
             });
-        runs(collection, slice.end_lsn, items)
+        runs(collection, slice.end_lsn, !slice.more, items)
     };
     for member in members.iter_mut() {
         member.deliver(slice, collection, &events);
@@ -537,7 +556,7 @@ fn spawn_worker(spec: Spec, members: Members) -> mpsc::UnboundedSender<Work> {
                 let span = tracing::debug_span!("feed_reread", collection = %collection, lsn = %slice.end_lsn, xid = slice.xid, changes = slice.changes.len());
                 context.items(&shape, &slice.changes).instrument(span).await
             };
-            let events = runs(&collection, slice.end_lsn, items);
+            let events = runs(&collection, slice.end_lsn, !slice.more, items);
             each_target(&members, only, |member| {
                 member.deliver(&slice, &collection, &events)
             });

@@ -232,6 +232,8 @@ impl FeedHub {
                     end_lsn: committed.end_lsn,
                     commit_ts: committed.commit_ts,
                     changes,
+                    more: committed.more,
+                    first: committed.first,
                 }),
                 received,
             });

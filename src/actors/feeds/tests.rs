@@ -56,6 +56,8 @@ fn insert(xid: u32, end: u64, id: i64, status: &str) -> Apply {
             commit_lsn: Lsn(end - 1),
             end_lsn: Lsn(end),
             commit_ts: DateTime::UNIX_EPOCH,
+            more: false,
+            first: 0,
             changes: vec![RowChange {
                 collection: "articles".into(),
                 op: RowOp::Insert,
@@ -243,6 +245,8 @@ fn insert_published(xid: u32, end: u64, id: i64, published: &str, committed: &st
             commit_lsn: Lsn(end - 1),
             end_lsn: Lsn(end),
             commit_ts: committed.parse().unwrap(),
+            more: false,
+            first: 0,
             changes: vec![RowChange {
                 collection: "articles".into(),
                 op: RowOp::Insert,

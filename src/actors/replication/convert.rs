@@ -57,6 +57,8 @@ pub fn to_committed<'a>(
         commit_ts: tx.commit_ts,
         changes,
         access,
+        more: tx.more,
+        first: tx.first,
     }
 }
 

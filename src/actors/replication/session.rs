@@ -210,7 +210,9 @@ impl Stream {
                     .push(&frames::begin(final_lsn.as_u64(), commit_time_micros, xid))?;
             }
             ReplicationEvent::XLogData { data, .. } => {
-                self.decoder.push(&data)?;
+                if let Some(Event::Chunk(chunk)) = self.decoder.push(&data)? {
+                    self.on_chunk(chunk).await?;
+                }
             }
             ReplicationEvent::Commit {
                 lsn,
@@ -253,21 +255,47 @@ impl Stream {
             tracing::trace!(xid = tx.xid, end_lsn = %tx.end_lsn, "already delivered");
             return Ok(());
         }
-        if !tx.overflow.is_empty() {
-            let tables: Vec<String> = tx
-                .overflow
-                .iter()
-                .map(|o| format!("{}.{} ({})", o.schema, o.table, o.count))
-                .collect();
-            tracing::warn!(
-                xid = tx.xid,
-                ?tables,
-                "transaction too large to replay row by row; later changes are not delivered"
-            );
+        let tx = self.unseen(tx);
+        self.deliver(&tx).await?;
+        status.clear_partial();
+        status.set_last_delivered(tx.end_lsn);
+        self.safe = self.safe.max(tx.end_lsn);
+        self.confirm();
+        Ok(())
+    }
+
+    /// A chunk of a transaction too large to hold whole: delivered at once, in order, like any
+    /// transaction, except that nothing is confirmed until its last part is.
+    async fn on_chunk(&mut self, tx: Transaction) -> Result<(), ReplicationError> {
+        let status = self.shared.status.clone();
+        if tx.end_lsn <= status.last_delivered() {
+            return Ok(());
         }
-        let snapshot = self.snapshot_for(&tx).await;
+        let tx = self.unseen(tx);
+        self.deliver(&tx).await?;
+        status.set_partial(tx.commit_lsn, tx.first + tx.changes.len());
+        Ok(())
+    }
+
+    /// `tx` without the changes an earlier session of this process delivered already (a
+    /// reconnect replays a large transaction from its start).
+    fn unseen(&self, mut tx: Transaction) -> Transaction {
+        if let Some((commit_lsn, delivered)) = self.shared.status.partial()
+            && commit_lsn == tx.commit_lsn
+        {
+            let skip = delivered.saturating_sub(tx.first).min(tx.changes.len());
+            tx.changes.drain(..skip);
+            tx.first += skip;
+        }
+        tx
+    }
+
+    /// Converts `tx` and hands it to the sink, if it has anything for the feeds.
+    async fn deliver(&mut self, tx: &Transaction) -> Result<(), ReplicationError> {
+        let status = self.shared.status.clone();
+        let snapshot = self.snapshot_for(tx).await;
         let committed = to_committed(
-            &tx,
+            tx,
             |oid| self.decoder.relation(oid),
             &snapshot,
             &self.shared.settings.user_schema,
@@ -287,9 +315,6 @@ impl Stream {
                 .map_err(|_| ReplicationError::SinkGone)?;
             status.count_delivered();
         }
-        status.set_last_delivered(tx.end_lsn);
-        self.safe = self.safe.max(tx.end_lsn);
-        self.confirm();
         Ok(())
     }
 

@@ -21,6 +21,9 @@ pub struct ReplicationStatus {
     delivered: AtomicU64,
     /// -1 until measured.
     slot_lag_bytes: AtomicI64,
+    /// A transaction handed out in chunks and not finished: its commit LSN and how many of
+    /// its changes were delivered, so a replay after a reconnect skips them.
+    partial: Mutex<Option<(Lsn, usize)>>,
     last_error: Mutex<Option<Arc<str>>>,
 }
 
@@ -37,6 +40,7 @@ impl ReplicationStatus {
             resumed_from: AtomicU64::new(0),
             delivered: AtomicU64::new(0),
             slot_lag_bytes: AtomicI64::new(-1),
+            partial: Mutex::new(None),
             last_error: Mutex::new(None),
         }
     }
@@ -142,6 +146,20 @@ impl ReplicationStatus {
         let _ = self
             .resumed_from
             .compare_exchange(0, lsn.0, Ordering::AcqRel, Ordering::Acquire);
+    }
+
+    /// The transaction being delivered in chunks, if one is: its commit LSN and how many of
+    /// its changes went out.
+    pub fn partial(&self) -> Option<(Lsn, usize)> {
+        *self.partial.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(super) fn set_partial(&self, commit_lsn: Lsn, delivered: usize) {
+        *self.partial.lock().unwrap_or_else(PoisonError::into_inner) = Some((commit_lsn, delivered));
+    }
+
+    pub(super) fn clear_partial(&self) {
+        *self.partial.lock().unwrap_or_else(PoisonError::into_inner) = None;
     }
 
     pub(super) fn set_slot_lag(&self, bytes: i64) {

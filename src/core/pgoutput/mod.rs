@@ -39,6 +39,6 @@ pub use message::{
 pub use reader::DecodeError;
 pub use row::{Datum, Row};
 pub use transaction::{
-    Change, ColumnInfo, Decoder, EmittedMessage, Event, Op, Overflow, RelationInfo, StreamError, Transaction,
+    Change, ColumnInfo, Decoder, EmittedMessage, Event, Op, RelationInfo, StreamError, Transaction,
     TransactionLimits,
 };

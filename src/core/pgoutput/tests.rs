@@ -210,7 +210,9 @@ fn recorded_server_bytes_assemble_into_their_transactions() {
     let shape: Vec<Vec<(&str, Op)>> = events
         .iter()
         .map(|event| match event {
-            Event::Transaction(tx) => tx.changes.iter().map(|c| (&*c.table, c.op)).collect(),
+            Event::Transaction(tx) | Event::Chunk(tx) => {
+                tx.changes.iter().map(|c| (&*c.table, c.op)).collect()
+            }
             Event::Message(_) => Vec::new(),
         })
         .collect();

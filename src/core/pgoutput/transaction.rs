@@ -21,23 +21,23 @@ use super::message::{self, ColumnData, Message, OldTuple, ReplicaIdentity};
 use super::reader::DecodeError;
 use super::row::{Datum, Row};
 
-/// How much of one transaction a [`Decoder`] keeps before it only counts the rest (see
-/// [`Transaction::overflow`]), so a bulk `UPDATE` of millions of rows, or of large values,
-/// cannot exhaust memory.
+/// How much of one transaction a [`Decoder`] holds at once: past either bound it hands the
+/// changes so far out as a chunk ([`Event::Chunk`]) and goes on, so a bulk `UPDATE` of millions
+/// of rows, or of large values, streams through in bounded memory and no row is dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TransactionLimits {
-    /// Changes kept per transaction.
+    /// Changes per chunk.
     pub changes: usize,
-    /// Bytes of text values (old, new and key rows) kept per transaction.
+    /// Bytes of text values (old, new and key rows) per chunk.
     pub bytes: usize,
 }
 
 impl Default for TransactionLimits {
-    /// 100,000 changes or 64 MiB of values, whichever comes first.
+    /// 10,000 changes or 16 MiB of values, whichever comes first.
     fn default() -> Self {
         TransactionLimits {
-            changes: 100_000,
-            bytes: 64 << 20,
+            changes: 10_000,
+            bytes: 16 << 20,
         }
     }
 }
@@ -107,44 +107,42 @@ pub struct EmittedMessage {
     pub content: Vec<u8>,
 }
 
-/// Changes a transaction made past the decoder's [`TransactionLimits`], counted per table. A
-/// consumer that gets these cannot replay the transaction row by row and should reload those
-/// tables.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Overflow {
-    pub schema: Arc<str>,
-    pub table: Arc<str>,
-    pub count: usize,
-}
-
-/// One committed transaction, complete. Postgres sends transactions in commit order, so
-/// `end_lsn` only grows within a session; after a restart the slot replays from its confirmed
-/// position (at-least-once), and a consumer skips any transaction whose `end_lsn` is not past
-/// the last one it delivered.
+/// One committed transaction, or one chunk of a large one. Postgres sends transactions in
+/// commit order (protocol version 1 sends a transaction only once it committed), so `end_lsn`
+/// only grows within a session; after a restart the slot replays from its confirmed position
+/// (at-least-once), and a consumer skips any transaction whose `end_lsn` is not past the last
+/// one it delivered (and any chunk it delivered already: [`Transaction::first`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Transaction {
     pub xid: u32,
     /// LSN of the commit record.
     pub commit_lsn: Lsn,
-    /// LSN just past the commit record: what to confirm to the slot once delivered.
+    /// LSN just past the commit record: what to confirm to the slot once delivered. For a
+    /// chunk with more to follow, `commit_lsn + 1`: a position after every earlier transaction
+    /// and before this one's end, which orders the chunk but is never confirmed nor resumed from.
     pub end_lsn: Lsn,
     pub commit_ts: DateTime<Utc>,
     /// Set when the transaction was replicated into this server from another origin.
     pub origin: Option<String>,
     /// In the order they were made.
     pub changes: Vec<Change>,
-    /// Transactional `pg_logical_emit_message` messages, in order.
+    /// Transactional `pg_logical_emit_message` messages, in order (of a chunk: those made
+    /// before its last change).
     pub messages: Vec<EmittedMessage>,
-    /// Non-empty when the transaction went past the decoder's [`TransactionLimits`]; `changes`
-    /// then holds only the changes made before that point.
-    pub overflow: Vec<Overflow>,
+    /// The position of this chunk's first change within its transaction (0 for a whole one).
+    pub first: usize,
+    /// More chunks of this transaction follow.
+    pub more: bool,
 }
 
 /// What a payload completes.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
-    /// A committed transaction, whole.
+    /// A committed transaction: whole, or the last part of one handed out in chunks.
     Transaction(Transaction),
+    /// A part of a committed transaction too large to hold at once ([`TransactionLimits`]);
+    /// its `more` is set, and its other parts follow, the last as [`Event::Transaction`].
+    Chunk(Transaction),
     /// A non-transactional `pg_logical_emit_message` message, delivered as soon as it is sent.
     Message(EmittedMessage),
 }
@@ -173,12 +171,35 @@ pub struct ColumnInfo {
 struct Open {
     xid: u32,
     final_lsn: Lsn,
+    commit_ts: DateTime<Utc>,
     origin: Option<String>,
     changes: Vec<Change>,
     messages: Vec<EmittedMessage>,
     /// Text bytes held in `changes`.
     bytes: usize,
-    overflow: Vec<Overflow>,
+    /// Changes already handed out in chunks.
+    emitted: usize,
+}
+
+impl Open {
+    /// What is held so far, handed out as a chunk (the transaction goes on).
+    fn chunk(&mut self) -> Transaction {
+        let changes = std::mem::take(&mut self.changes);
+        let first = self.emitted;
+        self.emitted += changes.len();
+        self.bytes = 0;
+        Transaction {
+            xid: self.xid,
+            commit_lsn: self.final_lsn,
+            end_lsn: Lsn(self.final_lsn.0.saturating_add(1)),
+            commit_ts: self.commit_ts,
+            origin: self.origin.clone(),
+            changes,
+            messages: std::mem::take(&mut self.messages),
+            first,
+            more: true,
+        }
+    }
 }
 
 /// Relation cache + transaction assembly for one replication session (see the module docs).
@@ -202,8 +223,8 @@ impl Decoder {
         Decoder::with_limits(TransactionLimits::default())
     }
 
-    /// A decoder that keeps at most `limits` of each transaction and counts the rest in
-    /// [`Transaction::overflow`].
+    /// A decoder that holds at most `limits` of a transaction at once, handing larger ones out
+    /// in chunks.
     pub fn with_limits(limits: TransactionLimits) -> Self {
         Decoder {
             relations: HashMap::new(),
@@ -252,11 +273,12 @@ impl Decoder {
                 self.open = Some(Open {
                     xid: begin.xid,
                     final_lsn: begin.final_lsn,
+                    commit_ts: begin.commit_ts,
                     origin: None,
                     changes: Vec::new(),
                     messages: Vec::new(),
                     bytes: 0,
-                    overflow: Vec::new(),
+                    emitted: 0,
                 });
             }
             Message::Commit(commit) => {
@@ -278,7 +300,8 @@ impl Decoder {
                     origin: open.origin,
                     changes: open.changes,
                     messages: open.messages,
-                    overflow: open.overflow,
+                    first: open.emitted,
+                    more: false,
                 })));
             }
             Message::Origin(origin) => {
@@ -312,7 +335,9 @@ impl Decoder {
                 let relation = self.relation_info(insert.relation)?;
                 let new = row(insert.relation, relation, &insert.new)?;
                 let key = key_of(relation, &new);
-                self.record(insert.relation, Op::Insert, None, Some(new), key)?;
+                return Ok(self
+                    .record(insert.relation, Op::Insert, None, Some(new), key)?
+                    .map(Event::Chunk));
             }
             Message::Update(update) => {
                 let relation = self.relation_info(update.relation)?;
@@ -325,17 +350,31 @@ impl Decoder {
                     new.fill_unchanged_from(old);
                 }
                 let key = key_of(relation, old.as_ref().unwrap_or(&new));
-                self.record(update.relation, Op::Update, old, Some(new), key)?;
+                return Ok(self
+                    .record(update.relation, Op::Update, old, Some(new), key)?
+                    .map(Event::Chunk));
             }
             Message::Delete(delete) => {
                 let relation = self.relation_info(delete.relation)?;
                 let old = old_row(delete.relation, relation, &delete.old)?;
                 let key = key_of(relation, &old);
-                self.record(delete.relation, Op::Delete, Some(old), None, key)?;
+                return Ok(self
+                    .record(delete.relation, Op::Delete, Some(old), None, key)?
+                    .map(Event::Chunk));
             }
             Message::Truncate(truncate) => {
+                // One message, one step: its relations stay together whatever the limits.
                 for &oid in &truncate.relations {
-                    self.record(oid, Op::Truncate, None, None, Row::default())?;
+                    let (schema, table) = self.names(oid)?;
+                    self.open_mut("change")?.changes.push(Change {
+                        schema,
+                        table,
+                        relation: oid,
+                        op: Op::Truncate,
+                        old: None,
+                        new: None,
+                        key: Row::default(),
+                    });
                 }
             }
             Message::Logical(logical) => {
@@ -364,8 +403,13 @@ impl Decoder {
             .ok_or(StreamError::UnknownRelation { oid })
     }
 
-    /// Adds a change to the open transaction, or counts it once a limit is reached. After the
-    /// first overflow every later change is counted too, so `changes` stays a prefix.
+    fn names(&self, oid: u32) -> Result<(Arc<str>, Arc<str>), StreamError> {
+        let relation = self.relation_info(oid)?;
+        Ok((relation.schema.clone(), relation.table.clone()))
+    }
+
+    /// Adds a change to the open transaction; when it would not fit in the chunk held so far,
+    /// that chunk is handed out first (returned) and the change starts the next one.
     fn record(
         &mut self,
         oid: u32,
@@ -373,46 +417,30 @@ impl Decoder {
         old: Option<Row>,
         new: Option<Row>,
         key: Row,
-    ) -> Result<(), StreamError> {
+    ) -> Result<Option<Transaction>, StreamError> {
         let limits = self.limits;
-        let (schema, table) = {
-            let relation = self.relation_info(oid)?;
-            (relation.schema.clone(), relation.table.clone())
-        };
+        let (schema, table) = self.names(oid)?;
         let open = self.open_mut("change")?;
         // The key counts too: under FULL it is a second copy of the old row.
-        let bytes = old
+        let size = old
             .iter()
             .chain(&new)
             .chain([&key])
             .map(Row::text_len)
-            .fold(open.bytes, usize::saturating_add);
-        if open.overflow.is_empty() && open.changes.len() < limits.changes && bytes <= limits.bytes {
-            open.bytes = bytes;
-            open.changes.push(Change {
-                schema,
-                table,
-                relation: oid,
-                op,
-                old,
-                new,
-                key,
-            });
-            return Ok(());
-        }
-        match open
-            .overflow
-            .iter_mut()
-            .find(|o| o.schema == schema && o.table == table)
-        {
-            Some(overflow) => overflow.count += 1,
-            None => open.overflow.push(Overflow {
-                schema,
-                table,
-                count: 1,
-            }),
-        }
-        Ok(())
+            .fold(0usize, usize::saturating_add);
+        let full = open.changes.len() >= limits.changes || open.bytes.saturating_add(size) > limits.bytes;
+        let chunk = (full && !open.changes.is_empty()).then(|| open.chunk());
+        open.bytes = open.bytes.saturating_add(size);
+        open.changes.push(Change {
+            schema,
+            table,
+            relation: oid,
+            op,
+            old,
+            new,
+            key,
+        });
+        Ok(chunk)
     }
 }
 

@@ -49,6 +49,13 @@ pub struct Committed {
     pub changes: Vec<RowChange>,
     /// What the transaction changed about who may read what (its access messages).
     pub access: Vec<super::AccessChange>,
+    /// A part of a transaction too large to hold whole; more parts follow, the last with
+    /// `more: false`. A part's `end_lsn` orders it but is no resume point (see
+    /// [`crate::core::pgoutput::Transaction::end_lsn`]).
+    pub more: bool,
+    /// A part's position within its transaction: the index of its first change (0 for a
+    /// whole transaction and for a first part).
+    pub first: usize,
 }
 
 impl Committed {

@@ -77,10 +77,12 @@ impl Event {
 }
 
 /// One transaction's items for a subscription as events: consecutive items of one kind share
-/// an event, in order, and the last event carries the transaction's position.
+/// an event, in order, and the last event carries the transaction's position, unless
+/// `complete` is false (a part of a transaction more parts of which follow).
 pub fn runs(
     collection: &str,
     lsn: Lsn,
+    complete: bool,
     items: impl IntoIterator<Item = (EventKind, Item)>,
 ) -> Vec<Arc<Event>> {
     let mut events = Vec::new();
@@ -97,7 +99,7 @@ pub fn runs(
         }
     }
     if let Some((current, list)) = run {
-        events.push(Arc::new(Event::new(current, collection, lsn, true, list)));
+        events.push(Arc::new(Event::new(current, collection, lsn, complete, list)));
     }
     events
 }

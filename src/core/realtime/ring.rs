@@ -22,6 +22,10 @@ pub struct Slice {
     pub end_lsn: Lsn,
     pub commit_ts: DateTime<Utc>,
     pub changes: Vec<RowChange>,
+    /// More of this transaction follows in later slices: its events carry no id.
+    pub more: bool,
+    /// The index of its first change within its transaction (parts of a large one).
+    pub first: usize,
 }
 
 /// The requested position is older than what the ring still holds.
@@ -115,6 +119,11 @@ impl Ring {
         self.entries.front().map(|(s, _)| s.commit_lsn)
     }
 
+    /// The newest slice held.
+    pub fn newest(&self) -> Option<&Arc<Slice>> {
+        self.entries.back().map(|(s, _)| s)
+    }
+
     /// The newest position held.
     pub fn head(&self) -> Option<Lsn> {
         self.entries.back().map(|(s, _)| s.end_lsn)
@@ -150,6 +159,8 @@ mod tests {
             end_lsn: Lsn(end),
             commit_ts: DateTime::UNIX_EPOCH,
             changes: vec![change; rows],
+            more: false,
+            first: 0,
         })
     }
 

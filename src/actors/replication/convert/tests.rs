@@ -80,7 +80,8 @@ fn tx(changes: Vec<Change>) -> Transaction {
         origin: None,
         changes,
         messages: Vec::new(),
-        overflow: Vec::new(),
+        first: 0,
+        more: false,
     }
 }
 

@@ -343,32 +343,51 @@ fn origin_types_and_messages_are_kept() {
 }
 
 #[test]
-fn changes_past_the_change_limit_are_counted_per_table() {
+fn past_the_change_limit_a_transaction_comes_out_in_chunks_with_nothing_left_out() {
     let mut decoder = Decoder::with_limits(TransactionLimits {
         changes: 2,
         bytes: usize::MAX,
     });
-    let insert = encode(&Message::Insert(Insert {
-        relation: ITEMS,
-        new: vec![t("1"), t("x"), t("y")],
-    }));
+    let insert = |id: &'static str| {
+        encode(&Message::Insert(Insert {
+            relation: ITEMS,
+            new: vec![t(id), t("x"), t("y")],
+        }))
+    };
     let mut payloads = vec![begin(1, 0x10), items(ReplicaIdentity::Default)];
-    payloads.extend(std::iter::repeat_n(insert, 5));
+    payloads.extend(["1", "2", "3", "4", "5"].map(insert));
     payloads.push(commit(0x10));
-    let tx = only_transaction(run(&mut decoder, &payloads));
-    assert_eq!(tx.changes.len(), 2);
+    let events = run(&mut decoder, &payloads);
+    let parts: Vec<(bool, usize, Vec<Datum>, u64)> = events
+        .iter()
+        .map(|event| {
+            let (chunk, tx) = match event {
+                Event::Chunk(tx) => (true, tx),
+                Event::Transaction(tx) => (false, tx),
+                Event::Message(_) => panic!("no messages here"),
+            };
+            let ids = tx
+                .changes
+                .iter()
+                .map(|c| c.key.get("id").cloned().unwrap())
+                .collect();
+            assert_eq!((tx.xid, tx.commit_lsn), (1, Lsn(0x10)));
+            assert_eq!(tx.more, chunk);
+            (chunk, tx.first, ids, tx.end_lsn.0)
+        })
+        .collect();
     assert_eq!(
-        tx.overflow,
-        vec![Overflow {
-            schema: "public".into(),
-            table: "items".into(),
-            count: 3
-        }]
+        parts,
+        vec![
+            (true, 0, vec![d("1"), d("2")], 0x11),
+            (true, 2, vec![d("3"), d("4")], 0x11),
+            (false, 4, vec![d("5")], 0x40),
+        ]
     );
 }
 
 #[test]
-fn past_the_byte_limit_later_changes_are_counted_even_when_small() {
+fn past_the_byte_limit_a_transaction_comes_out_in_chunks() {
     // Each insert holds 3 + 3 + 3 text bytes in its new row and 3 in its key.
     let mut decoder = Decoder::with_limits(TransactionLimits {
         changes: usize::MAX,
@@ -380,24 +399,30 @@ fn past_the_byte_limit_later_changes_are_counted_even_when_small() {
             new: vec![t("100"), t("abc"), t(body)],
         }))
     };
-    let tx = only_transaction(run(
+    let events = run(
         &mut decoder,
         &[
             begin(1, 0x10),
             items(ReplicaIdentity::Default),
             insert("def"),
             insert("a much longer body"),
-            // Would fit, but keeping it would leave a gap: `changes` stays a prefix.
             insert(""),
             commit(0x10),
         ],
-    ));
-    assert_eq!(tx.changes.len(), 1);
-    assert_eq!(tx.overflow[0].count, 2);
-
+    );
+    let sizes: Vec<(bool, usize)> = events
+        .iter()
+        .map(|event| match event {
+            Event::Chunk(tx) => (true, tx.changes.len()),
+            Event::Transaction(tx) => (false, tx.changes.len()),
+            Event::Message(_) => panic!("no messages here"),
+        })
+        .collect();
+    // A change larger than the whole budget still goes through, alone.
+    assert_eq!(sizes, vec![(true, 1), (true, 1), (false, 1)]);
     // The budget is per transaction.
     let tx = only_transaction(run(&mut decoder, &[begin(2, 0x20), insert("def"), commit(0x20)]));
-    assert_eq!((tx.changes.len(), tx.overflow.len()), (1, 0));
+    assert_eq!((tx.changes.len(), tx.first, tx.more), (1, 0, false));
 }
 
 #[test]
