@@ -754,3 +754,42 @@ async fn a_transaction_of_150_000_rows_reaches_every_subscriber_whole() {
     drop(socket);
     rt.finish().await;
 }
+
+#[actix_web::test]
+async fn a_collection_written_once_does_not_hold_the_slot_back_past_retention() {
+    let rt = realtime::spawn(|c| c.realtime.retention = Duration::from_secs(1)).await;
+    rt.create(
+        "create table idle (id serial primary key, v text); create table busy (id serial primary key, v text)",
+        "busy",
+    )
+    .await;
+    let pool = rt.pool().await;
+    // Written once, never again, and nobody subscribes to it.
+    rt.sql("insert into idle (v) values ('once')").await;
+    // Where WAL is inserted now (the write position may trail the commit record).
+    let after_idle: String = sqlx::query_scalar("select pg_current_wal_insert_lsn()::text")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let after_idle = lsn(&after_idle);
+    // Writes elsewhere go on; the slot must be confirmed past the idle write once its
+    // retention is over, though that collection never changes again.
+    let confirmed = || async {
+        let text: Option<String> = sqlx::query_scalar(
+            "select confirmed_flush_lsn::text from pg_replication_slots where slot_name = $1",
+        )
+        .bind(&rt.slot)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        text.map_or(0, |t| lsn(&t))
+    };
+    rt.eventually("the slot moves past the idle collection's write", || async {
+        rt.sql("insert into busy (v) values ('tick')").await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        confirmed().await > after_idle
+    })
+    .await;
+    pool.close().await;
+    rt.finish().await;
+}

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use actix::{Actor, Context, Handler, Message};
+use actix::{Actor, AsyncContext, Context, Handler, Message};
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
@@ -21,6 +21,9 @@ use crate::core::realtime::frame::{Event, Item, runs};
 use crate::core::realtime::ring::{Ring, Slice};
 use crate::core::realtime::shape::{Outcome, Shape};
 use crate::core::realtime::snapshot::Snapshot;
+
+/// How often a feed lets changes older than the retention go while no new change arrives.
+const EXPIRY_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How far before its attach a snapshot handoff re-examines the ring: a transaction can reach
 /// the feed a moment before it becomes visible to new snapshots.
@@ -363,6 +366,15 @@ impl CollectionFeed {
 
 impl Actor for CollectionFeed {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        // A collection nobody writes to any more still lets its history go: otherwise the
+        // oldest change it retains would hold the slot (and its WAL) back for ever.
+        ctx.run_interval(EXPIRY_INTERVAL, |feed, _| {
+            feed.ring.expire(Instant::now());
+            feed.publish_oldest();
+        });
+    }
 }
 
 impl Handler<Attach> for CollectionFeed {

@@ -74,6 +74,10 @@ impl Ring {
             }
             self.evict_front();
         }
+        // An emptied ring gives back what a burst made it allocate.
+        if self.entries.is_empty() && self.entries.capacity() > 64 {
+            self.entries.shrink_to(64);
+        }
     }
 
     fn evict_front(&mut self) {
