@@ -40,6 +40,10 @@ pub enum ReplicationError {
     /// The feed hub is gone, so nothing can be delivered (or confirmed).
     #[error("the change sink stopped")]
     SinkGone,
+    /// Our other connection to the database was cut (PostgreSQL is shutting down, or the link
+    /// failed): the session let go of the slot so the server can stop, and reconnects.
+    #[error("the database connection was lost; releasing the slot and reconnecting")]
+    DatabaseGone,
 }
 
 impl ReplicationError {

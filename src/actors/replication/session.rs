@@ -17,6 +17,7 @@ use actix::Recipient;
 use pgwire_replication::{ReplicationClient, ReplicationEvent, ReplicationMetrics};
 use secrecy::ExposeSecret;
 use sqlx::PgPool;
+use sqlx::postgres::PgListener;
 use tokio::sync::watch;
 use tracing::Instrument;
 
@@ -37,6 +38,9 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 /// the schema actor to catch up (a table created with SQL and written at once: the stream can
 /// beat the DDL notification). Each such table is waited for once per session.
 const SNAPSHOT_WAIT: Duration = Duration::from_secs(1);
+/// The channel the session's watch connection listens on (nothing is sent on it: the
+/// connection's end is what it waits for).
+const WATCH_CHANNEL: &str = "directrix_replication_watch";
 /// How long a transaction that changed access rights may take to become visible to new
 /// snapshots before subscriptions are re-planned regardless.
 const VISIBILITY_WAIT: Duration = Duration::from_secs(2);
@@ -162,6 +166,11 @@ struct Stream {
 
 impl Stream {
     async fn run(&mut self, mut stop: watch::Receiver<bool>) -> Result<(), ReplicationError> {
+        // A logical walsender holds a fast shutdown of PostgreSQL until its client has
+        // confirmed everything sent, which the hub's hold may never allow. A shutdown first
+        // ends every ordinary connection: this one's end is the signal to let go.
+        let mut watch = PgListener::connect_with(&self.pool).await?;
+        watch.listen(WATCH_CHANNEL).await?;
         let mut tick = tokio::time::interval(self.shared.settings.status_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut schema = self.shared.schema.clone();
@@ -195,6 +204,13 @@ impl Stream {
                     Some(event) => self.on_event(event).await?,
                     None => return Err(ReplicationError::Ended),
                 },
+                lost = watch.try_recv() => {
+                    if !matches!(lost, Ok(Some(_))) {
+                        tracing::warn!("database connection lost (PostgreSQL stopping?); releasing the slot");
+                        self.finish().await?;
+                        return Err(ReplicationError::DatabaseGone);
+                    }
+                }
             }
         }
     }
