@@ -265,8 +265,14 @@ fn start_realtime(
         Some(access.clone()),
     );
     let settings = ReplicationSettings::from_config(config, options);
-    let handle = replication::start(settings, schema.clone(), hub.clone().recipient(), hold)
-        .context("starting the replication consumer")?;
+    let handle = replication::start(
+        settings,
+        schema.clone(),
+        hub.clone().recipient(),
+        hold,
+        Some(hub.clone().recipient()),
+    )
+    .context("starting the replication consumer")?;
     hub.do_send(crate::actors::feeds::WatchReplication(handle.status().clone()));
     Ok(Some((hub, collab, Some(handle))))
 }

@@ -793,3 +793,55 @@ async fn a_collection_written_once_does_not_hold_the_slot_back_past_retention() 
     pool.close().await;
     rt.finish().await;
 }
+
+#[actix_web::test]
+async fn a_slot_dropped_under_a_live_feed_is_a_gap_subscribers_are_told_of() {
+    let rt = app_with_articles(|_| {}).await;
+    let mut stream = sse(&rt, "collection=articles&fields=id").await;
+    stream.expect("init").await;
+    rt.sql("insert into articles (title) values ('before')").await;
+    assert_eq!(stream.expect("create").await.ids(), [1]);
+    let before = stream.last_id.clone().unwrap();
+    // Someone drops the slot out from under the server (terminating its walsender first).
+    let pool = rt.pool().await;
+    rt.eventually("the slot is dropped", || async {
+        let _ = sqlx::query("select pg_terminate_backend(active_pid) from pg_replication_slots where slot_name = $1 and active")
+            .bind(&rt.slot)
+            .execute(&pool)
+            .await;
+        sqlx::query("select pg_drop_replication_slot($1)")
+            .bind(&rt.slot)
+            .execute(&pool)
+            .await
+            .is_ok()
+    })
+    .await;
+    // Committed while no slot kept it: lost to realtime, so subscribers must refetch.
+    rt.sql("insert into articles (title) values ('while missing')")
+        .await;
+    let refetch = stream.expect("refetch").await;
+    assert_eq!(refetch.data["reason"], "gap", "{:?}", refetch);
+    // The feed carries on from the new slot.
+    rt.wait_streaming().await;
+    rt.sql("insert into articles (title) values ('after')").await;
+    let after = stream.expect("create").await;
+    assert_eq!(after.ids(), [3]);
+    // Health and metrics say so.
+    let health = rt.get("/server/health").await.json();
+    assert_eq!(health["status"], "warn", "{health}");
+    assert_eq!(health["checks"]["realtime:gaps"][0]["status"], "warn");
+    assert_eq!(health["checks"]["realtime:gaps"][0]["observedValue"], 1);
+    let metrics = rt.get("/metrics").await.text;
+    assert!(metrics.contains("directrix_replication_gaps 1"), "{metrics}");
+    // A resume from before the gap cannot be answered from history.
+    let mut resumed = sse_with(
+        &rt,
+        "collection=articles&fields=id",
+        Some(ADMIN_TOKEN),
+        Some(&before),
+    )
+    .await;
+    assert_eq!(resumed.expect("refetch").await.data["reason"], "gap");
+    pool.close().await;
+    rt.finish().await;
+}

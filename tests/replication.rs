@@ -84,7 +84,8 @@ impl Db {
     ) -> (ReplicationHandle, mpsc::UnboundedReceiver<Arc<Committed>>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let sink = Collector(tx, retains.then(|| hold.clone())).start().recipient();
-        let handle = replication::start(self.settings.clone(), self.schema.clone(), sink, hold).unwrap();
+        let handle =
+            replication::start(self.settings.clone(), self.schema.clone(), sink, hold, None).unwrap();
         (handle, rx)
     }
 
@@ -498,7 +499,7 @@ async fn a_role_without_replication_gets_a_reported_disabled_feed() {
     };
     let (tx, _rx) = mpsc::unbounded_channel();
     let sink = Collector(tx, None).start().recipient();
-    let handle = replication::start(settings, db.schema.clone(), sink, no_hold()).unwrap();
+    let handle = replication::start(settings, db.schema.clone(), sink, no_hold(), None).unwrap();
     for _ in 0..250 {
         if handle.status().disabled() {
             break;
@@ -541,7 +542,7 @@ async fn without_a_superuser_the_publication_lists_tables_and_new_ones_join_at_c
     };
     let (tx, mut rx) = mpsc::unbounded_channel();
     let sink = Collector(tx, None).start().recipient();
-    let handle = replication::start(settings, db.schema.clone(), sink, no_hold()).unwrap();
+    let handle = replication::start(settings, db.schema.clone(), sink, no_hold(), None).unwrap();
     wait_connected(&handle).await;
     let listed: Vec<String> =
         sqlx::query_scalar("select tablename::text from pg_publication_tables where pubname = $1")

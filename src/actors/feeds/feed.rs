@@ -205,6 +205,14 @@ pub struct Move {
     pub group: String,
 }
 
+/// Changes before `floor` may be missing (the slot was created again): nothing below it can be
+/// replayed, and every subscriber gets a must-refetch.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(super) struct Gapped {
+    pub floor: Lsn,
+}
+
 /// Replication resumed at this position: the ring can't replay below it.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -485,6 +493,29 @@ impl Handler<Move> for CollectionFeed {
 
     fn handle(&mut self, msg: Move, _ctx: &mut Context<Self>) {
         self.relocate(msg.sub, &msg.group, msg.spec);
+    }
+}
+
+impl Handler<Gapped> for CollectionFeed {
+    type Result = ();
+
+    fn handle(&mut self, msg: Gapped, _ctx: &mut Context<Self>) {
+        self.ring.raise_floor(msg.floor);
+        let collection = self.collection.clone();
+        let floor = Some(msg.floor);
+        for group in self.groups.values() {
+            for member in lock(&group.members).iter() {
+                member
+                    .outbox
+                    .push_refetch(member.sub, collection.clone(), "gap", floor);
+            }
+        }
+        for pending in self.pending.values() {
+            let member = &pending.member;
+            member
+                .outbox
+                .push_refetch(member.sub, collection.clone(), "gap", floor);
+        }
     }
 }
 

@@ -17,10 +17,10 @@ use actix::{
     ResponseActFuture, WrapFuture,
 };
 
-use super::feed::{Apply, CollectionFeed, Floor, Flush};
+use super::feed::{Apply, CollectionFeed, Floor, Flush, Gapped};
 use crate::actors::access_cache::AccessCache;
 use crate::actors::collab::{Changed, CollabHub};
-use crate::actors::replication::{Deliver, ReplicationStatus};
+use crate::actors::replication::{Deliver, Recreated, ReplicationStatus};
 use crate::actors::sessions::{Replan, SessionRegistry};
 use crate::core::pgoutput::Lsn;
 use crate::core::realtime::Committed;
@@ -260,6 +260,22 @@ impl Handler<Deliver> for FeedHub {
                 .into_actor(self)
                 .map(move |(), hub, _| hub.route(committed)),
         )
+    }
+}
+
+impl Handler<Recreated> for FeedHub {
+    type Result = ();
+
+    /// A gap: no feed can replay across it, and every subscriber must read again.
+    fn handle(&mut self, msg: Recreated, _ctx: &mut Context<Self>) {
+        self.floor = if self.floor == Lsn::UNKNOWN {
+            msg.from
+        } else {
+            self.floor.max(msg.from)
+        };
+        for (feed, _) in self.feeds.values() {
+            feed.do_send(Gapped { floor: msg.from });
+        }
     }
 }
 

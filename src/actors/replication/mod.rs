@@ -34,7 +34,7 @@ use tokio::sync::watch;
 
 pub use actor::ReplicationActor;
 pub use convert::to_committed;
-pub use sink::{Deliver, Discard};
+pub use sink::{Deliver, Discard, Recreated};
 pub use status::ReplicationStatus;
 
 use crate::config::{Config, DatabaseConfig};
@@ -134,12 +134,14 @@ impl ReplicationHandle {
 
 /// Starts the consumer on its own arbiter. `sink` receives every transaction with collection
 /// changes, one at a time and awaited; `hold` is the lowest position the slot may be confirmed
-/// to (`u64::MAX`: no hold), which the hub keeps at its oldest retained `commit_lsn`.
+/// to (`u64::MAX`: no hold), which the hub keeps at its oldest retained `commit_lsn`;
+/// `recreated` (the same actor as `sink`) hears of a slot made again mid-stream.
 pub fn start(
     settings: ReplicationSettings,
     schema: watch::Receiver<Arc<SchemaSnapshot>>,
     sink: Recipient<Deliver>,
     hold: Arc<AtomicU64>,
+    recreated: Option<Recipient<Recreated>>,
 ) -> Result<ReplicationHandle, StartError> {
     if actix::System::try_current().is_none() {
         return Err(StartError::NoSystem);
@@ -150,6 +152,7 @@ pub fn start(
         schema,
         sink,
         hold,
+        recreated,
         status: status.clone(),
     });
     // Decoding and conversion are CPU work: they get a thread of their own.

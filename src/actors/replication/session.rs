@@ -24,7 +24,7 @@ use tracing::Instrument;
 use super::ReplicationSettings;
 use super::convert::to_committed;
 use super::frames;
-use super::sink::Deliver;
+use super::sink::{Deliver, Recreated};
 use super::status::ReplicationStatus;
 use crate::core::pgoutput::{Decoder, Event, Lsn, Transaction};
 use crate::core::schema::SchemaSnapshot;
@@ -51,6 +51,7 @@ pub(super) struct Shared {
     pub schema: watch::Receiver<Arc<SchemaSnapshot>>,
     pub sink: Recipient<Deliver>,
     pub hold: Arc<AtomicU64>,
+    pub recreated: Option<Recipient<Recreated>>,
     pub status: Arc<ReplicationStatus>,
 }
 
@@ -100,6 +101,7 @@ async fn session(
         config = config.with_ack_lsn(pgwire_replication::Lsn::from_u64(lsn.0));
     }
     let mut client = ReplicationClient::connect_gated(config).await?;
+    let missing = existing.is_none();
     let start = match (existing, confirmed) {
         (Some(_), Some(lsn)) => lsn,
         (existing, _) => {
@@ -112,7 +114,22 @@ async fn session(
                 .unwrap_or_default()
         }
     };
-    client.start().await?;
+    // This process streamed the slot before: what was committed between its last delivery
+    // and the new slot's start is gone. Every subscriber hears of it before any later change.
+    if missing && shared.status.resumed_from().is_some() {
+        shared.status.record_gap(start);
+        tracing::error!(slot = %settings.slot, from = %start, last_delivered = %shared.status.last_delivered(),
+            "replication slot was gone and has been created again; changes committed in between are lost to realtime, and every subscriber is told to refetch");
+        if let Some(recreated) = &shared.recreated {
+            recreated
+                .send(Recreated { from: start })
+                .await
+                .map_err(|_| ReplicationError::SinkGone)?;
+        }
+    }
+    if let Err(err) = client.start().await {
+        return Err(invalidated(pool, &settings.slot, err.into()).await);
+    }
     client.wait_started().await?;
     shared.status.set_resumed_from(start);
     shared.status.set_connected(true);
@@ -131,6 +148,20 @@ async fn session(
         unknown: HashSet::new(),
     };
     stream.run(stop).await
+}
+
+/// A slot Postgres invalidated (it fell past `max_slot_wal_keep_size`) can never stream
+/// again: it is dropped, so the next session creates it afresh, which is a gap like any
+/// recreated slot. Other start failures pass through.
+async fn invalidated(pool: &PgPool, slot: &str, err: ReplicationError) -> ReplicationError {
+    let text = err.to_string();
+    if text.contains("invalidated") || text.contains("can no longer get changes") {
+        tracing::error!(slot, error = %text, "replication slot invalidated; dropping it to start again");
+        if let Err(drop_err) = db::drop_slot(pool, slot).await {
+            tracing::warn!(slot, error = %drop_err, "cannot drop the invalidated slot");
+        }
+    }
+    err
 }
 
 /// Adds the snapshot's collections to a table-list publication.

@@ -13,6 +13,16 @@ use crate::core::realtime::Committed;
 #[rtype(result = "()")]
 pub struct Deliver(pub Arc<Committed>);
 
+/// The slot had to be created again while this process streamed it (someone dropped it, or
+/// it was invalidated): changes committed before `from` that were not delivered are gone. Sent
+/// (and awaited) before anything from the new slot is delivered, so every subscriber is told
+/// to refetch before it sees a change past the gap.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct Recreated {
+    pub from: crate::core::pgoutput::Lsn,
+}
+
 /// Accepts and drops every [`Deliver`]: lets the consumer run (and the slot advance) before
 /// there is anything to feed.
 #[derive(Debug, Default)]

@@ -24,6 +24,10 @@ pub struct ReplicationStatus {
     /// A transaction handed out in chunks and not finished: its commit LSN and how many of
     /// its changes were delivered, so a replay after a reconnect skips them.
     partial: Mutex<Option<(Lsn, usize)>>,
+    /// Times the slot had to be created again while this process was streaming it.
+    gaps: AtomicU64,
+    /// When the last such gap was found, and where the new slot starts.
+    last_gap: Mutex<Option<(std::time::Instant, Lsn)>>,
     last_error: Mutex<Option<Arc<str>>>,
 }
 
@@ -41,6 +45,8 @@ impl ReplicationStatus {
             delivered: AtomicU64::new(0),
             slot_lag_bytes: AtomicI64::new(-1),
             partial: Mutex::new(None),
+            gaps: AtomicU64::new(0),
+            last_gap: Mutex::new(None),
             last_error: Mutex::new(None),
         }
     }
@@ -160,6 +166,26 @@ impl ReplicationStatus {
 
     pub(super) fn clear_partial(&self) {
         *self.partial.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    }
+
+    /// Gaps found (a slot created again while streaming): changes before the new slot's
+    /// start that were not delivered are lost to realtime.
+    pub fn gaps(&self) -> u64 {
+        self.gaps.load(Ordering::Acquire)
+    }
+
+    /// How long ago the last gap was found, and where the new slot started.
+    pub fn last_gap(&self) -> Option<(std::time::Duration, Lsn)> {
+        self.last_gap
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .map(|(at, lsn)| (at.elapsed(), lsn))
+    }
+
+    pub(super) fn record_gap(&self, start: Lsn) {
+        self.gaps.fetch_add(1, Ordering::AcqRel);
+        *self.last_gap.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some((std::time::Instant::now(), start));
     }
 
     pub(super) fn set_slot_lag(&self, bytes: i64) {

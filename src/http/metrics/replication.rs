@@ -17,6 +17,7 @@ pub(super) struct ReplicationCollector {
     confirmed: IntGauge,
     reconnects: IntGauge,
     delivered: IntGauge,
+    gaps: IntGauge,
 }
 
 impl ReplicationCollector {
@@ -44,10 +45,14 @@ impl ReplicationCollector {
                 "replication_delivered_transactions",
                 "transactions with collection changes handed to the feeds",
             )?,
+            gaps: IntGauge::new(
+                "replication_gaps",
+                "times the slot had to be created again while streaming (changes in between were lost to realtime)",
+            )?,
         })
     }
 
-    fn gauges(&self) -> [&IntGauge; 6] {
+    fn gauges(&self) -> [&IntGauge; 7] {
         [
             &self.connected,
             &self.slot_lag,
@@ -55,6 +60,7 @@ impl ReplicationCollector {
             &self.confirmed,
             &self.reconnects,
             &self.delivered,
+            &self.gaps,
         ]
     }
 }
@@ -76,6 +82,7 @@ impl Collector for ReplicationCollector {
         self.confirmed.set(as_gauge(status.confirmed().0));
         self.reconnects.set(as_gauge(status.reconnects()));
         self.delivered.set(as_gauge(status.delivered_transactions()));
+        self.gaps.set(as_gauge(status.gaps()));
         self.gauges().into_iter().flat_map(|g| g.collect()).collect()
     }
 }

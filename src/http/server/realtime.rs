@@ -8,6 +8,9 @@ use crate::http::state::AppState;
 
 /// Above this slot lag the check warns: the feed is falling behind or holding WAL.
 const LAG_THRESHOLD_BYTES: i64 = 64 << 20;
+/// How long health warns after the slot had to be created again (changes were lost to
+/// realtime then; subscribers were told to refetch).
+pub const GAP_WARN: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// The realtime part of a health answer.
 pub(super) struct RealtimeHealth {
@@ -35,8 +38,21 @@ pub(super) async fn check(state: &AppState) -> Option<RealtimeHealth> {
     if !connected && let Some(error) = status.last_error() {
         connection["output"] = json!(error.to_string());
     }
+    let last_gap = status.last_gap();
+    let gapped = last_gap.is_some_and(|(ago, _)| ago < GAP_WARN);
+    let mut gaps = json!({
+        "status": if gapped { "warn" } else { "ok" }, "componentType": "replication",
+        "observedValue": status.gaps(),
+    });
+    if let (true, Some((ago, from))) = (gapped, last_gap) {
+        gaps["output"] = json!(format!(
+            "the replication slot was created again {}s ago, starting at {from}: changes committed while it was missing were not delivered (subscribers were told to refetch)",
+            ago.as_secs()
+        ));
+    }
     let checks = vec![
         ("realtime:connected", json!([connection])),
+        ("realtime:gaps", json!([gaps])),
         (
             "realtime:slotLag",
             json!([{
@@ -46,7 +62,11 @@ pub(super) async fn check(state: &AppState) -> Option<RealtimeHealth> {
         ),
     ];
     Some(RealtimeHealth {
-        status: if connected && !lagging { "ok" } else { "warn" },
+        status: if connected && !lagging && !gapped {
+            "ok"
+        } else {
+            "warn"
+        },
         checks,
     })
 }
