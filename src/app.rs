@@ -103,6 +103,7 @@ impl App {
         let state = AppState {
             config: config.clone(),
             pool: pool.clone(),
+            health_pool: pool::connect_health(database.options.clone()),
             schema_actor,
             schema_rx,
             metrics,
@@ -142,7 +143,7 @@ impl App {
                 pool: pool::connect_lazy(options.clone(), worker_pool_max),
                 ..state.clone()
             });
-            let limits = state.limits.middleware();
+            let limits = state.limits.middleware(Some(state.pool.clone()));
             actix_web::App::new()
                 .app_data(state)
                 .route(&ws_path, web::get().to(crate::http::realtime::ws::websocket))

@@ -309,6 +309,10 @@ impl ResponseError for Error {
             Error::RequestsExceeded { retry_after_secs } | Error::UnderPressure { retry_after_secs } => {
                 res.insert_header(("Retry-After", retry_after_secs.to_string()));
             }
+            // A dependency out of reach (the pool timed out, say): worth retrying shortly.
+            Error::ServiceUnavailable { .. } => {
+                res.insert_header(("Retry-After", "1"));
+            }
             _ => {}
         }
         res.json(self.envelope())

@@ -352,3 +352,74 @@ async fn auth_limiter_off_allows_everything() {
         );
     }
 }
+
+#[actix_web::test]
+async fn an_exhausted_pool_sheds_at_once_with_retry_after_while_health_answers() {
+    // Arrange: a pool of two for the one worker, and a table whose reads block behind a lock
+    // held elsewhere, as a slow query would hold connections.
+    let app = spawn_configured(|c| {
+        c.db_pool_max = 2;
+        c.pressure.max_pool_wait = Duration::from_millis(200);
+        c.pressure.sample_interval = Duration::from_millis(50);
+        c.pressure.retry_after = Duration::from_secs(3);
+    })
+    .await;
+    app.sql("create table slow (id serial primary key, v text); insert into slow (v) values ('x')")
+        .await;
+    app.eventually("slow is served", || async {
+        app.get("/items/slow").await.status == 200
+    })
+    .await;
+    let mut locker = sqlx::PgConnection::connect(&common::database_url(&app.database))
+        .await
+        .unwrap();
+    use sqlx::Connection;
+    sqlx::raw_sql("begin; lock table slow in access exclusive mode")
+        .execute(&mut locker)
+        .await
+        .unwrap();
+    // Every pooled connection is now stuck in a read of `slow`.
+    let stuck: Vec<_> = (0..4)
+        .map(|_| {
+            let req = app
+                .client
+                .get(format!("{}/items/slow", app.base))
+                .bearer_auth(ADMIN_TOKEN);
+            tokio::spawn(async move { req.send().await.map(|r| r.status().as_u16()) })
+        })
+        .collect();
+
+    // Act: new requests are refused at once by the pressure limiter, not after the pool's
+    // acquire timeout.
+    app.eventually("requests are shed", || async {
+        get_info(&app, &[]).await.status == 503
+    })
+    .await;
+    let shed = app.get("/items/slow").await;
+
+    // Assert
+    shed.assert_error(503, "SERVICE_UNAVAILABLE");
+    assert_eq!(
+        shed.json()["errors"][0]["extensions"]["service"],
+        "api",
+        "{}",
+        shed.text
+    );
+    assert_eq!(header_u64(&shed, "retry-after"), 3);
+    // Health has connections of its own: it answers, and says the database is fine.
+    let health = app.send(reqwest::Method::GET, "/server/health", None, None).await;
+    assert_eq!(health.status, 200, "{}", health.text);
+    assert_eq!(health.json()["status"], "ok");
+
+    // Releasing the lock lets the stuck reads finish and the pool recover.
+    sqlx::raw_sql("rollback").execute(&mut locker).await.unwrap();
+    for request in stuck {
+        let status = request.await.unwrap().unwrap();
+        assert!(status == 200 || status == 503, "{status}");
+    }
+    app.eventually("the pool recovered", || async {
+        app.get("/items/slow").await.status == 200
+    })
+    .await;
+    app.stop().await;
+}

@@ -70,6 +70,8 @@ pub(super) struct SecurityEnv {
     /// Milliseconds.
     pressure_limiter_max_event_loop_delay: u64,
     pressure_limiter_max_in_flight: usize,
+    /// Milliseconds.
+    pressure_limiter_max_pool_wait: u64,
     /// Seconds.
     pressure_limiter_retry_after: u64,
     email_from: String,
@@ -116,6 +118,7 @@ impl Default for SecurityEnv {
             pressure_limiter_sample_interval: 250,
             pressure_limiter_max_event_loop_delay: 500,
             pressure_limiter_max_in_flight: 4096,
+            pressure_limiter_max_pool_wait: 500,
             pressure_limiter_retry_after: 1,
             email_from: "no-reply@example.com".into(),
             email_transport: "sendmail".into(),
@@ -157,6 +160,7 @@ pub(super) const ENV_NAMES: &[&str] = &[
     "PRESSURE_LIMITER_SAMPLE_INTERVAL",
     "PRESSURE_LIMITER_MAX_EVENT_LOOP_DELAY",
     "PRESSURE_LIMITER_MAX_IN_FLIGHT",
+    "PRESSURE_LIMITER_MAX_POOL_WAIT",
     "PRESSURE_LIMITER_RETRY_AFTER",
     "EMAIL_FROM",
     "EMAIL_TRANSPORT",
@@ -238,6 +242,10 @@ pub struct PressureConfig {
     pub max_event_loop_delay: Duration,
     /// Requests in flight above which requests are refused (beyond Directus).
     pub max_in_flight: usize,
+    /// How long a request may have to wait for a database connection before new requests are
+    /// refused (`PRESSURE_LIMITER_MAX_POOL_WAIT` ms, ours, default 500; 0: off): an exhausted
+    /// pool sheds at once instead of making every request wait out the acquire timeout.
+    pub max_pool_wait: Duration,
     /// `Retry-After` sent with the 503.
     pub retry_after: Duration,
 }
@@ -384,6 +392,7 @@ impl SecurityEnv {
                 sample_interval: Duration::from_millis(self.pressure_limiter_sample_interval.max(1)),
                 max_event_loop_delay: Duration::from_millis(self.pressure_limiter_max_event_loop_delay),
                 max_in_flight: self.pressure_limiter_max_in_flight.max(1),
+                max_pool_wait: Duration::from_millis(self.pressure_limiter_max_pool_wait),
                 retry_after: Duration::from_secs(self.pressure_limiter_retry_after),
             },
         })

@@ -8,6 +8,8 @@ use sqlx::{ConnectOptions, Connection, PgPool};
 
 /// How long a request waits for a free connection before the database counts as unavailable.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a health check waits for one of its own connections.
+const HEALTH_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Statements slower than this are logged at `warn`.
 const SLOW_STATEMENT: Duration = Duration::from_millis(500);
 
@@ -28,6 +30,16 @@ pub async fn connect(options: PgConnectOptions, max_connections: u32) -> Result<
 /// A pool that connects on first use, from the runtime that uses it.
 pub fn connect_lazy(options: PgConnectOptions, max_connections: u32) -> PgPool {
     pool_options(max_connections).connect_lazy_with(session_options(options))
+}
+
+/// Health checks' own pool: they must answer while the request pools are exhausted, which
+/// is when they are needed most. Two connections, a short wait, no ping on acquire.
+pub fn connect_health(options: PgConnectOptions) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(2)
+        .acquire_timeout(HEALTH_ACQUIRE_TIMEOUT)
+        .test_before_acquire(false)
+        .connect_lazy_with(session_options(options))
 }
 
 fn pool_options(max_connections: u32) -> PgPoolOptions {

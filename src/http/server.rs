@@ -37,7 +37,8 @@ pub async fn health(
         Err(err) => return Err(err),
     };
     let started = Instant::now();
-    let probe: Result<i32, sqlx::Error> = sqlx::query_scalar("select 1").fetch_one(&state.pool).await;
+    // Its own connection: the request pool may be exhausted right now.
+    let probe: Result<i32, sqlx::Error> = sqlx::query_scalar("select 1").fetch_one(&state.health_pool).await;
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     let db_status = match &probe {
         Err(_) => "error",

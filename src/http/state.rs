@@ -19,6 +19,8 @@ use crate::error::Error;
 pub struct AppState {
     pub config: Arc<Config>,
     pub pool: PgPool,
+    /// `/server/health`'s own connections (see `db::pool::connect_health`).
+    pub health_pool: PgPool,
     pub schema_actor: Addr<SchemaActor>,
     pub schema_rx: watch::Receiver<Arc<SchemaSnapshot>>,
     pub metrics: Metrics,

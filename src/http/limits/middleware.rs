@@ -39,11 +39,13 @@ pub fn insert_rate_headers(headers: &mut HeaderMap, info: RateInfo) {
 /// `App::wrap` factory for the gate; see the module docs.
 pub struct LimitsMiddleware {
     limits: Arc<Limits>,
+    /// The worker's pool, whose waits count as pressure.
+    pool: Option<sqlx::PgPool>,
 }
 
 impl LimitsMiddleware {
-    pub fn new(limits: Arc<Limits>) -> LimitsMiddleware {
-        LimitsMiddleware { limits }
+    pub fn new(limits: Arc<Limits>, pool: Option<sqlx::PgPool>) -> LimitsMiddleware {
+        LimitsMiddleware { limits, pool }
     }
 }
 
@@ -63,7 +65,11 @@ where
 
     fn new_transform(&self, service: S) -> Self::Future {
         // This runs once per worker, on the worker's thread: the right place for its gauges.
-        let pressure = self.limits.pressure().map(WorkerPressure::start);
+        let pool = self.pool.clone();
+        let pressure = self
+            .limits
+            .pressure()
+            .map(|config| WorkerPressure::start(config, pool));
         ready(Ok(LimitsService {
             service: Rc::new(service),
             limits: self.limits.clone(),

@@ -129,8 +129,9 @@ impl Limits {
     }
 
     /// The `App::wrap` middleware applying pressure shedding and the request limiters.
-    pub fn middleware(self: &Arc<Self>) -> LimitsMiddleware {
-        LimitsMiddleware::new(self.clone())
+    /// The gate for one worker whose requests draw on `pool` (its waits count as pressure).
+    pub fn middleware(self: &Arc<Self>, pool: Option<sqlx::PgPool>) -> LimitsMiddleware {
+        LimitsMiddleware::new(self.clone(), pool)
     }
 
     /// The client address under this node's `IP_TRUST_PROXY` / `IP_CUSTOM_HEADER` rules; the

@@ -10,6 +10,10 @@
 //!   late it woke (the analogue of Node's event-loop delay). While the sampler is overdue the
 //!   overdue time counts too, so a worker stuck right now is seen before the sampler runs again.
 //! - **requests in flight** on this worker, counted from admission until the response is ready.
+//! - **pool wait**: a probe asks the worker's pool for a connection every sample interval, as a
+//!   request would, and records how long it waited (while a probe is still waiting, that time
+//!   counts). Past `PRESSURE_LIMITER_MAX_POOL_WAIT`, new requests are shed at once rather than
+//!   queued behind the acquire timeout: the database is the bottleneck, not this worker.
 //!
 //! `/server/health` and `/server/ping` are never shed, so load balancers keep seeing the node.
 
@@ -35,16 +39,25 @@ pub enum Overload {
     Lag,
     /// More requests in flight on this worker than `PRESSURE_LIMITER_MAX_IN_FLIGHT`.
     InFlight,
+    /// A database connection takes longer than `PRESSURE_LIMITER_MAX_POOL_WAIT` to get.
+    PoolWait,
 }
 
 /// The decision, pure: `lag` and `in_flight` (including the request being decided) against the
 /// limits. A zero `max_event_loop_delay` turns the lag check off, as a zero threshold does in
 /// Directus's `@directus/pressure`.
-pub fn overload(lag: Duration, in_flight: usize, config: &PressureConfig) -> Option<Overload> {
+pub fn overload(
+    lag: Duration,
+    in_flight: usize,
+    pool_wait: Duration,
+    config: &PressureConfig,
+) -> Option<Overload> {
     if !config.max_event_loop_delay.is_zero() && lag > config.max_event_loop_delay {
         Some(Overload::Lag)
     } else if in_flight > config.max_in_flight {
         Some(Overload::InFlight)
+    } else if !config.max_pool_wait.is_zero() && pool_wait > config.max_pool_wait {
+        Some(Overload::PoolWait)
     } else {
         None
     }
@@ -61,14 +74,21 @@ pub struct WorkerPressure {
     next_wake: Cell<Instant>,
     /// Whether the last decision shed, so a change is logged once instead of per request.
     shedding: Cell<bool>,
+    /// How long the last pool probe waited for a connection.
+    last_pool_wait: Cell<Duration>,
+    /// When the probe now waiting started to (`None`: none waiting).
+    probing_since: Cell<Option<Instant>>,
 }
 
 impl WorkerPressure {
     /// Gauges for the current worker, with their sampler spawned on its runtime. Must be called
     /// on the worker thread (the `HttpServer` factory and `Transform::new_transform` are).
-    pub fn start(config: &PressureConfig) -> Rc<WorkerPressure> {
+    pub fn start(config: &PressureConfig, pool: Option<sqlx::PgPool>) -> Rc<WorkerPressure> {
         let worker = Rc::new(WorkerPressure::new(config));
         actix_web::rt::spawn(sample(Rc::downgrade(&worker), config.sample_interval));
+        if let Some(pool) = pool.filter(|_| !config.max_pool_wait.is_zero()) {
+            actix_web::rt::spawn(probe(Rc::downgrade(&worker), pool, config.sample_interval));
+        }
         worker
     }
 
@@ -79,7 +99,18 @@ impl WorkerPressure {
             last_lag: Cell::new(Duration::ZERO),
             next_wake: Cell::new(Instant::now() + config.sample_interval),
             shedding: Cell::new(false),
+            last_pool_wait: Cell::new(Duration::ZERO),
+            probing_since: Cell::new(None),
         }
+    }
+
+    /// How long a database connection takes to get, as of now.
+    pub fn pool_wait(&self) -> Duration {
+        let waiting = self
+            .probing_since
+            .get()
+            .map_or(Duration::ZERO, |since| since.elapsed());
+        self.last_pool_wait.get().max(waiting)
     }
 
     /// The worker's scheduling lag as of now.
@@ -97,7 +128,7 @@ impl WorkerPressure {
     /// flight until the returned [`Ticket`] is dropped.
     pub fn admit(self: &Rc<Self>) -> Result<Ticket, Error> {
         let in_flight = self.in_flight.get() + 1;
-        match overload(self.lag(), in_flight, &self.config) {
+        match overload(self.lag(), in_flight, self.pool_wait(), &self.config) {
             None => {
                 if self.shedding.replace(false) {
                     tracing::info!(in_flight, "pressure relieved; admitting requests again");
@@ -110,6 +141,7 @@ impl WorkerPressure {
                     tracing::warn!(
                         ?reason,
                         lag_ms = self.lag().as_millis() as u64,
+                        pool_wait_ms = self.pool_wait().as_millis() as u64,
                         in_flight = in_flight - 1,
                         "under pressure; shedding requests"
                     );
@@ -154,6 +186,29 @@ async fn sample(worker: Weak<WorkerPressure>, interval: Duration) {
     }
 }
 
+/// The pool probe: every `interval`, one connection asked for and handed back at once, timed,
+/// until the worker's gauges are dropped.
+async fn probe(worker: Weak<WorkerPressure>, pool: sqlx::PgPool, interval: Duration) {
+    loop {
+        tokio::time::sleep(interval).await;
+        let started = Instant::now();
+        match worker.upgrade() {
+            Some(worker) => worker.probing_since.set(Some(started)),
+            None => return,
+        }
+        // A failure (the database is down) is waited for as long as a request would be.
+        let acquired = pool.acquire().await;
+        drop(acquired);
+        match worker.upgrade() {
+            Some(worker) => {
+                worker.probing_since.set(None);
+                worker.last_pool_wait.set(started.elapsed());
+            }
+            None => return,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,6 +219,7 @@ mod tests {
             sample_interval: Duration::from_millis(10),
             max_event_loop_delay: Duration::from_millis(max_delay_ms),
             max_in_flight,
+            max_pool_wait: Duration::from_millis(200),
             retry_after: Duration::from_secs(3),
         }
     }
@@ -171,11 +227,19 @@ mod tests {
     #[test]
     fn overload_compares_lag_and_in_flight_with_their_limits() {
         let c = config(500, 4);
-        assert_eq!(overload(Duration::from_millis(500), 4, &c), None);
-        assert_eq!(overload(Duration::from_millis(501), 1, &c), Some(Overload::Lag));
-        assert_eq!(overload(Duration::ZERO, 5, &c), Some(Overload::InFlight));
+        let none = Duration::ZERO;
+        assert_eq!(overload(Duration::from_millis(500), 4, none, &c), None);
+        assert_eq!(
+            overload(Duration::from_millis(501), 1, none, &c),
+            Some(Overload::Lag)
+        );
+        assert_eq!(overload(Duration::ZERO, 5, none, &c), Some(Overload::InFlight));
+        assert_eq!(
+            overload(Duration::ZERO, 1, Duration::from_millis(201), &c),
+            Some(Overload::PoolWait)
+        );
         // Zero turns the lag check off.
-        assert_eq!(overload(Duration::from_secs(60), 1, &config(0, 4)), None);
+        assert_eq!(overload(Duration::from_secs(60), 1, none, &config(0, 4)), None);
     }
 
     #[test]
@@ -205,7 +269,7 @@ mod tests {
 
     #[actix_web::test]
     async fn a_blocked_worker_is_seen_lagging_and_then_recovers() {
-        let worker = WorkerPressure::start(&config(50, 100));
+        let worker = WorkerPressure::start(&config(50, 100), None);
         // Block this runtime's only thread, as a CPU-bound handler would.
         actix_web::rt::spawn(async { std::thread::sleep(Duration::from_millis(200)) });
         // Right after the block, the sampler is overdue or has recorded how late it woke.

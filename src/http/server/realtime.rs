@@ -24,7 +24,7 @@ pub(super) struct RealtimeHealth {
 pub(super) async fn check(state: &AppState) -> Option<RealtimeHealth> {
     let status = state.replication.as_ref()?;
     // Measured now when the database answers; the consumer's last measurement otherwise.
-    let lag = match slot_lag(&state.pool, status.slot()).await {
+    let lag = match slot_lag(&state.health_pool, status.slot()).await {
         Ok(lag) => lag.map(|lag| lag.bytes),
         Err(_) => status.slot_lag_bytes(),
     };
