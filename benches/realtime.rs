@@ -460,7 +460,7 @@ async fn ws_reader(mut ws: Ws, mut each: impl FnMut(&str)) {
 /// [`ws_reader`] on the bare socket, for (b): 1,000 tungstenite clients decoding 300k messages
 /// a second took more CPU than the server delivering them, on the same two cores. The server
 /// sends every message as one unmasked frame, so reading frames by hand is enough; a text
-/// heartbeat is answered, a close ends it. Used only once `ws` is subscribed and nothing else
+/// heartbeat and a ping frame are answered, a close ends it. Used only once `ws` is subscribed and nothing else
 /// can be in tungstenite's read buffer.
 async fn raw_ws_reader(ws: Ws, mut each: impl FnMut(&str)) {
     let mut tcp = ws.into_inner();
@@ -477,6 +477,14 @@ async fn raw_ws_reader(ws: Ws, mut each: impl FnMut(&str)) {
             at = next;
             match opcode {
                 0x8 => return,
+                // A ping frame (the server's lag probe): its pong, masked with a zero key.
+                0x9 if payload.len() < 126 => {
+                    let mut frame = vec![0x8a, 0x80 | payload.len() as u8, 0, 0, 0, 0];
+                    frame.extend_from_slice(payload);
+                    if tcp.write_all(&frame).await.is_err() {
+                        return;
+                    }
+                }
                 0x0 | 0x1 => {
                     let text = std::str::from_utf8(payload).unwrap_or("");
                     if text == r#"{"type":"ping"}"# {

@@ -1274,3 +1274,57 @@ async fn subscriptions_of_one_user_each_receive_what_they_would_receive_alone() 
     }
     rt.finish().await;
 }
+
+#[actix_web::test]
+async fn a_client_reading_slowly_falls_to_its_policy_after_the_outbox_age_bound() {
+    let rt = app_with_articles(|c| c.realtime.outbound_max_age = Duration::from_secs(1)).await;
+    // A client whose socket takes in little, and which stops reading after subscribing.
+    let addr = rt.base.trim_start_matches("http://").to_string();
+    let tcp = tokio::net::TcpSocket::new_v4().unwrap();
+    tcp.set_recv_buffer_size(4096).unwrap();
+    let tcp = tcp.connect(addr.parse().unwrap()).await.unwrap();
+    let (stream, _) = tokio_tungstenite::client_async(
+        realtime::ws_url(&rt, ""),
+        tokio_tungstenite::MaybeTlsStream::Plain(tcp),
+    )
+    .await
+    .unwrap();
+    let mut slow = Ws { stream };
+    slow.auth_token(ADMIN_TOKEN).await;
+    slow.subscribe(
+        json!({"type": "subscribe", "collection": "articles", "uid": "s", "backpressure": "resync"}),
+    )
+    .await;
+    // More than the socket holds, then a few changes that wait behind it.
+    rt.sql("insert into articles (title, body) select 'bulk ' || g, repeat('x', 200) from generate_series(1, 3000) g")
+        .await;
+    for i in 0..5 {
+        rt.sql(&format!("insert into articles (title) values ('queued {i}')"))
+            .await;
+    }
+    // The client is slow: it is more than the age bound behind (its lag probe, sent within a
+    // second of each other one, waits unanswered), so what comes next falls to the
+    // subscription's policy (resync: one refetch).
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    for i in 0..5 {
+        rt.sql(&format!("insert into articles (title) values ('late {i}')"))
+            .await;
+    }
+    rt.sql("insert into articles (title) values ('marker')").await;
+    loop {
+        let message = slow.recv().await;
+        if message["event"] == "refetch" {
+            assert_eq!(message["reason"], "overflow", "{message}");
+            break;
+        }
+        let titles: Vec<&str> = message["data"]
+            .as_array()
+            .map(|rows| rows.iter().filter_map(|r| r["title"].as_str()).collect())
+            .unwrap_or_default();
+        assert!(
+            !titles.contains(&"marker"),
+            "everything came late, nothing fell to the policy"
+        );
+    }
+    rt.finish().await;
+}

@@ -4,9 +4,18 @@
 //! The feeds never wait on a socket: when a session's queue is full, each of its subscriptions
 //! falls back to its slow-consumer policy (`coalesce`: the latest state per item; `resync`: one
 //! must-refetch message; `disconnect`). Replies to the client's own requests are always queued.
+//!
+//! Full means any of: as many items as its capacity (`REALTIME_OUTBOUND_QUEUE`), as many event
+//! bytes as [`Bounds::bytes`] (`REALTIME_OUTBOUND_BYTES`), a queue that has not been empty for
+//! [`Bounds::age`] (`REALTIME_OUTBOUND_MAX_AGE`), or a client that far behind: a WebSocket
+//! session sends [`Outbox::probe`] pings in line with its events, and the time until the
+//! client's pong (or, while it has not come, since the ping was queued) is how far behind it
+//! reads, kernel buffers included. A client reading one small event per second is behind by
+//! time long before any buffer fills.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
@@ -41,6 +50,8 @@ pub enum Outgoing {
     Text(String),
     /// A WebSocket pong answering the client's ping frame.
     Pong(bytes::Bytes),
+    /// A WebSocket ping frame measuring how far behind the client reads ([`Outbox::probe`]).
+    Ping(bytes::Bytes),
 }
 
 /// What a subscription has missed while the queue was full.
@@ -79,6 +90,37 @@ struct State {
     suspended: bool,
     /// One last message is queued; once it is taken the outbox is closed.
     ending: bool,
+    /// Bytes of the events queued (their wire text).
+    queued_bytes: usize,
+    /// Since when the queue has not been empty.
+    busy_since: Option<Instant>,
+    /// The lag probe waiting for its pong: its payload, and when it was queued.
+    probe: Option<(u64, Instant)>,
+    /// How long the last answered probe took.
+    lag: Duration,
+}
+
+impl State {
+    /// How far behind the client reads, as far as is known now.
+    fn lag(&self) -> Duration {
+        let waiting = self.probe.map_or(Duration::ZERO, |(_, sent)| sent.elapsed());
+        self.lag.max(waiting)
+    }
+}
+
+/// How much a session may have waiting besides its item count (see the module docs).
+#[derive(Debug, Clone, Copy)]
+pub struct Bounds {
+    pub bytes: usize,
+    pub age: Duration,
+}
+
+impl Bounds {
+    /// No bound but the item count.
+    pub const UNBOUNDED: Bounds = Bounds {
+        bytes: usize::MAX,
+        age: Duration::MAX,
+    };
 }
 
 #[derive(Debug)]
@@ -86,14 +128,22 @@ pub struct Outbox {
     state: Mutex<State>,
     notify: Notify,
     capacity: usize,
+    bounds: Bounds,
 }
 
 impl Outbox {
+    /// An outbox bounded by item count only.
     pub fn new(capacity: usize) -> Arc<Outbox> {
+        Outbox::bounded(capacity, Bounds::UNBOUNDED)
+    }
+
+    /// An outbox bounded by item count, bytes and age.
+    pub fn bounded(capacity: usize, bounds: Bounds) -> Arc<Outbox> {
         Arc::new(Outbox {
             state: Mutex::new(State::default()),
             notify: Notify::new(),
             capacity: capacity.max(1),
+            bounds,
         })
     }
 
@@ -129,7 +179,16 @@ impl Outbox {
             absorb(backlog, event);
             return;
         }
-        if state.queue.len() < self.capacity {
+        let size = event.size();
+        let fits = state.queue.len() < self.capacity
+            && state.queued_bytes.saturating_add(size) <= self.bounds.bytes
+            && state
+                .busy_since
+                .is_none_or(|since| since.elapsed() <= self.bounds.age)
+            && state.lag() <= self.bounds.age;
+        if fits {
+            state.queued_bytes += size;
+            state.busy_since.get_or_insert_with(Instant::now);
             state.queue.push_back(Outgoing::Event(sub, event.clone()));
             return;
         }
@@ -166,6 +225,7 @@ impl Outbox {
             return;
         }
         state.backlogs.remove(&sub);
+        state.busy_since.get_or_insert_with(Instant::now);
         state.queue.push_back(Outgoing::Refetch {
             sub,
             collection,
@@ -186,11 +246,45 @@ impl Outbox {
         self.push_message(Outgoing::Pong(bytes));
     }
 
+    /// Queues a lag probe (a ping frame, behind everything queued) unless one is still waiting
+    /// for its pong.
+    pub fn probe(&self) {
+        let mut state = self.lock();
+        if state.closed || state.ending || state.probe.is_some() {
+            return;
+        }
+        let payload = next_sub_id();
+        state.probe = Some((payload, Instant::now()));
+        state.busy_since.get_or_insert_with(Instant::now);
+        state
+            .queue
+            .push_back(Outgoing::Ping(bytes::Bytes::copy_from_slice(&probe_payload(
+                payload,
+            ))));
+        drop(state);
+        self.notify.notify_one();
+    }
+
+    /// A pong came: whether it answers the waiting probe (the client then reads that far
+    /// behind).
+    pub fn answered(&self, payload: &[u8]) -> bool {
+        let mut state = self.lock();
+        match state.probe {
+            Some((expected, sent)) if payload == probe_payload(expected) => {
+                state.lag = sent.elapsed();
+                state.probe = None;
+                true
+            }
+            _ => false,
+        }
+    }
+
     fn push_message(&self, message: Outgoing) {
         let mut state = self.lock();
         if state.closed || state.ending {
             return;
         }
+        state.busy_since.get_or_insert_with(Instant::now);
         state.queue.push_back(message);
         drop(state);
         self.notify.notify_one();
@@ -219,9 +313,9 @@ impl Outbox {
         let mut state = self.lock();
         if state.suspended {
             let (replies, events): (VecDeque<Outgoing>, VecDeque<Outgoing>) =
-                std::mem::take(&mut state.queue)
-                    .into_iter()
-                    .partition(|item| matches!(item, Outgoing::Text(_) | Outgoing::Pong(_)));
+                std::mem::take(&mut state.queue).into_iter().partition(|item| {
+                    matches!(item, Outgoing::Text(_) | Outgoing::Pong(_) | Outgoing::Ping(_))
+                });
             state.queue = replies;
             state.queue.extend(events);
         }
@@ -237,9 +331,10 @@ impl Outbox {
         let before = state.queue.len();
         state.queue.retain(|item| match item {
             Outgoing::Event(of, _) | Outgoing::Refetch { sub: of, .. } => *of != sub,
-            Outgoing::Text(_) | Outgoing::Pong(_) => true,
+            Outgoing::Text(_) | Outgoing::Pong(_) | Outgoing::Ping(_) => true,
         });
         let backlog = state.backlogs.remove(&sub).is_some();
+        state.queued_bytes = queued_bytes(&state.queue);
         backlog || state.queue.len() != before
     }
 
@@ -251,6 +346,7 @@ impl Outbox {
             return;
         }
         state.queue.clear();
+        state.queued_bytes = 0;
         state.backlogs.clear();
         state.backlog_order.clear();
         state.queue.push_back(Outgoing::Text(text));
@@ -311,7 +407,9 @@ impl Outbox {
                     let mut kept = std::collections::VecDeque::with_capacity(state.queue.len());
                     while let Some(item) = state.queue.pop_front() {
                         match item {
-                            Outgoing::Text(_) | Outgoing::Pong(_) if out.len() < max => out.push(item),
+                            Outgoing::Text(_) | Outgoing::Pong(_) | Outgoing::Ping(_) if out.len() < max => {
+                                out.push(item)
+                            }
                             other => kept.push_back(other),
                         }
                     }
@@ -322,9 +420,18 @@ impl Outbox {
                 } else {
                     while out.len() < max {
                         match state.queue.pop_front() {
-                            Some(item) => out.push(item),
+                            Some(item) => {
+                                if let Outgoing::Event(_, event) = &item {
+                                    state.queued_bytes = state.queued_bytes.saturating_sub(event.size());
+                                }
+                                out.push(item);
+                            }
                             None => break,
                         }
+                    }
+                    if state.queue.is_empty() {
+                        state.busy_since = None;
+                        state.queued_bytes = 0;
                     }
                     // The queue has room again: backlogs drain into it, oldest first.
                     while out.len() < max && state.queue.is_empty() {
@@ -356,6 +463,25 @@ pub enum Overflowed {
     SlowConsumer,
     /// The server is stopping.
     ShuttingDown,
+}
+
+/// A probe's ping payload.
+fn probe_payload(id: u64) -> [u8; 10] {
+    let mut out = [0u8; 10];
+    out[..2].copy_from_slice(b"dx");
+    out[2..].copy_from_slice(&id.to_be_bytes());
+    out
+}
+
+/// Bytes of the events in `queue`.
+fn queued_bytes(queue: &VecDeque<Outgoing>) -> usize {
+    queue
+        .iter()
+        .map(|item| match item {
+            Outgoing::Event(_, event) => event.size(),
+            _ => 0,
+        })
+        .sum()
 }
 
 fn collection_of(event: &Event) -> String {
@@ -451,6 +577,7 @@ mod tests {
                 Outgoing::Refetch { reason, .. } => format!("refetch:{reason}"),
                 Outgoing::Text(t) => t.clone(),
                 Outgoing::Pong(_) => "pong".into(),
+                Outgoing::Ping(_) => "ping".into(),
             })
             .collect()
     }

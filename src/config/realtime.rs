@@ -64,6 +64,12 @@ pub struct RealtimeConfig {
     pub retention: Duration,
     /// `REALTIME_OUTBOUND_QUEUE` (default 1024): frames a session may have queued.
     pub outbound_queue: usize,
+    /// `REALTIME_OUTBOUND_BYTES` (default 4 MiB; ours): event bytes a session may have queued.
+    pub outbound_bytes: usize,
+    /// `REALTIME_OUTBOUND_MAX_AGE` seconds (default 10; ours): how long a session's queue may
+    /// stay non-empty (its client that far behind) before its subscriptions' slow-consumer
+    /// policies apply.
+    pub outbound_max_age: Duration,
     /// `REALTIME_SLOW_CONSUMER` (default `coalesce`).
     pub slow_consumer: SlowConsumer,
     /// `WEBSOCKETS_ENABLED` (default true in Directrix; false in Directus).
@@ -116,6 +122,8 @@ impl Default for RealtimeConfig {
             retention_changes: 10_000,
             retention: Duration::from_secs(300),
             outbound_queue: 1024,
+            outbound_bytes: 4 << 20,
+            outbound_max_age: Duration::from_secs(10),
             slow_consumer: SlowConsumer::Coalesce,
             ws_enabled: true,
             ws_rest_enabled: true,
@@ -149,6 +157,8 @@ pub(super) struct RealtimeEnv {
     realtime_retention_changes: Option<usize>,
     realtime_retention_seconds: Option<u64>,
     realtime_outbound_queue: Option<usize>,
+    realtime_outbound_bytes: Option<usize>,
+    realtime_outbound_max_age: Option<u64>,
     realtime_slow_consumer: Option<String>,
     websockets_enabled: Option<bool>,
     websockets_rest_enabled: Option<bool>,
@@ -178,6 +188,8 @@ pub(super) const ENV_NAMES: &[&str] = &[
     "REALTIME_RETENTION_CHANGES",
     "REALTIME_RETENTION_SECONDS",
     "REALTIME_OUTBOUND_QUEUE",
+    "REALTIME_OUTBOUND_BYTES",
+    "REALTIME_OUTBOUND_MAX_AGE",
     "REALTIME_SLOW_CONSUMER",
     "WEBSOCKETS_ENABLED",
     "WEBSOCKETS_REST_ENABLED",
@@ -278,6 +290,12 @@ impl RealtimeEnv {
                 d.retention,
             )?,
             outbound_queue: self.realtime_outbound_queue.unwrap_or(d.outbound_queue).max(1),
+            outbound_bytes: self.realtime_outbound_bytes.unwrap_or(d.outbound_bytes).max(1024),
+            outbound_max_age: secs(
+                "REALTIME_OUTBOUND_MAX_AGE",
+                self.realtime_outbound_max_age,
+                d.outbound_max_age,
+            )?,
             slow_consumer,
             ws_enabled: self.websockets_enabled.unwrap_or(d.ws_enabled),
             ws_rest_enabled: self.websockets_rest_enabled.unwrap_or(d.ws_rest_enabled),

@@ -103,7 +103,7 @@ async fn drain(outbox: &Outbox) -> Vec<Value> {
             Outgoing::Event(_, event) => serde_json::from_str(&event.close(None)).unwrap(),
             Outgoing::Refetch { reason, .. } => json!({"refetch": reason}),
             Outgoing::Text(text) => json!({"text": text}),
-            Outgoing::Pong(_) => json!({"pong": true}),
+            Outgoing::Pong(_) | Outgoing::Ping(_) => json!({"frame": true}),
         })
         .collect()
 }

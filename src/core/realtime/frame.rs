@@ -53,6 +53,11 @@ impl Event {
         &self.collection
     }
 
+    /// About how many bytes it takes on the wire (its text without a subscriber's uid).
+    pub fn size(&self) -> usize {
+        self.open.len() + 1
+    }
+
     /// The WebSocket text for a subscriber with `uid`.
     pub fn close(&self, uid: Option<&Value>) -> String {
         let uid = uid.map(Value::to_string);

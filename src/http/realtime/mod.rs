@@ -8,6 +8,17 @@ pub mod sse;
 pub mod subscription;
 pub mod ws;
 
+/// A session's outbox, bounded as `REALTIME_OUTBOUND_*` say.
+fn outbox(config: &crate::config::RealtimeConfig) -> std::sync::Arc<crate::actors::outbox::Outbox> {
+    crate::actors::outbox::Outbox::bounded(
+        config.outbound_queue,
+        crate::actors::outbox::Bounds {
+            bytes: config.outbound_bytes,
+            age: config.outbound_max_age,
+        },
+    )
+}
+
 /// Ends a session's socket or stream when the server starts stopping (the outbox closes as
 /// "going away"), and stops the session. Lives in the session's context, so it goes with it.
 fn end_on_shutdown<A>(

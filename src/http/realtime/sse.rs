@@ -257,7 +257,7 @@ pub async fn stream(req: HttpRequest, state: web::Data<AppState>) -> Result<Http
         realtime.wait_for_floor().await;
     }
 
-    let outbox = Outbox::new(state.config.realtime.outbound_queue);
+    let outbox = super::outbox(&state.config.realtime);
     let policy = match param(&params, "backpressure") {
         None => state.config.realtime.slow_consumer,
         Some(text) => SlowConsumer::parse(text)
@@ -375,7 +375,7 @@ fn events(
                             text.push_str("\n\n");
                         }
                         Outgoing::Text(t) => text.push_str(&t),
-                        Outgoing::Pong(_) => {}
+                        Outgoing::Pong(_) | Outgoing::Ping(_) => {}
                     }
                 }
                 text

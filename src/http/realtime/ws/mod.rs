@@ -17,7 +17,6 @@ use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::super::auth::{self, AuthContext, request_origin, token_of};
 use super::super::state::AppState;
-use crate::actors::outbox::Outbox;
 use crate::config::WsAuthMode;
 use crate::error::Error;
 
@@ -130,7 +129,7 @@ pub async fn websocket(
         }
     };
     let stream = wire::incoming(body, config.ws_max_message_size);
-    let outbox = Outbox::new(config.outbound_queue);
+    let outbox = super::outbox(config);
     let uids = session::Uids::default();
     let origin = request_origin(&req, &context);
     let connections = realtime.connections.clone();

@@ -38,6 +38,9 @@ use crate::error::Error;
 
 mod rights;
 
+/// How often a connection measures how far behind its client reads (see `actors::outbox`).
+const LAG_PROBE_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Subscription uids by id, read by the socket's writer to finish each event.
 /// Each uid is kept as its JSON text, which is how every event carries it.
 pub type Uids = Rc<RefCell<HashMap<SubId, Option<Box<str>>>>>;
@@ -640,6 +643,8 @@ impl Actor for WsSession {
                 }
             }
         }
+        // How far behind the client reads: a ping in line with its events, every second.
+        ctx.run_interval(LAG_PROBE_INTERVAL, |session, _| session.outbox.probe());
         if config.heartbeat_enabled {
             let period = config.heartbeat_period;
             ctx.run_interval(period, move |session, ctx| {
@@ -701,7 +706,13 @@ impl StreamHandler<Result<Incoming, WireError>> for WsSession {
                 self.heard();
                 self.outbox.push_pong(bytes);
             }
-            Ok(Incoming::Pong) => self.heard(),
+            // A pong to our lag probe is the client's WebSocket library speaking, not the
+            // client: it does not count as the heartbeat's answer.
+            Ok(Incoming::Pong(payload)) => {
+                if !self.outbox.answered(&payload) {
+                    self.heard();
+                }
+            }
             Ok(Incoming::Close) => ctx.stop(),
             Err(err) => {
                 // An oversized or malformed frame: say why and close; the server carries on.

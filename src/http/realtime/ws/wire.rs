@@ -29,7 +29,7 @@ pub enum Incoming {
     Text(Bytes),
     Binary(Bytes),
     Ping(Bytes),
-    Pong,
+    Pong(Bytes),
     Close,
 }
 
@@ -137,7 +137,7 @@ impl<S: Stream<Item = Result<Bytes, PayloadError>> + Unpin> Reader<S> {
             Frame::Text(bytes) => Incoming::Text(bytes),
             Frame::Binary(bytes) => Incoming::Binary(bytes),
             Frame::Ping(bytes) => Incoming::Ping(bytes),
-            Frame::Pong(_) => Incoming::Pong,
+            Frame::Pong(bytes) => Incoming::Pong(bytes),
             Frame::Close(_) => Incoming::Close,
             Frame::Continuation(item) => return self.continuation(item),
         }))
@@ -250,6 +250,7 @@ impl Writer {
                 let message = match item {
                     Outgoing::Text(text) => Message::Text(ByteString::from(text)),
                     Outgoing::Pong(bytes) => Message::Pong(bytes),
+                    Outgoing::Ping(bytes) => Message::Ping(bytes),
                     Outgoing::Event(sub, event) => {
                         let uids = self.uids.borrow();
                         let Some(uid) = uids.get(&sub) else { continue };
