@@ -2,7 +2,8 @@
 //!
 //! Now: the schema actor and the static-token cache its listener empties; realtime's replication
 //! consumer (a folder: actor, session, conversion), the feed hub and its collection feeds, the
-//! session outbox they fill, and the collab rooms hub. The WebSocket and SSE session actors live
+//! session outbox they fill, the registry of open sessions (which access changes reach), and the
+//! collab rooms hub. The WebSocket and SSE session actors live
 //! with their transports in `http::realtime`, since they authenticate through the HTTP layer.
 //! Hook pipeline and scheduler join here in later issues.
 
