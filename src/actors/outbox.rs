@@ -94,17 +94,18 @@ struct State {
     queued_bytes: usize,
     /// Since when the queue has not been empty.
     busy_since: Option<Instant>,
-    /// The lag probe waiting for its pong: its payload, and when it was queued.
-    probe: Option<(u64, Instant)>,
-    /// How long the last answered probe took.
-    lag: Duration,
+    /// When the lag probe waiting for its pong was queued, and its number.
+    probe: Option<Instant>,
+    probe_id: u32,
+    /// How long the last answered probe took, in milliseconds (every session has these).
+    lag_ms: u32,
 }
 
 impl State {
     /// How far behind the client reads, as far as is known now.
     fn lag(&self) -> Duration {
-        let waiting = self.probe.map_or(Duration::ZERO, |(_, sent)| sent.elapsed());
-        self.lag.max(waiting)
+        let waiting = self.probe.map_or(Duration::ZERO, |sent| sent.elapsed());
+        Duration::from_millis(u64::from(self.lag_ms)).max(waiting)
     }
 }
 
@@ -253,8 +254,9 @@ impl Outbox {
         if state.closed || state.ending || state.probe.is_some() {
             return;
         }
-        let payload = next_sub_id();
-        state.probe = Some((payload, Instant::now()));
+        state.probe_id = state.probe_id.wrapping_add(1);
+        let payload = state.probe_id;
+        state.probe = Some(Instant::now());
         state.busy_since.get_or_insert_with(Instant::now);
         state
             .queue
@@ -270,8 +272,8 @@ impl Outbox {
     pub fn answered(&self, payload: &[u8]) -> bool {
         let mut state = self.lock();
         match state.probe {
-            Some((expected, sent)) if payload == probe_payload(expected) => {
-                state.lag = sent.elapsed();
+            Some(sent) if payload == probe_payload(state.probe_id) => {
+                state.lag_ms = u32::try_from(sent.elapsed().as_millis()).unwrap_or(u32::MAX);
                 state.probe = None;
                 true
             }
@@ -466,8 +468,8 @@ pub enum Overflowed {
 }
 
 /// A probe's ping payload.
-fn probe_payload(id: u64) -> [u8; 10] {
-    let mut out = [0u8; 10];
+fn probe_payload(id: u32) -> [u8; 6] {
+    let mut out = [0u8; 6];
     out[..2].copy_from_slice(b"dx");
     out[2..].copy_from_slice(&id.to_be_bytes());
     out

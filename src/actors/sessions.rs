@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
-use actix::{Message, Recipient};
+use actix::{Message, Recipient, WeakRecipient};
 use uuid::Uuid;
 
 use crate::core::realtime::AccessChange;
@@ -24,8 +24,10 @@ struct Entry {
     /// `None`: the public, or nobody yet (before `auth`, after expiry).
     user: Option<Uuid>,
     /// The refresh session of a session-mode token (its digest).
-    session: Option<String>,
-    replan: Recipient<Replan>,
+    session: Option<Box<str>>,
+    /// Weak: a strong actix address allocates per clone, and every open connection has one
+    /// of these.
+    replan: WeakRecipient<Replan>,
 }
 
 /// See the module docs.
@@ -43,7 +45,7 @@ impl SessionRegistry {
     }
 
     /// A session starts, acting for nobody yet.
-    pub fn enter(&self, id: u64, replan: Recipient<Replan>) {
+    pub fn enter(&self, id: u64, replan: WeakRecipient<Replan>) {
         self.lock().insert(
             id,
             Entry {
@@ -58,7 +60,7 @@ impl SessionRegistry {
     pub fn acting_for(&self, id: u64, user: Option<Uuid>, session: Option<String>) {
         if let Some(entry) = self.lock().get_mut(&id) {
             entry.user = user;
-            entry.session = session;
+            entry.session = session.map(String::into_boxed_str);
         }
     }
 
@@ -72,7 +74,7 @@ impl SessionRegistry {
         self.lock()
             .values()
             .filter(|e| changes.iter().any(|c| c.touches(e.user, e.session.as_deref())))
-            .map(|e| e.replan.clone())
+            .filter_map(|e| e.replan.upgrade())
             .collect()
     }
 

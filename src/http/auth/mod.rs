@@ -150,6 +150,103 @@ pub async fn authenticate(req: &HttpRequest, state: &AppState) -> Result<Account
     Ok(authenticate_token(state, token.as_deref(), context.ip).await?.0)
 }
 
+/// What a long-lived session (a WebSocket, an SSE stream) keeps of the token it authenticated
+/// with, to authenticate again when rights change: never the token itself. A JWT's signature
+/// was checked once; what can change later is its session, its user and the clock.
+#[derive(Debug, Clone)]
+pub enum Credential {
+    Public,
+    Jwt {
+        user: Uuid,
+        /// Session mode: the digest of the refresh session it belongs to.
+        session: Option<Box<str>>,
+        /// When its access ends (Unix seconds).
+        expires: i64,
+    },
+    /// A static token, by its SHA-256 digest.
+    Static {
+        digest: Box<str>,
+    },
+}
+
+/// Who a credential names right now, and until when (a JWT's expiry).
+struct Identity {
+    user: Option<Uuid>,
+    session: Option<String>,
+    expires: Option<i64>,
+}
+
+/// Reads a presented token into a [`Credential`], checking a JWT's signature and expiry.
+fn credential_of(state: &AppState, token: Option<&str>) -> Result<Credential, Error> {
+    Ok(match token {
+        None => Credential::Public,
+        Some(token) if token::is_directus_jwt(token) => {
+            let claims: AccessClaims = token::verify(
+                token,
+                state.config.secret.expose_secret().as_bytes(),
+                Utc::now().timestamp(),
+            )?;
+            Credential::Jwt {
+                user: claims.id.ok_or(Error::InvalidToken)?,
+                session: claims.session.map(String::into_boxed_str),
+                expires: claims.exp,
+            }
+        }
+        Some(token) => Credential::Static {
+            digest: token_digest(token).into_boxed_str(),
+        },
+    })
+}
+
+/// Whom `credential` names now: a JWT until its expiry and while its session lives, a static
+/// token while a user holds it.
+async fn identify(state: &AppState, credential: &Credential) -> Result<Identity, Error> {
+    Ok(match credential {
+        Credential::Public => Identity {
+            user: None,
+            session: None,
+            expires: None,
+        },
+        Credential::Jwt {
+            user,
+            session,
+            expires,
+        } => {
+            let now = Utc::now();
+            if *expires <= now.timestamp() {
+                return Err(Error::TokenExpired);
+            }
+            if let Some(session) = session
+                && !sessions::is_live(&state.pool, session, *user, state.config.auth.refresh_grace, now)
+                    .await?
+            {
+                return Err(Error::InvalidCredentials);
+            }
+            Identity {
+                user: Some(*user),
+                session: session.as_deref().map(str::to_string),
+                expires: Some(*expires),
+            }
+        }
+        Credential::Static { digest } => {
+            let owner = match state.access.token(digest) {
+                Some(owner) => owner,
+                None => {
+                    let generation = state.access.generation();
+                    let owner = users::by_token_digest(&state.pool, digest).await?;
+                    state.access.put_token(digest.to_string(), owner, generation);
+                    owner
+                }
+            };
+            Identity {
+                user: Some(owner.ok_or(Error::InvalidCredentials)?),
+                session: None,
+                expires: None,
+            }
+        }
+    })
+}
+
 /// Resolves the caller presenting `token` (none: the public) from `ip`, and when a JWT says so,
 /// the moment (Unix seconds) its access ends. Also what the WebSocket `auth` message uses.
 pub async fn authenticate_token(
@@ -157,38 +254,34 @@ pub async fn authenticate_token(
     token: Option<&str>,
     ip: IpAddr,
 ) -> Result<(Accountability, Option<i64>), Error> {
-    let (user, session, expires) = match token {
-        None => (None, None, None),
-        Some(token) if token::is_directus_jwt(token) => {
-            let now = Utc::now();
-            let claims: AccessClaims = token::verify(
-                token,
-                state.config.secret.expose_secret().as_bytes(),
-                now.timestamp(),
-            )?;
-            let user = claims.id.ok_or(Error::InvalidToken)?;
-            if let Some(session) = &claims.session
-                && !sessions::is_live(&state.pool, session, user, state.config.auth.refresh_grace, now)
-                    .await?
-            {
-                return Err(Error::InvalidCredentials);
-            }
-            (Some(user), claims.session, Some(claims.exp))
-        }
-        Some(token) => {
-            let digest = token_digest(token);
-            let owner = match state.access.token(&digest) {
-                Some(owner) => owner,
-                None => {
-                    let generation = state.access.generation();
-                    let owner = users::by_token_digest(&state.pool, &digest).await?;
-                    state.access.put_token(digest, owner, generation);
-                    owner
-                }
-            };
-            (Some(owner.ok_or(Error::InvalidCredentials)?), None, None)
-        }
-    };
+    let credential = credential_of(state, token)?;
+    let (acc, expires) = authenticate_credential(state, &credential, ip).await?;
+    Ok((acc, expires))
+}
+
+/// [`authenticate_token`], also returning what a long-lived session keeps to authenticate
+/// again later.
+pub async fn authenticate_session(
+    state: &AppState,
+    token: Option<&str>,
+    ip: IpAddr,
+) -> Result<(Accountability, Option<i64>, Credential), Error> {
+    let credential = credential_of(state, token)?;
+    let (acc, expires) = authenticate_credential(state, &credential, ip).await?;
+    Ok((acc, expires, credential))
+}
+
+/// The caller `credential` names now, from `ip` (a session authenticating again).
+pub async fn authenticate_credential(
+    state: &AppState,
+    credential: &Credential,
+    ip: IpAddr,
+) -> Result<(Accountability, Option<i64>), Error> {
+    let Identity {
+        user,
+        session,
+        expires,
+    } = identify(state, credential).await?;
     let principal = principal_of(state, user).await?;
     // A token of a user who is gone or no longer active is refused, not downgraded to public.
     if user.is_some() && principal.user.is_none() {

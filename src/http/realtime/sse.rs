@@ -24,12 +24,12 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::stream;
 use serde_json::{Map, Value};
 
-use super::super::auth::{self, Accountability, AuthContext};
+use super::super::auth::{self, AuthContext};
 use super::super::state::AppState;
 use super::subscription;
-use crate::actors::feeds::{Attach, CollectionFeed, Detach, GetFeed, Move, Ready, Realtime, Start};
+use crate::actors::feeds::{Attach, CollectionFeed, Detach, GetFeed, Move, Ready, Start};
 use crate::actors::outbox::{Outbox, Outgoing, SubId, next_sub_id};
-use crate::actors::sessions::Replan;
+use crate::actors::sessions::{Replan, SessionRegistry};
 use crate::config::SlowConsumer;
 use crate::core::pgoutput::Lsn;
 use crate::core::query::params;
@@ -45,7 +45,7 @@ struct StreamSub {
     feed: Addr<CollectionFeed>,
     sub: SubId,
     /// Its feed group, and what it was compiled from (for re-planning).
-    group: String,
+    group: subscription::GroupId,
     wanted: subscription::Wanted,
 }
 
@@ -54,11 +54,12 @@ struct StreamSub {
 struct StreamSession {
     id: SubId,
     state: web::Data<AppState>,
-    realtime: Realtime,
-    acc: Accountability,
-    /// The token the stream was opened with (`None`: the public), to authenticate again when
-    /// rights change; memory only.
-    token: Option<String>,
+    /// Where access changes find this stream (entered by the handler that starts it).
+    sessions: Arc<SessionRegistry>,
+    closing: tokio_util::sync::CancellationToken,
+    /// What the stream authenticated with (never the token itself), to authenticate again
+    /// when rights change.
+    credential: auth::Credential,
     ip: std::net::IpAddr,
     /// When the token's access ends (Unix seconds): the stream ends then.
     expires: Option<i64>,
@@ -70,10 +71,7 @@ impl Actor for StreamSession {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        super::end_on_shutdown(&self.realtime.closing, self.outbox.clone(), ctx);
-        let sessions = &self.realtime.sessions;
-        sessions.enter(self.id, ctx.address().recipient());
-        sessions.acting_for(self.id, self.acc.user, self.acc.session.clone());
+        super::end_on_shutdown(&self.closing, self.outbox.clone(), ctx);
         if let Some(expires) = self.expires {
             // The client reconnects with a fresh token and `Last-Event-ID`, losing nothing.
             let left = u64::try_from(expires - chrono::Utc::now().timestamp()).unwrap_or(0);
@@ -84,7 +82,7 @@ impl Actor for StreamSession {
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
-        self.realtime.sessions.leave(self.id);
+        self.sessions.leave(self.id);
         self.outbox.close();
         for attached in self.attached.drain(..) {
             attached.feed.do_send(Detach { sub: attached.sub });
@@ -119,9 +117,9 @@ impl Handler<Replan> for StreamSession {
     /// ends the stream with an `error` event.
     fn handle(&mut self, _msg: Replan, _ctx: &mut Context<Self>) -> Self::Result {
         let state = self.state.clone();
-        let token = self.token.clone();
+        let credential = self.credential.clone();
         let ip = self.ip;
-        let checked = async move { auth::authenticate_token(&state, token.as_deref(), ip).await };
+        let checked = async move { auth::authenticate_credential(&state, &credential, ip).await };
         Box::pin(checked.into_actor(self).then(|result, session, _| {
             let acc = match result {
                 Ok((acc, _)) => acc,
@@ -132,16 +130,14 @@ impl Handler<Replan> for StreamSession {
                 }
             };
             session
-                .realtime
                 .sessions
                 .acting_for(session.id, acc.user, acc.session.clone());
-            session.acc = acc;
             let mut moves = Vec::new();
             for attached in &mut session.attached {
-                match attached.wanted.compile(&session.state, &session.acc) {
-                    Ok(compiled) if compiled.group == attached.group => {}
+                match attached.wanted.compile(&session.state, &acc) {
+                    Ok(compiled) if subscription::group_id(&compiled.group) == attached.group => {}
                     Ok(compiled) => {
-                        attached.group = compiled.group.clone();
+                        attached.group = subscription::group_id(&compiled.group);
                         moves.push(attached.feed.send(Move {
                             sub: attached.sub,
                             spec: compiled.spec,
@@ -203,7 +199,7 @@ pub async fn stream(req: HttpRequest, state: web::Data<AppState>) -> Result<Http
     // The caller as every route finds it, plus what re-planning needs: the token and its end.
     let ip = AuthContext::of(&req, &state).ip;
     let token = auth::token_of(&req, &state)?.map(|(token, _)| token);
-    let (acc, expires) = auth::authenticate_token(&state, token.as_deref(), ip).await?;
+    let (acc, expires, credential) = auth::authenticate_session(&state, token.as_deref(), ip).await?;
     let params = params::decode(req.query_string()).map_err(|e| Error::query(e.to_string()))?;
     let collections: Vec<String> = param(&params, "collection")
         .ok_or_else(|| Error::query("\"collection\" is required"))?
@@ -263,7 +259,10 @@ pub async fn stream(req: HttpRequest, state: web::Data<AppState>) -> Result<Http
         Some(text) => SlowConsumer::parse(text)
             .ok_or_else(|| Error::query("\"backpressure\" must be one of [coalesce, resync, disconnect]"))?,
     };
-    let mut attached = Vec::new();
+    // Exactly sized: every open stream keeps it.
+    let mut attached = Vec::with_capacity(compiled.len());
+    // One copy of the query for all the stream's collections.
+    let wanted_params = subscription::params_text(&params);
     for sub in &compiled {
         let feed = realtime
             .hub
@@ -291,13 +290,8 @@ pub async fn stream(req: HttpRequest, state: web::Data<AppState>) -> Result<Http
         attached.push(StreamSub {
             feed: feed.clone(),
             sub: id,
-            group: sub.group.clone(),
-            wanted: subscription::Wanted {
-                collection: sub.collection.to_string(),
-                event,
-                item: item.clone(),
-                params: params.clone(),
-            },
+            group: subscription::group_id(&sub.group),
+            wanted: subscription::Wanted::new(&sub.collection, event, item.as_deref(), wanted_params.clone()),
         });
         if snapshot_start {
             match sub.init(&state).await {
@@ -317,18 +311,23 @@ pub async fn stream(req: HttpRequest, state: web::Data<AppState>) -> Result<Http
             }
         }
     }
+    let id = next_sub_id();
+    let sessions = realtime.sessions.clone();
     let session = StreamSession {
-        id: next_sub_id(),
+        id,
         state: state.clone(),
-        realtime,
-        acc,
-        token,
+        sessions: sessions.clone(),
+        closing: realtime.closing.clone(),
+        credential,
         ip,
         expires,
         outbox: outbox.clone(),
         attached,
     }
     .start();
+    // Before the actor runs at all, so it cannot have stopped (and left) yet.
+    sessions.enter(id, session.downgrade().recipient());
+    sessions.acting_for(id, acc.user, acc.session.clone());
     let keepalive = state.config.realtime.sse_keepalive;
     let body = events(outbox, Guard(session), keepalive);
     Ok(HttpResponse::Ok()

@@ -34,27 +34,61 @@ pub struct Compiled {
 }
 
 /// What a subscription asked for, kept by its session so it can be compiled again when its
-/// reader's rights change (an access change, a re-`auth`).
+/// reader's rights change (an access change, a re-`auth`). Kept compact, since every open
+/// subscription holds one: the query as its JSON text (an SSE stream's collections share it).
 #[derive(Debug, Clone)]
 pub struct Wanted {
-    pub collection: String,
+    pub collection: Box<str>,
     pub event: Option<EventKind>,
-    pub item: Option<String>,
-    pub params: Map<String, Value>,
+    pub item: Option<Box<str>>,
+    pub params: Arc<str>,
 }
 
 impl Wanted {
+    pub fn new(collection: &str, event: Option<EventKind>, item: Option<&str>, params: Arc<str>) -> Wanted {
+        Wanted {
+            collection: collection.into(),
+            event,
+            item: item.map(Into::into),
+            params,
+        }
+    }
+
     /// Compiles it for `acc`, as [`compile`] does.
     pub fn compile(&self, state: &web::Data<AppState>, acc: &Accountability) -> Result<Compiled, Error> {
-        compile(
-            state,
-            acc,
-            &self.collection,
-            self.event,
-            self.item.clone(),
-            &self.params,
-        )
+        let params = match serde_json::from_str(&self.params) {
+            Ok(Value::Object(params)) => params,
+            _ => Map::new(),
+        };
+        let item = self.item.as_deref().map(str::to_string);
+        compile(state, acc, &self.collection, self.event, item, &params)
     }
+}
+
+/// What a session keeps of one subscription to re-plan it: the group it is in now, and what it
+/// asked for.
+#[derive(Debug, Clone)]
+pub struct Kept {
+    pub group: GroupId,
+    pub wanted: Wanted,
+}
+
+/// The query text a [`Wanted`] keeps.
+pub fn params_text(params: &Map<String, Value>) -> Arc<str> {
+    Value::Object(params.clone()).to_string().into()
+}
+
+/// A group key as a session keeps it to tell whether a re-plan moved its subscription: 16
+/// bytes of its SHA-256 instead of the whole text.
+pub type GroupId = [u8; 16];
+
+/// The [`GroupId`] of `group`.
+pub fn group_id(group: &str) -> GroupId {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(group.as_bytes());
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&digest[..16]);
+    id
 }
 
 /// What a subscription is compiled from, kept by subscriptions that read `$NOW`.

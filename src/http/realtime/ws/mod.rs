@@ -114,8 +114,8 @@ pub async fn websocket(
         });
     let (caller, expires) = if upgrade_auth {
         let token = token.map(|(t, _)| t);
-        match auth::authenticate_token(&state, token.as_deref(), context.ip).await {
-            Ok((acc, expires)) if acc.user.is_some() => (Some((acc, token)), expires),
+        match auth::authenticate_session(&state, token.as_deref(), context.ip).await {
+            Ok((acc, expires, credential)) if acc.user.is_some() => (Some((acc, credential)), expires),
             _ => return refuse(HttpResponse::Unauthorized().finish()),
         }
     } else {

@@ -54,11 +54,9 @@ pub struct Queue {
 struct Attached {
     sub: SubId,
     feed: actix::Addr<CollectionFeed>,
-    /// The feed group it is in, and what it was compiled from (for re-planning).
-    group: String,
-    wanted: subscription::Wanted,
-    /// The uid its replies carry.
-    uid: Option<Value>,
+    /// The feed group it is in, and what it was compiled from (for re-planning); boxed, as
+    /// it is used only then and the map holding it keeps spare room.
+    kept: Box<subscription::Kept>,
 }
 
 pub struct WsSession {
@@ -69,9 +67,9 @@ pub struct WsSession {
     mode: WsAuthMode,
     /// The caller; `None` until a handshake `auth` (or after the token expired).
     acc: Option<Accountability>,
-    /// The access token the caller presented (`None`: the public), kept in memory only, to
-    /// authenticate again when rights change.
-    token: Option<String>,
+    /// What the caller authenticated with (never the token itself), to authenticate again
+    /// when rights change.
+    credential: auth::Credential,
     /// Bumped on every successful `auth`, so an old expiry timer knows it is stale.
     auth_epoch: u64,
     outbox: Arc<Outbox>,
@@ -98,13 +96,13 @@ impl WsSession {
         realtime: Realtime,
         context: AuthContext,
         origin: sessions::Origin,
-        caller: Option<(Accountability, Option<String>)>,
+        caller: Option<(Accountability, auth::Credential)>,
         queue: Queue,
         connections: Arc<AtomicUsize>,
     ) -> WsSession {
-        let (acc, token) = match caller {
-            Some((acc, token)) => (Some(acc), token),
-            None => (None, None),
+        let (acc, credential) = match caller {
+            Some((acc, credential)) => (Some(acc), credential),
+            None => (None, auth::Credential::Public),
         };
         let Queue { outbox, uids } = queue;
         let config = &state.config.realtime;
@@ -113,7 +111,7 @@ impl WsSession {
         WsSession {
             mode,
             acc,
-            token,
+            credential,
             auth_epoch: 0,
             outbox,
             subs: HashMap::new(),
@@ -189,7 +187,7 @@ impl WsSession {
     /// In `public` mode the connection falls back to the public's rights at once.
     fn expire(&mut self, ctx: &mut Context<Self>) {
         let epoch = self.auth_epoch;
-        self.set_caller(None, None);
+        self.set_caller(None, auth::Credential::Public);
         self.outbox.suspend();
         self.send(protocol::token_expired());
         if self.mode == WsAuthMode::Public {
@@ -205,13 +203,13 @@ impl WsSession {
     }
 
     /// The caller from now on, here and in the session registry.
-    fn set_caller(&mut self, acc: Option<Accountability>, token: Option<String>) {
+    fn set_caller(&mut self, acc: Option<Accountability>, credential: auth::Credential) {
         let (user, session) = acc
             .as_ref()
             .map_or((None, None), |acc| (acc.user, acc.session.clone()));
         self.realtime.sessions.acting_for(self.conn.0, user, session);
         self.acc = acc;
-        self.token = token;
+        self.credential = credential;
     }
 
     /// Acts for the public from now on; subscriptions are checked again for its rights.
@@ -223,7 +221,7 @@ impl WsSession {
                 .into_actor(self)
                 .then(|result, session, _| {
                     match result {
-                        Ok((acc, _)) => session.set_caller(Some(acc), None),
+                        Ok((acc, _)) => session.set_caller(Some(acc), auth::Credential::Public),
                         Err(err) => tracing::warn!(error = %err, "cannot load the public's rights"),
                     }
                     session.caller_changed()
@@ -387,8 +385,8 @@ impl WsSession {
             async move { authenticate(&state, &context, origin, request.steps).await }
                 .into_actor(self)
                 .map(move |result, session, ctx| match result {
-                    Ok((acc, token, expires, refresh)) => {
-                        session.set_caller(Some(acc), Some(token));
+                    Ok((acc, credential, expires, refresh)) => {
+                        session.set_caller(Some(acc), credential);
                         session.auth_epoch += 1;
                         if let Some(timer) = session.handshake_timer.take() {
                             ctx.cancel_future(timer);
@@ -521,21 +519,19 @@ impl WsSession {
             }
             Ok::<_, Error>(feed)
         };
-        let wanted = subscription::Wanted {
-            collection: request.collection.clone(),
-            event: request.event,
-            item: request.item_key(),
-            params: request.query.clone().unwrap_or_default(),
-        };
-        let group = compiled_group;
+        let wanted = subscription::Wanted::new(
+            &request.collection,
+            request.event,
+            request.item_key().as_deref(),
+            subscription::params_text(&request.query.clone().unwrap_or_default()),
+        );
+        let group = subscription::group_id(&compiled_group);
         ctx.wait(work.into_actor(self).map(move |result, session, _| match result {
             Ok(feed) => {
                 let attached = Attached {
                     sub,
                     feed,
-                    group,
-                    wanted,
-                    uid: reply_uid,
+                    kept: Box::new(subscription::Kept { group, wanted }),
                 };
                 session.subs.insert(key, attached);
             }
@@ -576,7 +572,7 @@ async fn authenticate(
     context: &AuthContext,
     origin: sessions::Origin,
     steps: Vec<AuthStep>,
-) -> Result<(Accountability, String, Option<i64>, Option<String>), Error> {
+) -> Result<(Accountability, auth::Credential, Option<i64>, Option<String>), Error> {
     let mut access_token: Option<String> = None;
     let mut refresh_token: Option<String> = None;
     let started = Instant::now();
@@ -612,11 +608,11 @@ async fn authenticate(
         }
     }
     let token = access_token.ok_or(Error::InvalidCredentials)?;
-    let (acc, expires) = auth::authenticate_token(state, Some(&token), context.ip).await?;
+    let (acc, expires, credential) = auth::authenticate_session(state, Some(&token), context.ip).await?;
     if acc.user.is_none() {
         return Err(Error::InvalidCredentials);
     }
-    Ok((acc, token, expires, refresh_token))
+    Ok((acc, credential, expires, refresh_token))
 }
 
 impl Actor for WsSession {
@@ -624,8 +620,8 @@ impl Actor for WsSession {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         let sessions = self.realtime.sessions.clone();
-        sessions.enter(self.conn.0, ctx.address().recipient());
-        self.set_caller(self.acc.clone(), self.token.clone());
+        sessions.enter(self.conn.0, ctx.address().downgrade().recipient());
+        self.set_caller(self.acc.clone(), self.credential.clone());
         self.register_collab();
         super::super::end_on_shutdown(&self.realtime.closing, self.outbox.clone(), ctx);
         let state = self.state.clone();
@@ -643,20 +639,29 @@ impl Actor for WsSession {
                 }
             }
         }
-        // How far behind the client reads: a ping in line with its events, every second.
-        ctx.run_interval(LAG_PROBE_INTERVAL, |session, _| session.outbox.probe());
-        if config.heartbeat_enabled {
-            let period = config.heartbeat_period;
-            ctx.run_interval(period, move |session, ctx| {
-                if session.awaiting {
-                    // Pinged a period ago and nothing at all came back: gone.
-                    ctx.stop();
-                    return;
-                }
-                session.awaiting = true;
-                session.send(protocol::ping());
-            });
-        }
+        // One ticker per connection: every second the lag probe (a ping frame in line with its
+        // events), every heartbeat period the heartbeat.
+        let heartbeat = config.heartbeat_enabled.then(|| {
+            (config.heartbeat_period.as_secs_f64() / LAG_PROBE_INTERVAL.as_secs_f64())
+                .round()
+                .max(1.0) as u64
+        });
+        let mut ticks: u64 = 0;
+        ctx.run_interval(LAG_PROBE_INTERVAL, move |session, ctx| {
+            session.outbox.probe();
+            ticks += 1;
+            let Some(every) = heartbeat else { return };
+            if !ticks.is_multiple_of(every) {
+                return;
+            }
+            if session.awaiting {
+                // Pinged a period ago and nothing at all came back: gone.
+                ctx.stop();
+                return;
+            }
+            session.awaiting = true;
+            session.send(protocol::ping());
+        });
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {

@@ -13,6 +13,7 @@ use crate::actors::sessions::Replan;
 use crate::core::realtime::protocol;
 use crate::error::Error;
 use crate::http::auth;
+use crate::http::realtime::subscription;
 
 /// Close code of a connection whose credentials stopped working (a policy violation, 1008).
 const CLOSE_REVOKED: u16 = 1008;
@@ -36,10 +37,10 @@ impl WsSession {
         let mut refused = Vec::new();
         let mut moves = Vec::new();
         for (key, attached) in &mut self.subs {
-            match attached.wanted.compile(&self.state, &acc) {
-                Ok(compiled) if compiled.group == attached.group => {}
+            match attached.kept.wanted.compile(&self.state, &acc) {
+                Ok(compiled) if subscription::group_id(&compiled.group) == attached.kept.group => {}
                 Ok(compiled) => {
-                    attached.group = compiled.group.clone();
+                    attached.kept.group = subscription::group_id(&compiled.group);
                     let collection = compiled.collection.clone();
                     let moved = attached.feed.send(Move {
                         sub: attached.sub,
@@ -74,7 +75,12 @@ impl WsSession {
         let Some(attached) = self.subs.get(key) else {
             return;
         };
-        let uid = attached.uid.clone();
+        // The uid its events carry, kept as JSON text.
+        let uid: Option<serde_json::Value> = self
+            .uids
+            .borrow()
+            .get(&attached.sub)
+            .and_then(|uid| uid.as_deref().and_then(|text| serde_json::from_str(text).ok()));
         self.outbox.discard(attached.sub);
         self.detach(key);
         let message = match err {
@@ -94,7 +100,7 @@ impl WsSession {
         for key in keys {
             self.refuse(&key, &Error::Forbidden);
         }
-        self.set_caller(None, None);
+        self.set_caller(None, auth::Credential::Public);
         self.auth_epoch += 1;
         let reply = protocol::error("auth", err.code(), &err.to_string(), None);
         if self.mode == WsAuthMode::Public {
@@ -117,10 +123,10 @@ impl Handler<Replan> for WsSession {
             return Box::pin(actix::fut::ready(()));
         }
         let state = self.state.clone();
-        let token = self.token.clone();
+        let credential = self.credential.clone();
         let ip = self.context.ip;
         let epoch = self.auth_epoch;
-        let checked = async move { auth::authenticate_token(&state, token.as_deref(), ip).await };
+        let checked = async move { auth::authenticate_credential(&state, &credential, ip).await };
         Box::pin(checked.into_actor(self).then(move |result, session, ctx| {
             if session.auth_epoch != epoch || session.acc.is_none() {
                 // The caller changed meanwhile; that change re-planned already.
@@ -128,8 +134,8 @@ impl Handler<Replan> for WsSession {
             }
             match result {
                 Ok((acc, _)) => {
-                    let token = session.token.clone();
-                    session.set_caller(Some(acc), token);
+                    let credential = session.credential.clone();
+                    session.set_caller(Some(acc), credential);
                     session.replan(false)
                 }
                 Err(Error::TokenExpired) => {
