@@ -152,6 +152,10 @@ impl App {
                 .configure(|cfg| crate::http::configure(cfg, max_payload_size))
         })
         .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
+        // Realtime frames are small and written as they happen; with Nagle on, a frame sent
+        // while an earlier one (a lag probe, a heartbeat) is unacknowledged waits out the
+        // peer's delayed ACK (up to 40 ms on Linux).
+        .tcp_nodelay(true)
         // Signals are ours (`run`): realtime connections must be told before the server stops.
         .disable_signals()
         .workers(workers);
