@@ -38,6 +38,8 @@ pub struct App {
     /// (a WebSocket with close code 1001) rather than hold the shutdown to its timeout.
     closing: CancellationToken,
     pool: sqlx::PgPool,
+    /// The services on the app's own pool: for in-process callers (tests, tools; hooks next).
+    services: crate::service::Services,
     cluster: Option<ManagedCluster>,
     replication: Option<ReplicationHandle>,
 }
@@ -74,7 +76,7 @@ impl App {
         let (snapshot_tx, schema_rx) = watch::channel(Arc::new(built.snapshot));
         let actor_pool = pool.clone();
         let user_schema = config.user_schema.clone();
-        let tokens = Arc::new(crate::actors::access_cache::AccessCache::default());
+        let tokens = Arc::new(crate::service::access_cache::AccessCache::default());
         let actor_tokens = tokens.clone();
         let schema_actor = Supervisor::start(move |_| {
             SchemaActor::new(
@@ -100,6 +102,14 @@ impl App {
                 .context("registering replication metrics")?;
         }
 
+        let limits = Limits::start(&config);
+        let services = crate::service::Services {
+            pool: pool.clone(),
+            config: config.clone(),
+            access: tokens.clone(),
+            schema_rx: schema_rx.clone(),
+            sign_in: limits.clone(),
+        };
         let state = AppState {
             config: config.clone(),
             pool: pool.clone(),
@@ -108,11 +118,12 @@ impl App {
             schema_rx,
             metrics,
             access: tokens,
-            limits: Limits::start(&config),
+            limits,
             mailer: Arc::new(crate::mail::Mailer::new(&config.mail)),
             started: Instant::now(),
             realtime: None,
             replication: replication.as_ref().map(|r| r.status().clone()),
+            services,
         };
         let mut state = state;
         let closing = CancellationToken::new();
@@ -134,13 +145,19 @@ impl App {
         let worker_pool_max = config.db_pool_max.div_ceil(workers as u32).max(1);
         let options = database.options.clone();
         let ws_path = config.realtime.ws_path.clone();
+        let app_services = state.services.clone();
         let server = HttpServer::new(move || {
             // Each worker is its own single-threaded runtime; a pool whose connections were
             // opened elsewhere has its socket readiness driven by another thread's reactor,
             // which costs a cross-thread wake-up per query. A pool per worker keeps each
             // connection's I/O on the thread that awaits it.
+            let worker_pool = pool::connect_lazy(options.clone(), worker_pool_max);
             let state = web::Data::new(AppState {
-                pool: pool::connect_lazy(options.clone(), worker_pool_max),
+                pool: worker_pool.clone(),
+                services: crate::service::Services {
+                    pool: worker_pool,
+                    ..state.services.clone()
+                },
                 ..state.clone()
             });
             let limits = state.limits.middleware(Some(state.pool.clone()));
@@ -166,6 +183,7 @@ impl App {
             server,
             closing,
             pool,
+            services: app_services,
             cluster: database.cluster,
             replication,
         })
@@ -177,6 +195,12 @@ impl App {
     }
 
     /// A handle to stop the server.
+    /// The items and auth services, as in-process callers use them.
+    pub fn services(&self) -> crate::service::Services {
+        self.services.clone()
+    }
+
+    /// A handle that stops the server.
     pub fn handle(&self) -> AppHandle {
         AppHandle {
             server: self.server.handle(),
@@ -254,7 +278,7 @@ fn start_realtime(
     options: &sqlx::postgres::PgConnectOptions,
     schema: &watch::Receiver<Arc<crate::core::schema::SchemaSnapshot>>,
     sessions: &Arc<crate::actors::sessions::SessionRegistry>,
-    access: &Arc<crate::actors::access_cache::AccessCache>,
+    access: &Arc<crate::service::access_cache::AccessCache>,
 ) -> anyhow::Result<Option<RealtimeParts>> {
     if !config.realtime.enabled {
         return Ok(None);

@@ -382,6 +382,7 @@ impl From<crate::core::access::AccessError> for Error {
         use crate::core::access::AccessError;
         match err {
             AccessError::Forbidden => Error::Forbidden,
+            AccessError::Collection { collection } => Error::ForbiddenCollection { collection },
             AccessError::Field {
                 collection,
                 field,

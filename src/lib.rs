@@ -1,7 +1,8 @@
 //! Directrix: a real-time backend that speaks the Directus API over PostgreSQL.
 //!
-//! Layers, importing one way only: [`http`] → [`actors`] / [`db`] → [`core`]. [`app`] composes
-//! them; [`config`], [`error`] and [`telemetry`] are shared by all.
+//! Layers, importing one way only: [`http`] → [`actors`] / [`service`] → [`db`] / [`core`]
+//! ([`actors`] may call [`service`]). [`app`] composes them; [`config`], [`error`] and
+//! [`telemetry`] are shared by all.
 
 pub mod actors;
 pub mod app;
@@ -11,4 +12,5 @@ pub mod db;
 pub mod error;
 pub mod http;
 pub mod mail;
+pub mod service;
 pub mod telemetry;

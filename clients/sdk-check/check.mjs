@@ -10,8 +10,9 @@
 import assert from 'node:assert/strict';
 import {
   aggregate, authentication, createDirectus, createItem, createItems, createPermission, createPolicy,
-  createRole, createUser, deleteItem, deleteItems, readItem, readItems, readMe, readRole, rest, staticToken,
-  updateItem, updateItems, updateItemsBatch, updatePolicy, withToken,
+  createRole, createUser, customEndpoint, deleteItem, deleteItems, readActivities, readActivity, readItem,
+  readItems, readMe, readRevision, readRevisions, readRole, rest, staticToken, updateItem, updateItems,
+  updateItemsBatch, updatePolicy, withToken,
 } from '@directus/sdk';
 
 const [url, token] = process.argv.slice(2);
@@ -385,6 +386,45 @@ await step('readMe without app access still returns the user\'s id', async () =>
   // Item permissions do not depend on app access.
   assert.deepEqual(await reader.request(readItems('articles', { fields: ['title'] })), [{ title: 'Out' }]);
   await reader.logout();
+});
+
+await step('readActivities and readActivity list what the API wrote, in Directus\'s shape', async () => {
+  const created = await client.request(createItem('authors', { name: 'Tracked' }));
+  const rows = await client.request(readActivities({
+    filter: { collection: { _eq: 'authors' }, item: { _eq: String(created.id) } },
+    fields: ['id', 'action', 'collection', 'item', 'user', 'ip', 'origin', 'user_agent', 'timestamp'],
+  }));
+  assert.equal(rows.length, 1);
+  const [row] = rows;
+  assert.deepEqual(
+    { action: row.action, collection: row.collection, item: row.item },
+    { action: 'create', collection: 'authors', item: String(created.id) },
+  );
+  assert.match(row.user, UUID);
+  assert.equal(typeof row.timestamp, 'string');
+  const one = await client.request(readActivity(row.id, { fields: ['id', 'action'] }));
+  assert.deepEqual(one, { id: row.id, action: 'create' });
+});
+
+await step('readRevisions, readRevision and /utils/revert restore an earlier version', async () => {
+  const made = await client.request(createItem('authors', { name: 'Before' }));
+  await client.request(updateItem('authors', made.id, { name: 'After' }));
+  const revisions = await client.request(readRevisions({
+    filter: { collection: { _eq: 'authors' }, item: { _eq: String(made.id) } },
+    sort: ['id'],
+    fields: ['id', 'collection', 'item', 'data', 'delta', 'parent', 'activity.action'],
+  }));
+  assert.deepEqual(revisions.map((r) => [r.activity.action, r.delta]), [
+    ['create', { name: 'Before' }],
+    ['update', { name: 'After' }],
+  ]);
+  assert.deepEqual(revisions[1].data, { id: made.id, name: 'After' });
+  const first = await client.request(readRevision(revisions[0].id, { fields: ['id', 'data'] }));
+  assert.deepEqual(first, { id: revisions[0].id, data: { name: 'Before' } });
+  // The SDK has no revert command: Directus's app calls the endpoint itself.
+  const answer = await client.request(customEndpoint({ path: `/utils/revert/${first.id}`, method: 'POST' }));
+  assert.equal(answer ?? null, null, '204, no body');
+  assert.deepEqual(await client.request(readItem('authors', made.id, { fields: ['name'] })), { name: 'Before' });
 });
 
 // A failed step may leave a login's refresh timer behind; it would keep Node alive.

@@ -7,7 +7,6 @@
 //! with their transports in `http::realtime`, since they authenticate through the HTTP layer.
 //! Hook pipeline and scheduler join here in later issues.
 
-pub mod access_cache;
 pub mod collab;
 pub mod feeds;
 pub mod outbox;

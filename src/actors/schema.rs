@@ -23,10 +23,10 @@ use sqlx::postgres::PgListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::actors::access_cache::AccessCache;
 use crate::core::schema::SchemaSnapshot;
 use crate::db::introspect;
 use crate::error::Error;
+use crate::service::access_cache::AccessCache;
 
 /// How often to re-read the schema when the DDL event trigger is missing.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(5);

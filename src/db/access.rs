@@ -1,6 +1,6 @@
 //! Loads who a caller is, for access control: the user's and role's rows, the role chain, the
 //! policies that apply and their permission rows. One load per user, cached by
-//! `actors::access_cache` until access data changes.
+//! `service::access_cache` until access data changes.
 
 use std::sync::Arc;
 
@@ -161,9 +161,9 @@ pub async fn load(pool: &PgPool, user: Option<Uuid>) -> Result<Principal, sqlx::
 }
 
 /// Directus's `appAccessMinimalPermissions` for the system collections we serve: a policy
-/// with app access may read its user's own row and its roles. Tied to that policy, so they
-/// go when an IP allow-list drops it.
-fn app_access_minimal(policy: uuid::Uuid) -> [PermissionRow; 2] {
+/// with app access may read its user's own row, its roles and its own activity. Tied to that
+/// policy, so they go when an IP allow-list drops it.
+fn app_access_minimal(policy: uuid::Uuid) -> [PermissionRow; 3] {
     let row = |collection: &str, rule: Value, fields: Vec<&str>| PermissionRow {
         policy,
         collection: collection.into(),
@@ -202,6 +202,11 @@ fn app_access_minimal(policy: uuid::Uuid) -> [PermissionRow; 2] {
         row(
             "directus_roles",
             serde_json::json!({"id": {"_in": "$CURRENT_ROLES"}}),
+            vec!["*"],
+        ),
+        row(
+            "directus_activity",
+            serde_json::json!({"user": {"_eq": "$CURRENT_USER"}}),
             vec!["*"],
         ),
     ]

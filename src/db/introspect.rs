@@ -14,7 +14,8 @@ use crate::core::catalog::{self, Built, CatalogRows};
 // under their Directus names (`directrix.users` is `directus_users`), so `/users`, `/roles`,
 // `/policies`, `/permissions` and `/access` get the whole query language and permission model
 // of `/items`. `db::sql::table` maps the names back.
-const SYSTEM_TABLES: &str = "array['users', 'roles', 'policies', 'access', 'permissions']";
+const SYSTEM_TABLES: &str =
+    "array['users', 'roles', 'policies', 'access', 'permissions', 'activity', 'revisions']";
 
 const COLUMNS: &str = r#"
 select case when n.nspname = $1 then c.relname::text else 'directus_' || c.relname end as table_name,

@@ -6,6 +6,7 @@
 //! Postgres errors become client errors in one place, [`constraint::classify`].
 
 pub mod access;
+pub mod activity;
 pub mod bootstrap;
 pub mod cluster;
 pub mod constraint;

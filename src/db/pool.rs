@@ -84,6 +84,14 @@ pub async fn ensure_database(maintenance: PgConnectOptions, database: &str) -> R
     Ok(())
 }
 
+/// One round trip (`select 1`): whether the database answers, for `/server/health`.
+pub async fn ping(pool: &PgPool) -> Result<(), sqlx::Error> {
+    sqlx::query_scalar::<_, i32>("select 1")
+        .fetch_one(pool)
+        .await
+        .map(drop)
+}
+
 /// The server's `wal_level`; realtime needs `logical`.
 pub async fn wal_level(pool: &PgPool) -> Result<String, sqlx::Error> {
     sqlx::query_scalar("select current_setting('wal_level')")

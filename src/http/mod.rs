@@ -1,7 +1,6 @@
-//! Routes and extractors. Handlers parse, authenticate, call one `core` planner and one `db`
-//! function or actor message, and map the result; no SQL and no business rules live here.
+//! Routes and extractors. Handlers parse, authenticate, call one service method (or send one
+//! actor message), and map the result; no SQL and no business rules live here.
 
-pub mod access;
 pub mod auth;
 pub mod body;
 pub mod collections;
@@ -22,6 +21,7 @@ pub mod schema_guard;
 pub mod server;
 pub mod state;
 pub mod users;
+pub mod utils;
 
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::{HttpRequest, HttpResponse, Resource, web};
@@ -100,6 +100,12 @@ const SYSTEM_ROUTES: &[(&str, &str)] = &[
     ("/access", "directus_access"),
 ];
 
+/// System collections served read-only under their own paths.
+const READ_ONLY_ROUTES: &[(&str, &str)] = &[
+    ("/activity", "directus_activity"),
+    ("/revisions", "directus_revisions"),
+];
+
 fn system_routes(cfg: &mut web::ServiceConfig) {
     // Before `/users/{id}`, which would otherwise take "me" as a key.
     cfg.service(
@@ -108,6 +114,22 @@ fn system_routes(cfg: &mut web::ServiceConfig) {
             .route(web::patch().to(users::update_me)),
     );
     cfg.service(resource("/permissions/me").route(web::get().to(permissions_me::read_me)));
+    cfg.service(resource("/utils/revert/{revision}").route(web::post().to(utils::revert)));
+    // Read-only, as Directus serves them: activity and revisions are written by the service.
+    for (path, collection) in READ_ONLY_ROUTES {
+        let system = route_target::SystemCollection(collection);
+        cfg.service(
+            resource(path)
+                .app_data(system)
+                .route(web::get().to(items::read_many))
+                .route(web::method(search_method()).to(items::search)),
+        )
+        .service(
+            resource(&format!("{path}/{{id}}"))
+                .app_data(system)
+                .route(web::get().to(items::read_one)),
+        );
+    }
     for (path, collection) in SYSTEM_ROUTES {
         let system = route_target::SystemCollection(collection);
         cfg.service(item_list(resource(path).app_data(system)))

@@ -38,7 +38,7 @@ pub async fn health(
     };
     let started = Instant::now();
     // Its own connection: the request pool may be exhausted right now.
-    let probe: Result<i32, sqlx::Error> = sqlx::query_scalar("select 1").fetch_one(&state.health_pool).await;
+    let probe = crate::db::pool::ping(&state.health_pool).await;
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     let db_status = match &probe {
         Err(_) => "error",

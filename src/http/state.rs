@@ -25,7 +25,7 @@ pub struct AppState {
     pub schema_rx: watch::Receiver<Arc<SchemaSnapshot>>,
     pub metrics: Metrics,
     /// Token owners and principals, emptied on any access change.
-    pub access: Arc<crate::actors::access_cache::AccessCache>,
+    pub access: Arc<crate::service::access_cache::AccessCache>,
     /// Rate limiters and pressure settings; `check_auth` for the sign-in routes.
     pub limits: Arc<super::limits::Limits>,
     /// Outgoing mail (password resets).
@@ -35,6 +35,8 @@ pub struct AppState {
     pub realtime: Option<crate::actors::feeds::Realtime>,
     /// The replication consumer's live state; `None` when realtime is off.
     pub replication: Option<Arc<crate::actors::replication::ReplicationStatus>>,
+    /// What the items and auth services are built from (this worker's pool).
+    pub services: crate::service::Services,
 }
 
 impl AppState {

@@ -154,6 +154,8 @@ pub struct TestApp {
     pub base: String,
     pub database: String,
     pub client: reqwest::Client,
+    /// The app's items and auth services, for tests that call them without HTTP.
+    pub services: directrix::service::Services,
     handle: directrix::app::AppHandle,
 }
 
@@ -180,6 +182,7 @@ pub async fn spawn_app_with(config: Config) -> TestApp {
     let app = App::build(config).await.expect("app builds");
     let base = format!("http://127.0.0.1:{}", app.port());
     let handle = app.handle();
+    let services = app.services();
     actix_web::rt::spawn(async move {
         if let Err(err) = app.run().await {
             eprintln!("test app stopped with an error: {err:#}");
@@ -189,6 +192,7 @@ pub async fn spawn_app_with(config: Config) -> TestApp {
         base,
         database,
         client: reqwest::Client::new(),
+        services,
         handle,
     }
 }

@@ -18,13 +18,13 @@ use actix::{
 };
 
 use super::feed::{Apply, CollectionFeed, Floor, Flush, Gapped};
-use crate::actors::access_cache::AccessCache;
 use crate::actors::collab::{Changed, CollabHub};
 use crate::actors::replication::{Deliver, Recreated, ReplicationStatus};
 use crate::actors::sessions::{Replan, SessionRegistry};
 use crate::core::pgoutput::Lsn;
 use crate::core::realtime::Committed;
 use crate::core::realtime::ring::Slice;
+use crate::service::access_cache::AccessCache;
 use tracing::Instrument;
 
 /// Ring bounds for every feed.

@@ -26,8 +26,10 @@
 //! `validate` (payloads), `query_check` (queries).
 
 pub mod ip;
+pub mod plan;
 mod query_check;
 mod resolve;
+pub mod rules;
 mod validate;
 
 use std::net::IpAddr;
@@ -122,6 +124,9 @@ pub enum AccessError {
     /// `FORBIDDEN`: no permission for the collection (or a related one a query reaches).
     #[error("You don't have permission to access this.")]
     Forbidden,
+    /// `FORBIDDEN` naming the collection: no permission at all for the operation on it.
+    #[error("You don't have permission to access collection \"{collection}\" or it does not exist.")]
+    Collection { collection: String },
     /// `FORBIDDEN` naming a field that may not be used, with the relational path it was named
     /// under; the same answer as for a field that does not exist.
     #[error(

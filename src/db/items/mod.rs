@@ -3,7 +3,8 @@
 pub mod compile;
 pub mod nested;
 pub mod read;
-pub mod rules;
+/// The read rules live in `core` (pure data); re-exported where the compiler always found them.
+pub use crate::core::access::rules;
 pub mod write;
 
 use sqlx::postgres::PgArguments;

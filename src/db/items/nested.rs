@@ -4,6 +4,7 @@
 //! (children left out are deselected); the `{create, update, delete}` form changes only what it
 //! names. Everything runs on the caller's transaction.
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
 
@@ -21,12 +22,49 @@ const MAX_DEPTH: usize = 10;
 // Not `Send`: the write context holds plain closures, and actix runs handlers on one thread.
 type Boxed<'a, T> = Pin<Box<dyn Future<Output = Result<T, Error>> + 'a>>;
 
-/// What every nested write shares: the user schema, the snapshot and the write context.
+/// What every nested write shares: the user schema, the snapshot, the write context, and the
+/// log of what it wrote beyond the top item (for activity and revisions).
 #[derive(Clone, Copy)]
 pub struct Scope<'a> {
     pub schema: &'a str,
     pub snapshot: &'a SchemaSnapshot,
     pub ctx: &'a Context<'a>,
+    pub log: &'a RefCell<Vec<Written>>,
+}
+
+/// One write a nested write made to a related item.
+#[derive(Debug, Clone)]
+pub struct Written {
+    pub collection: String,
+    pub key: String,
+    pub change: Change,
+}
+
+/// What was done to it.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// Created from this payload (nested writes taken out).
+    Create(Map<String, Value>),
+    /// Updated with these values.
+    Update(Vec<(String, payload::ColumnValue)>),
+    Delete,
+}
+
+impl Scope<'_> {
+    fn note(&self, depth: usize, collection: &Collection, keys: &[String], change: Change) {
+        // Depth 0 is the item the caller wrote: the caller records that one itself.
+        if depth == 0 {
+            return;
+        }
+        let mut log = self.log.borrow_mut();
+        for key in keys {
+            log.push(Written {
+                collection: collection.collection.clone(),
+                key: key.clone(),
+                change: change.clone(),
+            });
+        }
+    }
 }
 
 impl<'a> Scope<'a> {
@@ -56,8 +94,17 @@ pub fn create<'a>(
 ) -> Boxed<'a, String> {
     Box::pin(async move {
         let (rest, nested) = split(conn, scope, collection, item, depth).await?;
-        let values = payload::prepare(collection, &Value::Object(rest), Mode::Create, scope.ctx)?;
+        let rest = Value::Object(rest);
+        let values = payload::prepare(collection, &rest, Mode::Create, scope.ctx)?;
         let key = write::insert(conn, scope.schema, collection, &values).await?;
+        if let Value::Object(rest) = rest {
+            scope.note(
+                depth,
+                collection,
+                std::slice::from_ref(&key),
+                Change::Create(rest),
+            );
+        }
         children(conn, scope, &key, &nested, depth).await?;
         Ok(key)
     })
@@ -79,6 +126,7 @@ pub fn update<'a>(
         let (rest, nested) = split(conn, scope, collection, item, depth).await?;
         let values = payload::prepare(collection, &Value::Object(rest), Mode::Update, scope.ctx)?;
         write::update(conn, scope.schema, collection, &[key.to_string()], &values).await?;
+        scope.note(depth, collection, &[key.to_string()], Change::Update(values));
         children(conn, scope, key, &nested, depth).await?;
         Ok(true)
     })
@@ -137,7 +185,16 @@ async fn children(
                 // has none, so this only matters on update).
                 let current = write::child_keys(conn, scope.schema, related, related_field, key).await?;
                 let dropped: Vec<String> = current.into_iter().filter(|k| !kept.contains(k)).collect();
-                deselect_children(conn, scope.schema, related, related_field, &dropped, *deselect).await?;
+                deselect_children(
+                    conn,
+                    scope,
+                    related,
+                    related_field,
+                    &dropped,
+                    *deselect,
+                    depth + 1,
+                )
+                .await?;
             }
             NestedWrite::OneToManyDetailed {
                 related,
@@ -156,7 +213,7 @@ async fn children(
                     .iter()
                     .map(|k| key_text(k, related_field))
                     .collect::<Result<Vec<_>, _>>()?;
-                deselect_children(conn, scope.schema, related, related_field, &keys, *deselect).await?;
+                deselect_children(conn, scope, related, related_field, &keys, *deselect, depth + 1).await?;
             }
         }
     }
@@ -218,6 +275,7 @@ async fn link_child(
             let link = serde_json::json!({ related_field: parent });
             let values = payload::prepare(related, &link, Mode::Update, scope.ctx)?;
             write::update(conn, scope.schema, related, std::slice::from_ref(&key), &values).await?;
+            scope.note(depth, related, std::slice::from_ref(&key), Change::Update(values));
             Ok(key)
         }
     }
@@ -226,19 +284,26 @@ async fn link_child(
 /// Unlinks (or deletes) O2M children, per the relation's `one_deselect_action`.
 async fn deselect_children(
     conn: &mut PgConnection,
-    schema: &str,
+    scope: Scope<'_>,
     related: &Collection,
     related_field: &str,
     keys: &[String],
     deselect: Deselect,
+    depth: usize,
 ) -> Result<(), Error> {
     if keys.is_empty() {
         return Ok(());
     }
     match deselect {
-        Deselect::Delete => write::delete(conn, schema, related, keys).await.map(drop),
-        Deselect::Nullify => write::update(conn, schema, related, keys, &[(related_field.to_string(), None)])
-            .await
-            .map(drop),
+        Deselect::Delete => {
+            write::delete(conn, scope.schema, related, keys).await?;
+            scope.note(depth, related, keys, Change::Delete);
+        }
+        Deselect::Nullify => {
+            let values = vec![(related_field.to_string(), None)];
+            write::update(conn, scope.schema, related, keys, &values).await?;
+            scope.note(depth, related, keys, Change::Update(values));
+        }
     }
+    Ok(())
 }

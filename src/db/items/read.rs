@@ -726,13 +726,18 @@ fn render(column: &str, field_type: FieldType) -> String {
 }
 
 /// Compiles and runs a read; the rows' JSON texts, in order.
-pub async fn fetch(
-    pool: &PgPool,
+pub async fn fetch<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
     target: &Target<'_>,
     query: &Query,
     key: Option<&str>,
 ) -> Result<Vec<String>, Error> {
-    rows(pool, &select(target, query, key)?, &target.collection.collection).await
+    rows(
+        executor,
+        &select(target, query, key)?,
+        &target.collection.collection,
+    )
+    .await
 }
 
 /// Runs a compiled select and returns the rows' JSON texts, in order.
@@ -748,6 +753,23 @@ pub async fn rows<'e>(
         .collect()
 }
 
+/// Runs a compiled select in a repeatable-read, read-only transaction; its rows and the
+/// snapshot they were read under (what a realtime subscription's `init` hands off from).
+pub async fn rows_with_snapshot(
+    pool: &PgPool,
+    sql: &Sql,
+    collection: &str,
+) -> Result<(Vec<String>, crate::core::realtime::snapshot::Snapshot), Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("set transaction isolation level repeatable read, read only")
+        .execute(&mut *tx)
+        .await?;
+    let snapshot = current_snapshot(&mut *tx).await?;
+    let rows = rows(&mut *tx, sql, collection).await?;
+    tx.commit().await?;
+    Ok((rows, snapshot))
+}
+
 /// The transaction snapshot reads on `executor` see (`pg_current_snapshot()`): what a realtime
 /// subscription's feed hands off from.
 pub async fn current_snapshot<'e>(
@@ -761,16 +783,19 @@ pub async fn current_snapshot<'e>(
 }
 
 /// Runs a compiled [`select_versions`] or [`passing_versions`]: `(position, row json)`.
-pub async fn numbered_rows(pool: &PgPool, sql: &Sql) -> Result<Vec<(i64, Option<String>)>, Error> {
-    let rows = super::query(sql).fetch_all(pool).await?;
+pub async fn numbered_rows<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    sql: &Sql,
+) -> Result<Vec<(i64, Option<String>)>, Error> {
+    let rows = super::query(sql).fetch_all(executor).await?;
     rows.iter()
         .map(|row| Ok((row.try_get::<i64, _>(0)?, row.try_get::<Option<String>, _>(1)?)))
         .collect()
 }
 
 /// Runs a compiled count.
-pub async fn number(pool: &PgPool, sql: &Sql) -> Result<i64, Error> {
-    let row = super::query(sql).fetch_one(pool).await?;
+pub async fn number<'e>(executor: impl sqlx::PgExecutor<'e>, sql: &Sql) -> Result<i64, Error> {
+    let row = super::query(sql).fetch_one(executor).await?;
     Ok(row.try_get::<i64, _>(0)?)
 }
 

@@ -43,25 +43,39 @@ pub async fn insert(
     Ok(row.try_get::<String, _>(0)?)
 }
 
-/// Inserts one item and reads it back in the same statement with `read_back` (from
-/// `read::select_inserted`, which selects from `ins`): one round trip for a create.
+/// Inserts one item and, in the same statement, records it (`tracking`: the CTEs of
+/// `db::activity::tracking_ctes` and their binds, numbered after the values) and reads it back
+/// (`read_back`, from `read::select_inserted`, which selects from `ins` and binds nothing): one
+/// round trip for a create. Returns the new key and the read-back row.
 #[instrument(skip_all, fields(collection = %collection.collection))]
 pub async fn insert_returning(
     conn: &mut PgConnection,
     schema: &str,
     collection: &Collection,
     values: &[(String, ColumnValue)],
-    read_back: &str,
-) -> Result<Option<String>, Error> {
+    tracking: Option<(&str, &[Option<String>])>,
+    read_back: Option<&str>,
+) -> Result<(String, Option<String>), Error> {
+    let (pk, _) = primary_key(collection)?;
+    let read_back = match read_back {
+        Some(select) => format!("({select})"),
+        None => "null::text".into(),
+    };
     let sql = format!(
-        "with ins as ({} returning *) {read_back}",
-        insert_sql(schema, collection, values)?
+        "with ins as ({} returning *){} select ins.{}::text, {read_back} from ins",
+        insert_sql(schema, collection, values)?,
+        tracking.map(|(ctes, _)| ctes).unwrap_or(""),
+        ident(pk),
     );
-    let row = bind_values(sqlx::query(sqlx::AssertSqlSafe(sql)), values)
-        .fetch_optional(&mut *conn)
+    let mut query = bind_values(sqlx::query(sqlx::AssertSqlSafe(sql)), values);
+    for bind in tracking.map(|(_, binds)| binds).unwrap_or(&[]) {
+        query = query.bind(bind.clone());
+    }
+    let row = query
+        .fetch_one(&mut *conn)
         .await
         .map_err(|e| in_collection(e, collection))?;
-    Ok(row.map(|r| r.try_get::<String, _>(0)).transpose()?)
+    Ok((row.try_get::<String, _>(0)?, row.try_get::<Option<String>, _>(1)?))
 }
 
 fn bind_values<'q>(

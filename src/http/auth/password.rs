@@ -9,7 +9,7 @@ use chrono::Utc;
 use secrecy::ExposeSecret;
 use serde_json::Value;
 
-use super::AuthContext;
+use super::client_of;
 use crate::core::password;
 use crate::core::token::{self, ISSUER, PASSWORD_RESET_SCOPE, ResetClaims};
 use crate::db::{sessions, users};
@@ -44,11 +44,9 @@ pub async fn request(
             "URL \"{url}\" can't be used to reset passwords"
         )));
     }
-    let context = AuthContext::of(&req, &state);
-    state
-        .limits
-        .check_auth(context.ip, Some(&email.to_lowercase()))
-        .await?;
+    if let Some(ip) = client_of(&req, &state).ip {
+        state.limits.check_auth(ip, Some(&email.to_lowercase())).await?;
+    }
     if let Some(user) = users::by_email(&state.pool, email).await?
         && user.status == "active"
         && user.provider == "default"

@@ -236,6 +236,16 @@ fn whole_seconds_up(duration: Duration) -> u64 {
     duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
 }
 
+impl crate::service::SignInLimit for Limits {
+    fn check<'a>(
+        &'a self,
+        ip: IpAddr,
+        email: Option<&'a str>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), Error>> + 'a>> {
+        Box::pin(async move { self.check_auth(ip, email).await.map(drop) })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,7 +24,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::stream;
 use serde_json::{Map, Value};
 
-use super::super::auth::{self, AuthContext};
+use super::super::auth::client_of;
 use super::super::state::AppState;
 use super::subscription;
 use crate::actors::feeds::{Attach, CollectionFeed, Detach, GetFeed, Move, Ready, Start};
@@ -36,6 +36,7 @@ use crate::core::query::params;
 use crate::core::realtime::frame;
 use crate::core::realtime::shape::EventKind;
 use crate::error::Error;
+use crate::service::auth;
 
 /// Most items one write to the response takes from the outbox.
 const BATCH: usize = 256;
@@ -119,7 +120,13 @@ impl Handler<Replan> for StreamSession {
         let state = self.state.clone();
         let credential = self.credential.clone();
         let ip = self.ip;
-        let checked = async move { auth::authenticate_credential(&state, &credential, ip).await };
+        let checked = async move {
+            let client = crate::service::Client {
+                ip: Some(ip),
+                ..crate::service::Client::default()
+            };
+            auth::authenticate_credential(&state.services, &credential, &client).await
+        };
         Box::pin(checked.into_actor(self).then(|result, session, _| {
             let acc = match result {
                 Ok((acc, _)) => acc,
@@ -197,9 +204,13 @@ pub async fn stream(req: HttpRequest, state: web::Data<AppState>) -> Result<Http
         reason: "the change feed is disabled".into(),
     })?;
     // The caller as every route finds it, plus what re-planning needs: the token and its end.
-    let ip = AuthContext::of(&req, &state).ip;
-    let token = auth::token_of(&req, &state)?.map(|(token, _)| token);
-    let (acc, expires, credential) = auth::authenticate_session(&state, token.as_deref(), ip).await?;
+    let client = client_of(&req, &state);
+    let ip = client
+        .ip
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    let token = super::super::auth::token_of(&req, &state)?.map(|(token, _)| token);
+    let (acc, expires, credential) =
+        auth::authenticate_session(&state.services, token.as_deref(), &client).await?;
     let params = params::decode(req.query_string()).map_err(|e| Error::query(e.to_string()))?;
     let collections: Vec<String> = param(&params, "collection")
         .ok_or_else(|| Error::query("\"collection\" is required"))?

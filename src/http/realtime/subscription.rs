@@ -9,7 +9,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use super::super::auth::Accountability;
-use super::super::items::{authorized_query_at, collection as items_collection};
+use super::super::items::collection as items_collection;
 use super::super::route_target::CollectionName;
 use super::super::state::AppState;
 use actix_web::web;
@@ -181,7 +181,8 @@ fn compile_at(
         read::check_key(found, key)?;
     }
     let singleton = found.is_singleton();
-    let (query, rules) = authorized_query_at(state, acc, params, &schema, collection, now)?;
+    let service = crate::service::ItemsService::new(&state.services, collection, acc, schema.clone());
+    let (query, rules) = service.plan_read(&crate::service::items::ItemsQuery(params.clone()), now)?;
     let row_rules = (!rules.unrestricted && !acc.admin).then(|| {
         let level = rules.collections.get(collection).cloned().unwrap_or_default();
         RowRules {
@@ -263,13 +264,7 @@ impl Compiled {
             query.offset = 0;
         }
         let sql = read::select(&target, &query, item.as_deref())?;
-        let mut tx = state.pool.begin().await?;
-        sqlx::query("set transaction isolation level repeatable read, read only")
-            .execute(&mut *tx)
-            .await?;
-        let snapshot = read::current_snapshot(&mut *tx).await?;
-        let rows = read::rows(&mut *tx, &sql, &self.collection).await?;
-        tx.commit().await?;
+        let (rows, snapshot) = read::rows_with_snapshot(&state.pool, &sql, &self.collection).await?;
         let data = if item.is_some() || self.singleton {
             rows.into_iter().next().unwrap_or_else(|| "null".into())
         } else {

@@ -1,21 +1,16 @@
-//! The socket's `items` message: the same CRUD as `/items`, through the same handlers, so
-//! permissions, validation, presets and errors cannot drift between the two transports.
-//!
-//! The REST handlers read their read-back query (`fields`, …) from the request URL; a socket
-//! message carries it as `query`, so it is rendered into the URL of a request built for the
-//! call. Nothing else of the request is read.
+//! The socket's `items` message: the same CRUD as `/items`, through the same items service, so
+//! permissions, validation, presets, activity and errors cannot drift between the two
+//! transports. The message's `query` is the read-back query REST takes from the URL.
 
-use actix_web::test::TestRequest;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::web;
 use serde_json::{Map, Value};
 
 use super::super::super::auth::Accountability;
-use super::super::super::body::Json;
-use super::super::super::route_target::{CollectionName, ItemKey};
 use super::super::super::state::AppState;
-use super::super::super::{items, items_write};
 use crate::core::realtime::protocol::{self, ItemsAction, ItemsRequest, Target};
 use crate::error::Error;
+use crate::service::ItemsService;
+use crate::service::items::{ItemsQuery, Selector, input};
 
 /// Runs an `items` message; the reply text.
 pub async fn handle(state: &web::Data<AppState>, acc: &Accountability, req: ItemsRequest) -> String {
@@ -56,143 +51,76 @@ enum Reply {
     NeedsTarget,
 }
 
-fn request(collection: &str, query: Option<&Map<String, Value>>) -> HttpRequest {
-    let mut uri = format!("/items/{collection}");
-    if let Some(query) = query.filter(|q| !q.is_empty()) {
-        let pairs: Vec<String> = query
-            .iter()
-            .map(|(key, value)| {
-                let text = match value {
-                    Value::String(s) => s.clone(),
-                    // `"fields": ["id", "title"]` is `fields=id,title` in a URL (so `sort` too).
-                    Value::Array(items) if items.iter().all(Value::is_string) => items
-                        .iter()
-                        .filter_map(Value::as_str)
-                        .collect::<Vec<_>>()
-                        .join(","),
-                    other => other.to_string(),
-                };
-                format!("{}={}", encode(key), encode(&text))
-            })
-            .collect();
-        uri.push('?');
-        uri.push_str(&pairs.join("&"));
-    }
-    TestRequest::default().uri(&uri).to_http_request()
-}
-
-fn encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
 fn key_of(id: &Value) -> String {
     protocol::js_string(id)
 }
 
-async fn data_of(res: HttpResponse) -> Result<Value, Error> {
-    let body = actix_web::body::to_bytes(res.into_body())
-        .await
-        .map_err(|_| Error::internal(anyhow::anyhow!("reading an items reply")))?;
-    if body.is_empty() {
-        return Ok(Value::Null);
+/// A reply's data: the service's JSON text, `null` for nothing to show.
+fn data_of(text: Option<String>) -> Result<Value, Error> {
+    match text {
+        Some(text) => serde_json::from_str(&text).map_err(Error::internal),
+        None => Ok(Value::Null),
     }
-    let value: Value = serde_json::from_slice(&body).map_err(Error::internal)?;
-    Ok(value.get("data").cloned().unwrap_or(Value::Null))
+}
+
+fn query_of(query: Option<Map<String, Value>>) -> ItemsQuery {
+    ItemsQuery(query.unwrap_or_default())
 }
 
 async fn run(state: &web::Data<AppState>, acc: &Accountability, req: ItemsRequest) -> Result<Reply, Error> {
-    let name = || CollectionName {
-        name: req.collection.clone(),
-        system: false,
-    };
-    let acc = acc.clone();
-    let state = state.clone();
+    let mut service = ItemsService::new(&state.services, &req.collection, acc, state.schema());
     let data = match req.action {
         ItemsAction::Create { data, query } => {
-            let body = data.unwrap_or(Value::Null);
-            let res = items_write::create(
-                acc,
-                request(&req.collection, query.as_ref()),
-                name(),
-                Json(body),
-                state,
-            )
-            .await?;
-            data_of(res).await?
+            if service.collection()?.is_singleton() {
+                return Err(Error::RouteNotFound {
+                    path: format!("/items/{}", req.collection),
+                });
+            }
+            let (items, many) = match data.unwrap_or(Value::Null) {
+                Value::Array(items) => (items, true),
+                item => (vec![item], false),
+            };
+            data_of(service.create_and_read(items, many, &query_of(query)).await?)?
         }
-        ItemsAction::Read { target, query } => match target {
-            Target::One(id) => {
-                let res = items::read_one(
-                    acc,
-                    request(&req.collection, query.as_ref()),
-                    name(),
-                    ItemKey(key_of(&id)),
-                    state,
-                )
-                .await?;
-                data_of(res).await?
-            }
-            Target::Many(ids) => {
-                let mut rows = Vec::with_capacity(ids.len());
-                for id in ids {
-                    let res = items::read_one(
-                        acc.clone(),
-                        request(&req.collection, query.as_ref()),
-                        name(),
-                        ItemKey(key_of(&id)),
-                        state.clone(),
-                    )
-                    .await;
-                    match res {
-                        Ok(res) => rows.push(data_of(res).await?),
-                        Err(Error::Forbidden) => {}
-                        Err(err) => return Err(err),
+        ItemsAction::Read { target, query } => {
+            let query = query_of(query);
+            match target {
+                Target::One(id) => data_of(Some(service.read_one(&key_of(&id), &query).await?))?,
+                Target::Many(ids) => {
+                    let mut rows = Vec::with_capacity(ids.len());
+                    for id in ids {
+                        match service.read_one(&key_of(&id), &query).await {
+                            Ok(row) => rows.push(data_of(Some(row))?),
+                            Err(Error::Forbidden) => {}
+                            Err(err) => return Err(err),
+                        }
                     }
+                    Value::Array(rows)
                 }
-                Value::Array(rows)
+                Target::All if service.collection()?.is_singleton() => {
+                    data_of(Some(service.read_singleton(&query).await?))?
+                }
+                Target::All => data_of(Some(service.read_by_query(&query).await?.array()))?,
             }
-            Target::All => {
-                let res =
-                    items::read_many(acc, request(&req.collection, query.as_ref()), name(), state).await?;
-                data_of(res).await?
-            }
-        },
+        }
         ItemsAction::Update { target, data, query } => {
             let body = data.unwrap_or(Value::Null);
             match target {
                 Target::One(id) => {
-                    let res = items_write::update_one(
-                        acc,
-                        request(&req.collection, query.as_ref()),
-                        name(),
-                        ItemKey(key_of(&id)),
-                        Json(body),
-                        state,
-                    )
-                    .await?;
-                    data_of(res).await?
+                    if service.collection()?.is_singleton() {
+                        return Err(Error::RouteNotFound {
+                            path: format!("/items/{}", req.collection),
+                        });
+                    }
+                    data_of(
+                        service
+                            .update_one_and_read(&key_of(&id), body, &query_of(query))
+                            .await?,
+                    )?
                 }
                 Target::Many(ids) => {
-                    let mut wrapped = Map::new();
-                    wrapped.insert("keys".into(), Value::Array(ids));
-                    wrapped.insert("data".into(), body);
-                    let res = items_write::update_many(
-                        acc,
-                        request(&req.collection, None),
-                        name(),
-                        Json(Value::Object(wrapped)),
-                        state,
-                    )
-                    .await?;
-                    data_of(res).await?
+                    let body = serde_json::json!({"keys": ids, "data": body});
+                    data_of(service.update_and_read(body, &ItemsQuery::default()).await?)?
                 }
                 Target::All => {
                     let body = match (body, query) {
@@ -200,64 +128,44 @@ async fn run(state: &web::Data<AppState>, acc: &Accountability, req: ItemsReques
                         (data, Some(query)) => serde_json::json!({"query": query, "data": data}),
                         (data, None) => data,
                     };
-                    let res = items_write::update_many(
-                        acc,
-                        request(&req.collection, None),
-                        name(),
-                        Json(body),
-                        state,
-                    )
-                    .await?;
-                    data_of(res).await?
+                    data_of(service.update_and_read(body, &ItemsQuery::default()).await?)?
                 }
             }
         }
         ItemsAction::Delete { target, query } => match (target, query) {
             (Target::One(id), _) => {
-                items_write::delete_one(
-                    acc,
-                    request(&req.collection, None),
-                    name(),
-                    ItemKey(key_of(&id)),
-                    state,
-                )
-                .await?;
+                service.delete_one(&key_of(&id)).await?;
                 id
             }
             (Target::Many(ids), _) => {
-                items_write::delete_many(acc, name(), Some(Json(Value::Array(ids.clone()))), state).await?;
+                let keys = ids.iter().map(input::key_text).collect::<Result<Vec<_>, _>>()?;
+                service.collection()?;
+                service.delete_selected(Selector::Keys(keys)).await?;
                 Value::Array(ids)
             }
             (Target::All, Some(query)) => {
-                // Directus answers with the deleted keys: read them first with the same query.
-                let keys = {
-                    let mut fields = query.clone();
-                    let schema = state.schema();
-                    let pk = schema
-                        .collection(&req.collection)
-                        .and_then(|c| c.primary_key.clone())
-                        .unwrap_or_else(|| "id".into());
-                    fields.insert("fields".into(), Value::String(pk.clone()));
-                    let res = items::read_many(
-                        acc.clone(),
-                        request(&req.collection, Some(&fields)),
-                        name(),
-                        state.clone(),
-                    )
-                    .await?;
-                    match data_of(res).await? {
-                        Value::Array(rows) => rows
-                            .iter()
-                            .filter_map(|r| r.get(&pk).cloned())
-                            .collect::<Vec<_>>(),
-                        _ => Vec::new(),
-                    }
-                };
-                items_write::delete_many(acc, name(), Some(Json(Value::Array(keys.clone()))), state).await?;
-                Value::Array(keys)
+                // Directus answers with the deleted keys, read with the same query.
+                let keys = service.delete_by_query(ItemsQuery(query)).await?;
+                let pk_type = service
+                    .collection()?
+                    .primary_key
+                    .as_deref()
+                    .and_then(|pk| service.collection().ok()?.field(pk))
+                    .map(|f| f.field_type);
+                Value::Array(keys.into_iter().map(|k| typed_key(k, pk_type)).collect())
             }
             (Target::All, None) => return Ok(Reply::NeedsTarget),
         },
     };
     Ok(Reply::Data(data))
+}
+
+/// A key text as the JSON a read returns it as: integer keys are numbers (big integers are
+/// text, as node-pg returns them).
+fn typed_key(key: String, pk_type: Option<crate::core::field_type::FieldType>) -> Value {
+    use crate::core::field_type::FieldType;
+    match pk_type {
+        Some(FieldType::Integer) => key.parse::<i64>().map(Value::from).unwrap_or(Value::String(key)),
+        _ => Value::String(key),
+    }
 }

@@ -15,10 +15,11 @@ use std::sync::atomic::Ordering;
 use actix::{Actor, AsyncContext};
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::super::auth::{self, AuthContext, request_origin, token_of};
+use super::super::auth::{client_of, token_of};
 use super::super::state::AppState;
 use crate::config::WsAuthMode;
 use crate::error::Error;
+use crate::service::auth;
 
 /// The reply to a request that failed with `err`: Directus's forwarded error where it sends one,
 /// else the error itself, answered as `reply_type` with the request's `uid`.
@@ -96,7 +97,7 @@ pub async fn websocket(
         realtime.connections.fetch_sub(1, Ordering::AcqRel);
         Ok(res)
     };
-    let context = AuthContext::of(&req, &state);
+    let client = client_of(&req, &state);
     let token = match token_of(&req, &state) {
         Ok(token) => token,
         Err(_) => return refuse(HttpResponse::Unauthorized().finish()),
@@ -110,11 +111,11 @@ pub async fn websocket(
     let upgrade_auth = config.ws_auth == WsAuthMode::Strict
         || token.as_ref().is_some_and(|(_, _)| {
             req.query_string().contains("access_token=")
-                || auth::token_of_session_cookie(&req, &state).is_some()
+                || super::super::auth::token_of_session_cookie(&req, &state).is_some()
         });
     let (caller, expires) = if upgrade_auth {
         let token = token.map(|(t, _)| t);
-        match auth::authenticate_session(&state, token.as_deref(), context.ip).await {
+        match auth::authenticate_session(&state.services, token.as_deref(), &client).await {
             Ok((acc, expires, credential)) if acc.user.is_some() => (Some((acc, credential)), expires),
             _ => return refuse(HttpResponse::Unauthorized().finish()),
         }
@@ -131,7 +132,6 @@ pub async fn websocket(
     let stream = wire::incoming(body, config.ws_max_message_size);
     let outbox = super::outbox(config);
     let uids = session::Uids::default();
-    let origin = request_origin(&req, &context);
     let connections = realtime.connections.clone();
     let state = state.clone();
     let queue = session::Queue {
@@ -140,8 +140,7 @@ pub async fn websocket(
     };
     let addr = session::WsSession::create(move |ctx| {
         ctx.add_stream(stream);
-        let mut session =
-            session::WsSession::new(state, realtime, context, origin, caller, queue, connections);
+        let mut session = session::WsSession::new(state, realtime, client, caller, queue, connections);
         session::arm_expiry(&mut session, expires, ctx);
         session
     });

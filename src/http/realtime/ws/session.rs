@@ -19,7 +19,7 @@ use actix_web::web;
 use chrono::Utc;
 use serde_json::Value;
 
-use super::super::super::auth::{self, Accountability, AuthContext, session as login};
+use super::super::super::auth::Accountability;
 use super::super::super::state::AppState;
 use super::super::subscription;
 use crate::actors::collab::{self as collab_hub, FieldRights};
@@ -33,8 +33,9 @@ use crate::core::realtime::collab::{CollabError, ConnId};
 use crate::core::realtime::protocol::{
     self, AuthRequest, AuthStep, ClientMessage, CollabRequest, ItemsAction, ItemsRequest, Subscribe, Target,
 };
-use crate::db::sessions;
 use crate::error::Error;
+use crate::service::Client;
+use crate::service::auth::{self, login};
 
 mod rights;
 
@@ -62,8 +63,8 @@ struct Attached {
 pub struct WsSession {
     state: web::Data<AppState>,
     realtime: Realtime,
-    context: AuthContext,
-    origin: sessions::Origin,
+    /// Where the connection came from (the upgrade request's address, user agent, origin).
+    client: Client,
     mode: WsAuthMode,
     /// The caller; `None` until a handshake `auth` (or after the token expired).
     acc: Option<Accountability>,
@@ -94,8 +95,7 @@ impl WsSession {
     pub fn new(
         state: web::Data<AppState>,
         realtime: Realtime,
-        context: AuthContext,
-        origin: sessions::Origin,
+        client: Client,
         caller: Option<(Accountability, auth::Credential)>,
         queue: Queue,
         connections: Arc<AtomicUsize>,
@@ -124,8 +124,7 @@ impl WsSession {
             awaiting: false,
             conn: ConnId(next_sub_id()),
             realtime,
-            context,
-            origin,
+            client,
             state,
         }
     }
@@ -215,9 +214,9 @@ impl WsSession {
     /// Acts for the public from now on; subscriptions are checked again for its rights.
     fn become_public(&mut self, ctx: &mut Context<Self>) {
         let state = self.state.clone();
-        let ip = self.context.ip;
+        let client = self.client.clone();
         ctx.wait(
-            async move { auth::authenticate_token(&state, None, ip).await }
+            async move { auth::authenticate_token(&state.services, None, &client).await }
                 .into_actor(self)
                 .then(|result, session, _| {
                     match result {
@@ -378,11 +377,10 @@ impl WsSession {
 
     fn on_auth(&mut self, request: AuthRequest, ctx: &mut Context<Self>) {
         let state = self.state.clone();
-        let context = self.context.clone();
-        let origin = self.origin.clone();
+        let client = self.client.clone();
         let uid = request.uid.clone();
         ctx.wait(
-            async move { authenticate(&state, &context, origin, request.steps).await }
+            async move { authenticate(&state, &client, request.steps).await }
                 .into_actor(self)
                 .map(move |result, session, ctx| match result {
                     Ok((acc, credential, expires, refresh)) => {
@@ -569,37 +567,28 @@ fn collab_rights(state: &AppState, acc: &Accountability, collection: &str) -> Op
 /// Runs an `auth` message's steps in Directus's order; any failure fails it.
 async fn authenticate(
     state: &AppState,
-    context: &AuthContext,
-    origin: sessions::Origin,
+    client: &Client,
     steps: Vec<AuthStep>,
 ) -> Result<(Accountability, auth::Credential, Option<i64>, Option<String>), Error> {
     let mut access_token: Option<String> = None;
     let mut refresh_token: Option<String> = None;
-    let started = Instant::now();
     for step in steps {
         match step {
             AuthStep::Login { email, password } => {
-                let body = serde_json::json!({"email": email, "password": password});
-                let outcome = login::login_checked(context, origin.clone(), body, state).await;
-                login::stall(state.config.auth.login_stall, started).await;
-                let (issued, _) = outcome?;
+                let input = login::Login {
+                    email,
+                    password,
+                    otp: None,
+                };
+                let issued = login::login(&state.services, client, &input, login::Mode::Json).await?;
                 access_token = Some(issued.access_token);
                 refresh_token = Some(issued.refresh_token);
             }
             AuthStep::Refresh {
                 refresh_token: presented,
             } => {
-                state.limits.check_auth(context.ip, None).await?;
                 let digest = password::token_digest(&presented);
-                let issued = login::refresh_presented(
-                    state,
-                    context,
-                    origin.clone(),
-                    &digest,
-                    login::Mode::Json,
-                    started,
-                )
-                .await?;
+                let issued = login::refresh(&state.services, client, &digest, login::Mode::Json).await?;
                 access_token = Some(issued.access_token);
                 refresh_token = Some(issued.refresh_token);
             }
@@ -608,7 +597,8 @@ async fn authenticate(
         }
     }
     let token = access_token.ok_or(Error::InvalidCredentials)?;
-    let (acc, expires, credential) = auth::authenticate_session(state, Some(&token), context.ip).await?;
+    let (acc, expires, credential) =
+        auth::authenticate_session(&state.services, Some(&token), client).await?;
     if acc.user.is_none() {
         return Err(Error::InvalidCredentials);
     }

@@ -12,8 +12,8 @@ use crate::actors::feeds::Move;
 use crate::actors::sessions::Replan;
 use crate::core::realtime::protocol;
 use crate::error::Error;
-use crate::http::auth;
 use crate::http::realtime::subscription;
+use crate::service::auth;
 
 /// Close code of a connection whose credentials stopped working (a policy violation, 1008).
 const CLOSE_REVOKED: u16 = 1008;
@@ -124,9 +124,10 @@ impl Handler<Replan> for WsSession {
         }
         let state = self.state.clone();
         let credential = self.credential.clone();
-        let ip = self.context.ip;
+        let client = self.client.clone();
         let epoch = self.auth_epoch;
-        let checked = async move { auth::authenticate_credential(&state, &credential, ip).await };
+        let checked =
+            async move { auth::authenticate_credential(&state.services, &credential, &client).await };
         Box::pin(checked.into_actor(self).then(move |result, session, ctx| {
             if session.auth_epoch != epoch || session.acc.is_none() {
                 // The caller changed meanwhile; that change re-planned already.

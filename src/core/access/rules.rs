@@ -1,7 +1,8 @@
 //! What a read may see, per collection, as the SQL compiler consumes it: which rows (a filter
 //! AND-ed into every level of the statement) and, where policies disagree, which fields are
 //! visible only in some rows (rendered as `case when <rule> then <value> end`, i.e. `null`
-//! elsewhere, as Directus v11 does). Built by the HTTP layer from the caller's permissions.
+//! elsewhere, as Directus v11 does). Planned by [`super::plan`] from the caller's permissions;
+//! the SQL compiler in `db::items` reads it.
 
 use std::collections::{HashMap, HashSet};
 

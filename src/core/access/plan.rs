@@ -1,23 +1,20 @@
-//! Where every items-style route asks "may this caller do this": the one place the caller's
-//! resolved permissions (`core::access`) meet a concrete request. Reads get their query checked
-//! and narrowed and a [`ReadRules`] for the SQL compiler; writes get their payloads checked,
-//! preset and validated, and the items they touch checked against the action's item rule.
+//! Permission planning, pure: where "may this caller do this" meets one concrete operation.
+//! Reads get their query checked and narrowed and a [`ReadRules`] for the SQL compiler; writes
+//! get their payloads checked, preset and validated, and the condition every item they touch
+//! must match. The items service calls these for every path (REST, socket, hooks, flows); what
+//! needs the database (do the touched items match?) stays in the service.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value};
 
-use super::auth::Accountability;
-use crate::core::access::{
-    AccessError, Action, FieldSet, Resolved, Visibility, check_query, narrow_wildcards,
-};
+use super::rules::{CollectionRules, ReadRules};
+use super::{Access, AccessError, Action, FieldSet, Resolved, Visibility, check_query, narrow_wildcards};
 use crate::core::filter::{Filter, RelationKind, Variables};
 use crate::core::query::Query;
 use crate::core::query::fields::Selection;
 use crate::core::schema::SchemaSnapshot;
-use crate::db::items::rules::{CollectionRules, ReadRules};
-use crate::error::Error;
 
 /// The `fields` parameter as written (`["*"]` when absent), which `narrow_wildcards` needs to
 /// tell fields named explicitly from fields a `*` brought in.
@@ -37,19 +34,19 @@ pub fn requested_fields(params: &Map<String, Value>) -> Vec<String> {
 /// Authorizes a read of `collection` with `query` (narrowing `*` to readable fields) and
 /// returns the rules the SQL applies at every level the query reaches.
 pub fn authorize_read(
-    acc: &Accountability,
+    access: &Access,
     snapshot: &SchemaSnapshot,
     collection: &str,
     query: &mut Query,
     requested: &[String],
     vars: &Variables,
-) -> Result<ReadRules, Error> {
-    if acc.admin {
+) -> Result<ReadRules, AccessError> {
+    if access.admin {
         return Ok(ReadRules::unrestricted());
     }
     // Resolving parses each permission rule against the schema; the root collection alone is
     // asked for four times below, so each collection is resolved once per request.
-    let resolve = acc.access.reader(snapshot, vars);
+    let resolve = access.reader(snapshot, vars);
     let resolved: RefCell<HashMap<String, Option<Resolved>>> = RefCell::default();
     let reader = |name: &str| -> Result<Option<Resolved>, AccessError> {
         if let Some(found) = resolved.borrow().get(name) {
@@ -60,7 +57,7 @@ pub fn authorize_read(
         Ok(found)
     };
     if reader(collection)?.is_none() {
-        return Err(Error::ForbiddenCollection {
+        return Err(AccessError::Collection {
             collection: collection.to_string(),
         });
     }
@@ -77,7 +74,7 @@ pub fn authorize_read(
         if rules.collections.contains_key(&name) {
             continue;
         }
-        let resolved = reader(&name)?.ok_or(Error::Forbidden)?;
+        let resolved = reader(&name)?.ok_or(AccessError::Forbidden)?;
         let mut level = collection_rules(&resolved, snapshot);
         if name == collection {
             // Directus leaves out items that only cases granting none of the selected fields
@@ -205,19 +202,19 @@ fn touched(selections: &[Selection], collection: &str, snapshot: &SchemaSnapshot
 /// The caller's rules for a write `action` on `collection`; `FORBIDDEN` without any.
 /// `None` for admins: nothing to check.
 pub fn write_rules(
-    acc: &Accountability,
+    access: &Access,
     snapshot: &SchemaSnapshot,
     collection: &str,
     action: Action,
     vars: &Variables,
-) -> Result<Option<Resolved>, Error> {
-    if acc.admin {
+) -> Result<Option<Resolved>, AccessError> {
+    if access.admin {
         return Ok(None);
     }
-    acc.access
+    access
         .resolve(snapshot, collection, action, vars)?
         .map(Some)
-        .ok_or_else(|| Error::ForbiddenCollection {
+        .ok_or_else(|| AccessError::Collection {
             collection: collection.to_string(),
         })
 }
@@ -225,15 +222,15 @@ pub fn write_rules(
 /// Checks one payload (and, through relations, the items nested in it) against the caller's
 /// create or update rules; returns it with presets applied where it creates.
 pub fn authorize_payload(
-    acc: &Accountability,
+    access: &Access,
     snapshot: &SchemaSnapshot,
     collection: &str,
     action: Action,
     payload: &Value,
     vars: &Variables,
     depth: usize,
-) -> Result<Value, Error> {
-    if acc.admin {
+) -> Result<Value, AccessError> {
+    if access.admin {
         return Ok(payload.clone());
     }
     let Value::Object(object) = payload else {
@@ -241,9 +238,9 @@ pub fn authorize_payload(
     };
     // Bounded like reads: nesting deeper than any relation chain is refused, not followed.
     if depth > 10 {
-        return Err(Error::Forbidden);
+        return Err(AccessError::Forbidden);
     }
-    let Some(rules) = write_rules(acc, snapshot, collection, action, vars)? else {
+    let Some(rules) = write_rules(access, snapshot, collection, action, vars)? else {
         return Ok(payload.clone());
     };
     let mut checked = rules.prepare_payload(object, snapshot)?;
@@ -251,11 +248,11 @@ pub fn authorize_payload(
         let Some(related) = related_collection(snapshot, collection, field) else {
             continue;
         };
-        let nested = |item: &Value| -> Result<Value, Error> {
+        let nested = |item: &Value| -> Result<Value, AccessError> {
             let pk = snapshot.collection(&related).and_then(|c| c.primary_key.clone());
             let has_key = pk.is_some_and(|pk| item.get(&pk).is_some_and(|k| !k.is_null()));
             let action = if has_key { Action::Update } else { Action::Create };
-            authorize_payload(acc, snapshot, &related, action, item, vars, depth + 1)
+            authorize_payload(access, snapshot, &related, action, item, vars, depth + 1)
         };
         *value = match value {
             Value::Object(_) => nested(value)?,
@@ -289,7 +286,7 @@ fn related_collection(snapshot: &SchemaSnapshot, collection: &str, field: &str) 
 
 /// What every item a write touches must match (the item rule, and each written field's case);
 /// `None`: no restriction.
-pub fn write_condition(rules: Option<&Resolved>, payload: &Value) -> Result<Option<Filter>, Error> {
+pub fn write_condition(rules: Option<&Resolved>, payload: &Value) -> Result<Option<Filter>, AccessError> {
     let Some(rules) = rules else {
         return Ok(None);
     };
@@ -297,5 +294,5 @@ pub fn write_condition(rules: Option<&Resolved>, payload: &Value) -> Result<Opti
         .as_object()
         .map(|o| o.keys().map(String::as_str).collect())
         .unwrap_or_default();
-    Ok(rules.write_condition(fields)?)
+    rules.write_condition(fields)
 }
