@@ -8,7 +8,9 @@
 //! baseline: the SQL the server itself generates for that request), alternating each second. Then (a) is driven
 //! open-loop at 70% of its measured peak to get a latency that queueing cannot hide, and so is
 //! the baseline: at the same rate, and at 70% of its own peak.
-//! Prints one table and writes it as JSON to `target/bench-rest.json`.
+//! Prints one table and writes it as JSON to `target/bench-rest.json`. The collections record
+//! activity and revisions as Directus's default does (`accountability: all`);
+//! `BENCH_REST_ACCOUNTABILITY=null` runs them untracked.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a bench that cannot set up should stop loudly
 
 mod common;
@@ -280,6 +282,20 @@ async fn run(quick: bool, duration: Duration) {
         ],
     )
     .await;
+    // `BENCH_REST_ACCOUNTABILITY=null` measures collections that record no activity; the
+    // default (`all`, as Directus) writes an activity row and a revision with every write.
+    let accountability = std::env::var("BENCH_REST_ACCOUNTABILITY").unwrap_or_else(|_| "all".into());
+    if accountability == "null" {
+        sqlx::raw_sql(
+            "insert into directrix.collections (collection, accountability) values ('articles', null), ('authors', null)",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        // The server's schema actor hears of the change by notification; let it reload.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    eprintln!("articles and authors: accountability {accountability}");
     let base = server.base.clone();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(CONCURRENCY)
