@@ -129,8 +129,10 @@ impl Supervised for SchemaActor {
     }
 }
 
-/// Forwards notifications to the actor. A lost connection may have dropped notifications, so
-/// reconnecting counts as a change too.
+/// Forwards notifications to the actor. Changes made before `LISTEN` took effect were never
+/// notified (the first snapshot may have been read before them: a test that creates a table
+/// right after the app starts), and a lost connection may have dropped notifications, so every
+/// successful `LISTEN` counts as a change too.
 async fn listen(pool: PgPool, addr: Addr<SchemaActor>, tokens: Arc<AccessCache>) {
     while !pool.is_closed() {
         let mut listener = match PgListener::connect_with(&pool).await {
@@ -146,6 +148,8 @@ async fn listen(pool: PgPool, addr: Addr<SchemaActor>, tokens: Arc<AccessCache>)
             tokio::time::sleep(LISTEN_RETRY).await;
             continue;
         }
+        tokens.clear();
+        addr.do_send(SchemaChanged { at: Instant::now() });
         loop {
             match listener.try_recv().await {
                 Ok(Some(note)) if note.channel() == ACCESS_CHANNEL => tokens.clear(),
