@@ -337,6 +337,15 @@ impl From<crate::core::schema_change::SchemaError> for Error {
     }
 }
 
+impl From<crate::core::access::plan::PlanError> for Error {
+    fn from(err: crate::core::access::plan::PlanError) -> Self {
+        match err {
+            crate::core::access::plan::PlanError::Query(err) => err.into(),
+            crate::core::access::plan::PlanError::Access(err) => err.into(),
+        }
+    }
+}
+
 impl From<crate::core::query::QueryError> for Error {
     fn from(err: crate::core::query::QueryError) -> Self {
         match err {

@@ -1,11 +1,12 @@
 //! Long-lived mutable state, one actor per file with its messages beside it.
 //!
-//! Now: the schema actor and the static-token cache its listener empties; realtime's replication
-//! consumer (a folder: actor, session, conversion), the feed hub and its collection feeds, the
-//! session outbox they fill, the registry of open sessions (which access changes reach), and the
-//! collab rooms hub. The WebSocket and SSE session actors live
-//! with their transports in `http::realtime`, since they authenticate through the HTTP layer.
-//! Hook pipeline and scheduler join here in later issues.
+//! Now: the schema actor; realtime's replication consumer (a folder: actor, session,
+//! conversion), the feed hub and its collection feeds, the session outbox they fill, the
+//! registry of open sessions (which access changes reach), the collab rooms hub, and the
+//! sessions themselves: [`ws_session`] (Directus's WebSocket protocol) and [`sse_session`]
+//! (`/stream`), both subscribing through [`subscription`] (compile, then the one
+//! GetFeed → Attach → init → Ready path). `http::realtime` keeps only the upgrade and the
+//! framing. Hook pipeline and scheduler join here in later issues.
 
 pub mod collab;
 pub mod feeds;
@@ -13,3 +14,6 @@ pub mod outbox;
 pub mod replication;
 pub mod schema;
 pub mod sessions;
+pub mod sse_session;
+pub mod subscription;
+pub mod ws_session;

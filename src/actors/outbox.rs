@@ -138,6 +138,17 @@ impl Outbox {
         Outbox::bounded(capacity, Bounds::UNBOUNDED)
     }
 
+    /// A session's outbox, bounded as `REALTIME_OUTBOUND_*` say.
+    pub fn for_config(config: &crate::config::RealtimeConfig) -> Arc<Outbox> {
+        Outbox::bounded(
+            config.outbound_queue,
+            Bounds {
+                bytes: config.outbound_bytes,
+                age: config.outbound_max_age,
+            },
+        )
+    }
+
     /// An outbox bounded by item count, bytes and age.
     pub fn bounded(capacity: usize, bounds: Bounds) -> Arc<Outbox> {
         Arc::new(Outbox {

@@ -87,3 +87,20 @@ impl SessionRegistry {
         self.len() == 0
     }
 }
+
+/// Ends a session's socket or stream when the server starts stopping (the outbox closes as
+/// "going away"), and stops the session. Lives in the session's context, so it goes with it.
+pub fn end_on_shutdown<A>(
+    closing: &tokio_util::sync::CancellationToken,
+    outbox: std::sync::Arc<crate::actors::outbox::Outbox>,
+    ctx: &mut actix::Context<A>,
+) where
+    A: actix::Actor<Context = actix::Context<A>>,
+{
+    use actix::{ActorContext, ActorFutureExt, AsyncContext};
+    let closing = actix::fut::wrap_future::<_, A>(closing.clone().cancelled_owned());
+    ctx.spawn(closing.map(move |(), _, ctx| {
+        outbox.shut_down();
+        ctx.stop();
+    }));
+}

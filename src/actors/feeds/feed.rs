@@ -25,6 +25,16 @@ use crate::core::realtime::snapshot::Snapshot;
 /// How often a feed lets changes older than the retention go while no new change arrives.
 const EXPIRY_INTERVAL: Duration = Duration::from_secs(1);
 
+/// Messages a feed's mailbox holds before the hub waits for room (`FeedHub` sends with
+/// `try_send` and, when full, waits in order: the replication consumer stops reading the slot
+/// meanwhile, Postgres keeps the WAL, nothing is dropped).
+pub const FEED_MAILBOX: usize = 1024;
+
+/// Slices a re-reading group's task may have queued. When full, the feed waits for room in
+/// order (its mailbox then fills, and the hub waits as above); a joining member whose replay
+/// does not fit is sent a `refetch` (reason `lagging`) instead and joins live.
+pub const REREAD_QUEUE: usize = 4096;
+
 /// How far before its attach a snapshot handoff re-examines the ring: a transaction can reach
 /// the feed a moment before it becomes visible to new snapshots.
 const HANDOFF_LOOKBACK: Duration = Duration::from_secs(1);
@@ -127,8 +137,8 @@ impl Spec {
 struct Group {
     spec: Spec,
     members: Members,
-    /// Re-reading groups process slices on their own task, in order.
-    worker: Option<mpsc::UnboundedSender<Work>>,
+    /// Re-reading groups process slices on their own task, in order ([`REREAD_QUEUE`]).
+    worker: Option<mpsc::Sender<Work>>,
 }
 
 /// What a re-reading group's task does next, in order.
@@ -285,9 +295,16 @@ impl CollectionFeed {
         let collection = self.collection.clone();
         let group = self.group(key, spec);
         match &group.worker {
+            // Only this actor sends to the task, so the room seen here cannot shrink.
+            Some(worker) if worker.capacity() < slices.len() => {
+                tracing::warn!(collection = %collection, slices = slices.len(), "replay does not fit the re-read queue; refetch");
+                member
+                    .outbox
+                    .push_refetch(member.sub, collection.clone(), "lagging", None);
+            }
             Some(worker) => {
                 for slice in slices {
-                    let _ = worker.send(Work::Slice {
+                    let _ = worker.try_send(Work::Slice {
                         slice,
                         only: Some(member.clone()),
                     });
@@ -376,6 +393,7 @@ impl Actor for CollectionFeed {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(FEED_MAILBOX);
         // A collection nobody writes to any more still lets its history go: otherwise the
         // oldest change it retains would hold the slot (and its WAL) back for ever.
         ctx.run_interval(EXPIRY_INTERVAL, |feed, _| {
@@ -470,19 +488,21 @@ impl Handler<Flush> for CollectionFeed {
 
     fn handle(&mut self, _msg: Flush, _ctx: &mut Context<Self>) -> Self::Result {
         // Groups without a task delivered in `Apply`; the others say when they caught up.
-        let caught_up: Vec<oneshot::Receiver<()>> = self
+        #[allow(clippy::type_complexity)]
+        let caught_up: Vec<(mpsc::Sender<Work>, oneshot::Sender<()>, oneshot::Receiver<()>)> = self
             .groups
             .values()
             .filter_map(|group| {
-                let worker = group.worker.as_ref()?;
+                let worker = group.worker.clone()?;
                 let (done, caught_up) = oneshot::channel();
-                worker.send(Work::Flush(done)).ok()?;
-                Some(caught_up)
+                Some((worker, done, caught_up))
             })
             .collect();
         Box::pin(async move {
-            for caught_up in caught_up {
-                let _ = caught_up.await;
+            for (worker, done, caught_up) in caught_up {
+                if worker.send(Work::Flush(done)).await.is_ok() {
+                    let _ = caught_up.await;
+                }
             }
         })
     }
@@ -528,21 +548,26 @@ impl Handler<Floor> for CollectionFeed {
 }
 
 impl Handler<Apply> for CollectionFeed {
-    type Result = ();
+    /// Atomic: while a full re-read queue is waited for, no later slice overtakes this one.
+    type Result = actix::AtomicResponse<Self, ()>;
 
-    fn handle(&mut self, msg: Apply, _ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: Apply, _ctx: &mut Context<Self>) -> Self::Result {
         let slice = msg.slice;
         let span = tracing::debug_span!("feed", collection = %self.collection, lsn = %slice.end_lsn, xid = slice.xid, changes = slice.changes.len());
         let _entered = span.enter();
         self.ring.push(slice.clone(), msg.received);
         self.publish_oldest();
+        let mut waiting = Vec::new();
         for group in self.groups.values() {
             match &group.worker {
                 Some(worker) => {
-                    let _ = worker.send(Work::Slice {
+                    let work = Work::Slice {
                         slice: slice.clone(),
                         only: None,
-                    });
+                    };
+                    if let Err(mpsc::error::TrySendError::Full(work)) = worker.try_send(work) {
+                        waiting.push((worker.clone(), work));
+                    }
                 }
                 None => {
                     let (shape, _) = group.spec.at(slice.commit_ts);
@@ -550,6 +575,16 @@ impl Handler<Apply> for CollectionFeed {
                 }
             }
         }
+        if waiting.is_empty() {
+            return actix::AtomicResponse::new(Box::pin(actix::fut::ready(())));
+        }
+        tracing::debug!(collection = %self.collection, groups = waiting.len(), "re-read queue full; waiting for room");
+        let wait = async move {
+            for (worker, work) in waiting {
+                let _ = worker.send(work).await;
+            }
+        };
+        actix::AtomicResponse::new(Box::pin(actix::fut::wrap_future(wait)))
     }
 }
 
@@ -575,8 +610,8 @@ fn deliver_local(shape: &Shape, collection: &str, slice: &Slice, members: &mut [
     }
 }
 
-fn spawn_worker(spec: Spec, members: Members) -> mpsc::UnboundedSender<Work> {
-    let (tx, mut rx) = mpsc::unbounded_channel::<Work>();
+fn spawn_worker(spec: Spec, members: Members) -> mpsc::Sender<Work> {
+    let (tx, mut rx) = mpsc::channel::<Work>(REREAD_QUEUE);
     actix::spawn(async move {
         while let Some(work) = rx.recv().await {
             let (slice, only) = match work {

@@ -6,6 +6,12 @@
 //! is routed, every feed delivers what it holds, the access cache is emptied, and every
 //! session the change touches re-plans its subscriptions. The replication actor waits for the
 //! answer, so nothing committed later reaches anyone under the old rights.
+//!
+//! Queues: a transaction goes to each feed with `try_send` into a mailbox of
+//! [`FEED_MAILBOX`](super::feed::FEED_MAILBOX); when one is full the answer to `Deliver` waits
+//! for room, so the replication consumer stops reading the slot (Postgres keeps the WAL) and
+//! nothing is dropped or reordered. Control messages (`Floor`, `Gapped`, `Flush`) are rare and
+//! go unbounded with `do_send`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -205,7 +211,10 @@ impl FeedHub {
         .instrument(traced)
     }
 
-    fn route(&mut self, committed: Arc<Committed>) {
+    /// Hands each collection's part of `committed` to its feed; the sends to feeds whose
+    /// mailbox is full ([`super::feed::FEED_MAILBOX`]) come back to be waited for, in order.
+    fn route(&mut self, committed: Arc<Committed>) -> Vec<actix::prelude::Request<CollectionFeed, Apply>> {
+        let mut waiting = Vec::new();
         if let Some(collab) = &self.collab {
             collab.do_send(Changed(committed.clone()));
         }
@@ -225,7 +234,7 @@ impl FeedHub {
                 Ordering::AcqRel,
                 Ordering::Acquire,
             );
-            feed.do_send(Apply {
+            let apply = Apply {
                 slice: Arc::new(Slice {
                     xid: committed.xid,
                     commit_lsn: committed.commit_lsn,
@@ -236,31 +245,50 @@ impl FeedHub {
                     first: committed.first,
                 }),
                 received,
-            });
+            };
+            match feed.try_send(apply) {
+                Ok(()) => {}
+                Err(actix::prelude::SendError::Full(apply)) => waiting.push(feed.send(apply)),
+                // A feed that stopped has nobody to deliver to.
+                Err(actix::prelude::SendError::Closed(_)) => {}
+            }
         }
         self.last = self.last.max(committed.end_lsn);
         self.update_hold();
+        waiting
     }
 }
 
 impl Handler<Deliver> for FeedHub {
-    /// Answered once routed: after the barrier for a transaction that changed access rights.
+    /// Answered once routed (the replication consumer sends the next only then): after the
+    /// barrier for a transaction that changed access rights, and after room was found in every
+    /// feed whose mailbox was full.
     type Result = ResponseActFuture<Self, ()>;
 
     fn handle(&mut self, msg: Deliver, _ctx: &mut Context<Self>) -> Self::Result {
         self.check_floor();
         let committed = msg.0;
         if committed.access.is_empty() {
-            self.route(committed);
-            return Box::pin(actix::fut::ready(()));
+            return wait_for(self.route(committed));
         }
         let barrier = self.barrier(&committed);
         Box::pin(
             barrier
                 .into_actor(self)
-                .map(move |(), hub, _| hub.route(committed)),
+                .then(move |(), hub, _| wait_for(hub.route(committed))),
         )
     }
+}
+
+/// Waits for the sends [`FeedHub::route`] could not place at once.
+fn wait_for(waiting: Vec<actix::prelude::Request<CollectionFeed, Apply>>) -> ResponseActFuture<FeedHub, ()> {
+    if waiting.is_empty() {
+        return Box::pin(actix::fut::ready(()));
+    }
+    tracing::debug!(feeds = waiting.len(), "feed mailboxes full; waiting for room");
+    Box::pin(actix::fut::wrap_future(async move {
+        futures_util::future::join_all(waiting).await;
+    }))
 }
 
 impl Handler<Recreated> for FeedHub {

@@ -284,3 +284,61 @@ async fn now_in_a_filter_is_the_commit_time_of_each_transaction() {
     // Compiled once, the window stays where it was at subscribe time.
     assert!(drain(&frozen).await.is_empty());
 }
+
+/// A re-reading group (its task reads rows from a database that is never reached here).
+fn rereading(sub: u64, outbox: &Arc<Outbox>, start: Start) -> Attach {
+    let shape = shape(None);
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .connect_lazy("postgres://nobody@127.0.0.1:1/none")
+        .unwrap();
+    let query = query::parse(
+        &serde_json::Map::new(),
+        blog(),
+        "articles",
+        Variables::default(),
+        Settings::default(),
+    )
+    .unwrap();
+    Attach {
+        sub,
+        outbox: outbox.clone(),
+        policy: SlowConsumer::Coalesce,
+        group: format!("{}|reread", shape.key()),
+        spec: super::Spec {
+            shape,
+            reread: Some(Arc::new(super::reread::RereadContext {
+                pool,
+                snapshot: Arc::new(blog().clone()),
+                user_schema: "public".into(),
+                collection: "articles".into(),
+                query,
+                rules: crate::db::items::rules::ReadRules::unrestricted(),
+            })),
+            recompile: None,
+        },
+        start,
+    }
+}
+
+#[actix::test]
+async fn a_replay_longer_than_the_re_read_queue_is_a_refetch_not_a_silent_cut() {
+    let slices = super::feed::REREAD_QUEUE as u64 + 10;
+    let feed = CollectionFeed::new(
+        "articles".into(),
+        slices as usize + 10,
+        Duration::from_secs(600),
+        Lsn(50),
+        Arc::new(AtomicU64::new(u64::MAX)),
+    )
+    .start();
+    for i in 0..slices {
+        feed.send(insert(10 + i as u32, 100 + i * 10, i as i64, "x"))
+            .await
+            .unwrap();
+    }
+    let outbox = Outbox::new(100);
+    feed.send(rereading(1, &outbox, Start::Since(Lsn(60))))
+        .await
+        .unwrap();
+    assert_eq!(drain(&outbox).await, vec![json!({"refetch": "lagging"})]);
+}

@@ -296,3 +296,74 @@ pub fn write_condition(rules: Option<&Resolved>, payload: &Value) -> Result<Opti
         .unwrap_or_default();
     rules.write_condition(fields)
 }
+
+/// Why a read cannot be planned: its query does not parse, or the caller may not run it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PlanError {
+    Query(crate::core::query::QueryError),
+    Access(AccessError),
+}
+
+impl From<crate::core::query::QueryError> for PlanError {
+    fn from(err: crate::core::query::QueryError) -> Self {
+        PlanError::Query(err)
+    }
+}
+
+impl From<AccessError> for PlanError {
+    fn from(err: AccessError) -> Self {
+        PlanError::Access(err)
+    }
+}
+
+/// Parses `params` against `snapshot` for `collection` with `vars`, and authorizes it for
+/// `access` (see [`authorize_read`]): the query narrowed to what may be read, and its rules.
+pub fn plan_read(
+    access: &Access,
+    snapshot: &SchemaSnapshot,
+    collection: &str,
+    params: &serde_json::Map<String, Value>,
+    vars: &Variables,
+    settings: crate::core::query::Settings,
+) -> Result<(Query, ReadRules), PlanError> {
+    let mut query = crate::core::query::parse(params, snapshot, collection, vars.clone(), settings)?;
+    let rules = authorize_read(
+        access,
+        snapshot,
+        collection,
+        &mut query,
+        &requested_fields(params),
+        vars,
+    )?;
+    Ok((query, rules))
+}
+
+/// A read planned for one caller, kept so it can be planned again at another moment: what a
+/// realtime subscription whose query or rules read `$NOW` is re-planned from for every
+/// transaction. Holds values only; planning is [`plan_read`] with `$NOW` moved.
+#[derive(Debug, Clone)]
+pub struct ReadPlan {
+    pub snapshot: std::sync::Arc<SchemaSnapshot>,
+    pub collection: String,
+    pub params: serde_json::Map<String, Value>,
+    pub access: std::sync::Arc<Access>,
+    /// The caller's variables; `now` is replaced by each [`ReadPlan::at`].
+    pub vars: Variables,
+    pub settings: crate::core::query::Settings,
+}
+
+impl ReadPlan {
+    /// The query and rules as they read at `now`.
+    pub fn at(&self, now: chrono::DateTime<chrono::Utc>) -> Result<(Query, ReadRules), PlanError> {
+        let mut vars = self.vars.clone();
+        vars.now = now;
+        plan_read(
+            &self.access,
+            &self.snapshot,
+            &self.collection,
+            &self.params,
+            &vars,
+            self.settings,
+        )
+    }
+}

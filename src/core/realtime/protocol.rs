@@ -41,8 +41,8 @@ pub use client::{
 pub use js::js_string;
 pub use server::{
     RefetchReason, auth_failed, auth_handshake_failed, auth_ok, auth_timeout, error, invalid_collection,
-    items, items_delete_needs_target, ping, pong, refetch, requests_exceeded, service_error,
-    subscription_init, system_collection, token_expired, unsubscribed,
+    items, items_delete_needs_target, ping, pong, refetch, requests_exceeded, subscription_init,
+    system_collection, token_expired, unsubscribed,
 };
 
 /// A client message Directus would refuse, with everything its reply needs.

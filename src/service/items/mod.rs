@@ -205,17 +205,26 @@ impl<'s> Op<'s> {
     ) -> Result<(Query, ReadRules), Error> {
         let mut vars = self.acc.variables();
         vars.now = now;
-        let params = query.params();
-        let mut parsed = query::parse(params, self.schema, self.name(), vars.clone(), settings)?;
-        let rules = plan::authorize_read(
+        Ok(plan::plan_read(
             &self.acc.access,
             self.schema,
             self.name(),
-            &mut parsed,
-            &plan::requested_fields(params),
+            query.params(),
             &vars,
-        )?;
-        Ok((parsed, rules))
+            settings,
+        )?)
+    }
+
+    /// The read `query` as a plan that can be planned again at another moment (`$NOW`).
+    fn read_plan(&self, query: &ItemsQuery, schema: Arc<SchemaSnapshot>) -> plan::ReadPlan {
+        plan::ReadPlan {
+            snapshot: schema,
+            collection: self.name().to_string(),
+            params: query.params().clone(),
+            access: self.acc.access.clone(),
+            vars: self.acc.variables(),
+            settings: self.services.config.query,
+        }
     }
 
     fn target<'t>(&'t self, rules: &'t ReadRules) -> Target<'t> {

@@ -41,6 +41,12 @@ impl ItemsService<'_> {
         self.op()?.authorized(query, now)
     }
 
+    /// The read `query` as a pure plan (`core::access::plan::ReadPlan`) that can be planned
+    /// again at another moment: what a subscription that reads `$NOW` keeps.
+    pub fn read_plan(&self, query: &ItemsQuery) -> Result<crate::core::access::plan::ReadPlan, Error> {
+        Ok(self.op()?.read_plan(query, self.schema.clone()))
+    }
+
     /// The items `query` selects, with the counts its `meta` asks for.
     pub async fn read_by_query(&mut self, query: &ItemsQuery) -> Result<ReadResult, Error> {
         let (op, tx) = self.split()?;

@@ -4,7 +4,6 @@
 use serde_json::{Map, Value, json};
 
 use crate::core::pgoutput::Lsn;
-use crate::error::Error;
 
 fn text(map: Map<String, Value>) -> String {
     Value::Object(map).to_string()
@@ -86,17 +85,6 @@ pub fn system_collection(reply_type: &str, uid: Option<&Value>) -> String {
 pub fn items_delete_needs_target(uid: Option<&Value>) -> String {
     let message = "Either 'ids', 'id' or 'query' is required for a DELETE request.";
     error("items", "INVALID_PAYLOAD", message, uid)
-}
-
-/// A service error inside a handler, as `handleWebSocketError` forwards a Directus error:
-/// code and message, never the `uid`. `None` where Directus sends nothing and only logs:
-/// unexpected errors, and validation failures (its services throw those as an array, which is
-/// not a Directus error).
-pub fn service_error(reply_type: &str, err: &Error) -> Option<String> {
-    match err {
-        Error::Internal(_) | Error::FailedValidation { .. } => None,
-        err => Some(error(reply_type, err.code(), &err.to_string(), None)),
-    }
 }
 
 /// The heartbeat, sent every `WEBSOCKETS_HEARTBEAT_PERIOD` seconds.

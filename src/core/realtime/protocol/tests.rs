@@ -319,19 +319,6 @@ fn server_messages() {
 }
 
 #[test]
-fn service_errors_forward_directus_errors_only() {
-    let forbidden = service_error("items", &crate::error::Error::Forbidden);
-    assert_eq!(
-        forbidden.as_deref(),
-        Some(
-            r#"{"type":"items","status":"error","error":{"code":"FORBIDDEN","message":"You don't have permission to access this."}}"#
-        )
-    );
-    let internal = crate::error::Error::internal(anyhow::anyhow!("boom"));
-    assert_eq!(service_error("items", &internal), None);
-}
-
-#[test]
 fn collab_errors() {
     assert_eq!(
         collab_disabled(Some(&json!("join"))),

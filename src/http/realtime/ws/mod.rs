@@ -1,33 +1,26 @@
-//! `/websocket` (`WEBSOCKETS_REST_PATH`): Directus's realtime protocol on a session actor
-//! ([`session::WsSession`]); frames are read and written by [`wire`] with actix-http's codec.
+//! `/websocket` (`WEBSOCKETS_REST_PATH`): the upgrade, which starts a session actor
+//! (`actors::ws_session::WsSession`, where the protocol lives); frames are read and written by
+//! [`wire`] with actix-http's codec.
 //!
 //! The upgrade follows Directus's order: over `WEBSOCKETS_REST_CONN_LIMIT` the answer is a bare
 //! 403; in `strict` mode, or when the request carries `?access_token=` or the session cookie,
 //! the token is checked at the upgrade and a bad or missing one is a bare 401; otherwise the
 //! connection opens and (in `handshake` mode) must `auth` within the timeout.
 
-mod items;
-pub mod session;
 pub mod wire;
 
 use std::sync::atomic::Ordering;
 
 use actix::{Actor, AsyncContext};
 use actix_web::{HttpRequest, HttpResponse, web};
+use futures_util::StreamExt;
 
 use super::super::auth::{client_of, token_of};
 use super::super::state::AppState;
+use crate::actors::ws_session as session;
 use crate::config::WsAuthMode;
 use crate::error::Error;
 use crate::service::auth;
-
-/// The reply to a request that failed with `err`: Directus's forwarded error where it sends one,
-/// else the error itself, answered as `reply_type` with the request's `uid`.
-pub(super) fn error_reply(reply_type: &str, err: &Error, uid: Option<&serde_json::Value>) -> String {
-    crate::core::realtime::protocol::service_error(reply_type, err).unwrap_or_else(|| {
-        crate::core::realtime::protocol::error(reply_type, err.code(), &err.to_string(), uid)
-    })
-}
 
 /// Whether the upgrade's `Origin` may use the session cookie: none sent (not a browser), the
 /// request's own host, `PUBLIC_URL`'s origin, or one `CORS_ORIGIN` admits (with CORS on), as
@@ -129,18 +122,19 @@ pub async fn websocket(
             return Err(err.into());
         }
     };
-    let stream = wire::incoming(body, config.ws_max_message_size);
-    let outbox = super::outbox(config);
+    let stream = wire::incoming(body, config.ws_max_message_size)
+        .map(|read| read.map_err(wire::WireError::unreadable));
+    let outbox = crate::actors::outbox::Outbox::for_config(config);
     let uids = session::Uids::default();
     let connections = realtime.connections.clone();
-    let state = state.clone();
+    let services = state.services.clone();
     let queue = session::Queue {
         outbox: outbox.clone(),
         uids: uids.clone(),
     };
     let addr = session::WsSession::create(move |ctx| {
         ctx.add_stream(stream);
-        let mut session = session::WsSession::new(state, realtime, client, caller, queue, connections);
+        let mut session = session::WsSession::new(services, realtime, client, caller, queue, connections);
         session::arm_expiry(&mut session, expires, ctx);
         session
     });

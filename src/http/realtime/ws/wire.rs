@@ -16,22 +16,13 @@ use bytestring::ByteString;
 use futures_util::{Stream, StreamExt};
 use tokio_util::codec::{Decoder, Encoder};
 
-use super::session::{Stop, Uids};
 use crate::actors::outbox::{Outbox, Outgoing, Overflowed};
+pub use crate::actors::ws_session::Inbound as Incoming;
+use crate::actors::ws_session::{CLOSE_PROTOCOL, CLOSE_TOO_BIG, Stop, Uids, Unreadable};
 use crate::core::realtime::frame;
 
 /// Most queued messages one wake of the body takes.
 const BATCH: usize = 128;
-
-/// A whole message from the client (continuations already joined).
-#[derive(Debug)]
-pub enum Incoming {
-    Text(Bytes),
-    Binary(Bytes),
-    Ping(Bytes),
-    Pong(Bytes),
-    Close,
-}
 
 /// Why the client's side of the socket cannot be read further.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +41,16 @@ pub enum WireError {
 impl WireError {
     /// The close code RFC 6455 §7.4.1 gives this failure: 1009 for a message too big to take,
     /// 1002 for a broken frame or sequence.
+    /// What the session is told: the close code and reason, and this error for the log.
+    pub fn unreadable(self) -> Unreadable {
+        let (code, reason) = self.close_code();
+        Unreadable {
+            code,
+            reason,
+            detail: self.to_string(),
+        }
+    }
+
     pub fn close_code(&self) -> (u16, &'static str) {
         match self {
             WireError::Protocol(ProtocolError::Overflow) | WireError::TooLarge(_) => {
@@ -61,11 +62,6 @@ impl WireError {
         }
     }
 }
-
-/// RFC 6455 close codes this side sends for the client's mistakes.
-pub const CLOSE_PROTOCOL: u16 = 1002;
-pub const CLOSE_INVALID_DATA: u16 = 1007;
-pub const CLOSE_TOO_BIG: u16 = 1009;
 
 /// The client's messages, decoded from the upgrade's request payload; frames and continued
 /// messages over `max` bytes are errors.

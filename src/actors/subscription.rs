@@ -8,11 +8,15 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use super::super::auth::Accountability;
-use super::super::items::collection as items_collection;
-use super::super::route_target::CollectionName;
-use super::super::state::AppState;
-use actix_web::web;
+use actix::Addr;
+
+use crate::actors::feeds::{Attach, CollectionFeed, Detach, GetFeed, Ready, Realtime, Start};
+use crate::actors::outbox::{Outbox, SubId};
+use crate::config::SlowConsumer;
+use crate::core::access::plan::ReadPlan;
+use crate::core::pgoutput::Lsn;
+use crate::service::items::ItemsQuery;
+use crate::service::{Accountability, ItemsService, Services};
 use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::actors::feeds::{Recompile, Recompiled, RereadContext, Spec};
@@ -55,7 +59,7 @@ impl Wanted {
     }
 
     /// Compiles it for `acc`, as [`compile`] does.
-    pub fn compile(&self, state: &web::Data<AppState>, acc: &Accountability) -> Result<Compiled, Error> {
+    pub fn compile(&self, state: &Services, acc: &Accountability) -> Result<Compiled, Error> {
         let params = match serde_json::from_str(&self.params) {
             Ok(Value::Object(params)) => params,
             _ => Map::new(),
@@ -91,28 +95,29 @@ pub fn group_id(group: &str) -> GroupId {
     id
 }
 
-/// What a subscription is compiled from, kept by subscriptions that read `$NOW`.
-struct Request {
-    state: web::Data<AppState>,
-    acc: Accountability,
-    collection: String,
+/// What a subscription whose query or rules read `$NOW` is compiled from again for every
+/// transaction: a pure plan from `core` and what its re-reads run on. It never calls back into
+/// a transport or a service.
+struct NowPlan {
+    plan: ReadPlan,
     event: Option<EventKind>,
     item: Option<String>,
-    params: Map<String, Value>,
+    singleton: bool,
+    reader: Reader,
 }
 
-impl Recompile for Request {
+impl Recompile for NowPlan {
     fn at(&self, now: DateTime<Utc>) -> Option<Recompiled> {
-        let (compiled, _) = compile_at(
-            &self.state,
-            &self.acc,
-            &self.collection,
+        let (query, rules) = self.plan.at(now).ok()?;
+        let compiled = assemble(
+            &self.plan,
             self.event,
             self.item.clone(),
-            &self.params,
-            now,
-        )
-        .ok()?;
+            self.singleton,
+            &self.reader,
+            query,
+            rules,
+        );
         Some(Recompiled {
             shape: compiled.spec.shape,
             reread: compiled.spec.reread,
@@ -120,88 +125,99 @@ impl Recompile for Request {
     }
 }
 
+/// Who reads and where re-reads run: the parts of a compile that are not the plan.
+#[derive(Clone)]
+struct Reader {
+    admin: bool,
+    /// [`access_key`] of the caller.
+    access_key: String,
+    pool: sqlx::PgPool,
+    user_schema: String,
+}
+
 /// Compiles a subscription for `acc`. Errors are the REST errors a read would give.
 pub fn compile(
-    state: &web::Data<AppState>,
+    services: &Services,
     acc: &Accountability,
     collection: &str,
     event: Option<EventKind>,
     item: Option<String>,
     params: &Map<String, Value>,
 ) -> Result<Compiled, Error> {
+    // System collections have no change feed; refused as a missing collection is.
+    if collection.starts_with("directus_") {
+        return Err(Error::Forbidden);
+    }
+    let schema = services.schema();
+    let found = crate::service::items::collection_of(&schema, collection)?;
+    if let Some(key) = &item {
+        read::check_key(found, key)?;
+    }
+    let singleton = found.is_singleton();
+    let plan = ItemsService::new(services, collection, acc, schema.clone())
+        .read_plan(&ItemsQuery(params.clone()))?;
+    let reader = Reader {
+        admin: acc.admin,
+        access_key: access_key(acc),
+        pool: services.pool.clone(),
+        user_schema: services.config.user_schema.clone(),
+    };
     let now = Utc::now();
-    let (mut compiled, resolved) = compile_at(state, acc, collection, event, item.clone(), params, now)?;
+    let (query, rules) = plan.at(now)?;
+    let resolved_now = resolved(&query, &rules);
     // `$NOW` shows as a different shape at another moment: such a subscription is compiled
     // again for every transaction, and groups with those of the same request and access.
-    let (_, later) = compile_at(
-        state,
-        acc,
-        collection,
-        event,
-        item.clone(),
-        params,
-        now + TimeDelta::days(400),
-    )?;
-    if later != resolved {
+    let (later_query, later_rules) = plan.at(now + TimeDelta::days(400))?;
+    let reads_now = resolved(&later_query, &later_rules) != resolved_now;
+    let mut compiled = assemble(&plan, event, item.clone(), singleton, &reader, query, rules);
+    if reads_now {
         compiled.group = format!(
             "$NOW|{collection}|{event:?}|{item:?}|{}|{}",
             Value::Object(params.clone()),
-            access_key(acc)
+            reader.access_key
         );
-        compiled.spec.recompile = Some(Arc::new(Request {
-            state: state.clone(),
-            acc: acc.clone(),
-            collection: collection.to_string(),
+        compiled.spec.recompile = Some(Arc::new(NowPlan {
+            plan,
             event,
             item,
-            params: params.clone(),
+            singleton,
+            reader,
         }));
     }
     Ok(compiled)
 }
 
-/// [`compile`] with `$NOW` at `now`; also returns what the query and rules came to, which
-/// differ between two moments exactly when they read `$NOW`.
-fn compile_at(
-    state: &AppState,
-    acc: &Accountability,
-    collection: &str,
+/// A subscription from its planned query and rules: the shape the feed evaluates, its group
+/// key, and the re-read context when the shape needs one.
+fn assemble(
+    plan: &ReadPlan,
     event: Option<EventKind>,
     item: Option<String>,
-    params: &Map<String, Value>,
-    now: DateTime<Utc>,
-) -> Result<(Compiled, String), Error> {
-    let schema = state.schema();
-    let name = CollectionName {
-        name: collection.to_string(),
-        system: false,
-    };
-    let found = items_collection(&schema, &name)?;
-    if let Some(key) = &item {
-        read::check_key(found, key)?;
-    }
-    let singleton = found.is_singleton();
-    let service = crate::service::ItemsService::new(&state.services, collection, acc, schema.clone());
-    let (query, rules) = service.plan_read(&crate::service::items::ItemsQuery(params.clone()), now)?;
-    let row_rules = (!rules.unrestricted && !acc.admin).then(|| {
+    singleton: bool,
+    reader: &Reader,
+    query: Query,
+    rules: ReadRules,
+) -> Compiled {
+    let collection = plan.collection.as_str();
+    let schema = plan.snapshot.clone();
+    let row_rules = (!rules.unrestricted && !reader.admin).then(|| {
         let level = rules.collections.get(collection).cloned().unwrap_or_default();
         RowRules {
             rows: level.rows,
             conditional: level.conditional.into_iter().collect::<BTreeMap<_, _>>(),
         }
     });
-    let resolved = resolved(&query, &rules);
     let shape = Shape::compile(schema.clone(), collection, event, item, &query, row_rules);
     let mut group = shape.group_key(&query);
     let reread = if shape.rereads() {
         // A re-read runs with the subscriber's rules for every collection it reaches, so only
         // callers with the same access share the group.
         group.push('|');
-        group.push_str(&access_key(acc));
+        group.push_str(&reader.access_key);
         Some(Arc::new(RereadContext {
-            pool: state.pool.clone(),
-            snapshot: schema.clone(),
-            user_schema: state.config.user_schema.clone(),
+            pool: reader.pool.clone(),
+            snapshot: schema,
+            user_schema: reader.user_schema.clone(),
             collection: collection.to_string(),
             query: query.clone(),
             rules: rules.clone(),
@@ -209,7 +225,7 @@ fn compile_at(
     } else {
         None
     };
-    let compiled = Compiled {
+    Compiled {
         collection: collection.into(),
         spec: Spec {
             shape: Arc::new(shape),
@@ -220,8 +236,7 @@ fn compile_at(
         query,
         rules,
         singleton,
-    };
-    Ok((compiled, resolved))
+    }
 }
 
 /// Who reads, for group keys: callers with equal keys read with the same rules.
@@ -245,10 +260,88 @@ fn resolved(query: &Query, rules: &ReadRules) -> String {
     out
 }
 
+/// How a subscription starts.
+#[derive(Debug, Clone, Copy)]
+pub enum Opening {
+    /// With its current rows (`init` data), read under a snapshot the feed hands off from.
+    Rows,
+    /// With no rows, from the current snapshot: changes already committed are not new.
+    Empty,
+    /// After this transaction, replaying what followed (or a `refetch` when that is gone).
+    Resume(Lsn),
+}
+
+/// The one subscribe path of every transport: finds the collection's feed, attaches
+/// `compiled` as `sub` (events go to `outbox` under `policy`), reads its opening, queues the
+/// transport's `init` frame (rendered by `init` from the rows, `None` when it opens without
+/// rows; nothing when `init` gives `None`) and tells the feed it is ready. The `init` frame
+/// precedes every event of the subscription. On failure nothing stays attached.
+#[allow(clippy::too_many_arguments)]
+pub async fn attach(
+    realtime: &Realtime,
+    services: &Services,
+    compiled: &Compiled,
+    sub: SubId,
+    outbox: &Arc<Outbox>,
+    policy: SlowConsumer,
+    opening: Opening,
+    init: impl FnOnce(Option<&str>) -> Option<String>,
+) -> Result<Addr<CollectionFeed>, Error> {
+    let feed = realtime
+        .hub
+        .send(GetFeed(compiled.collection.clone()))
+        .await
+        .map_err(Error::internal)?;
+    let mut init = Some(init);
+    let start = match opening {
+        Opening::Resume(lsn) => {
+            // Before attaching, so the resume's replay (or its refetch) follows the init.
+            if let Some(frame) = init.take().and_then(|init| init(None)) {
+                outbox.push_text(frame);
+            }
+            Start::Since(lsn)
+        }
+        Opening::Rows | Opening::Empty => Start::Snapshot,
+    };
+    feed.send(Attach {
+        sub,
+        outbox: outbox.clone(),
+        policy,
+        spec: compiled.spec.clone(),
+        group: compiled.group.clone(),
+        start,
+    })
+    .await
+    .map_err(Error::internal)?;
+    let opened = match opening {
+        Opening::Resume(_) => return Ok(feed),
+        Opening::Rows => compiled
+            .init(services)
+            .await
+            .map(|(data, snapshot)| (Some(data), snapshot)),
+        Opening::Empty => Compiled::snapshot_only(services)
+            .await
+            .map(|snapshot| (None, snapshot)),
+    };
+    match opened {
+        Ok((data, snapshot)) => {
+            if let Some(frame) = init.take().and_then(|init| init(data.as_deref())) {
+                outbox.push_text(frame);
+            }
+            feed.do_send(Ready { sub, snapshot });
+            Ok(feed)
+        }
+        Err(err) => {
+            feed.do_send(Detach { sub });
+            Err(err)
+        }
+    }
+}
+
 impl Compiled {
     /// Reads the `init` rows (the list, or the one `item`) in a repeatable-read transaction and
     /// returns them as JSON text with the snapshot they were read under.
-    pub async fn init(&self, state: &AppState) -> Result<(String, Snapshot), Error> {
+    pub async fn init(&self, state: &Services) -> Result<(String, Snapshot), Error> {
         let schema = state.schema();
         let collection = schema.collection(&self.collection).ok_or(Error::Forbidden)?;
         let target = Target {
@@ -275,7 +368,7 @@ impl Compiled {
 
     /// The current snapshot alone: for a subscription without `init` rows, so changes the
     /// database already held when it subscribed (a restart's replay) are not sent as new.
-    pub async fn snapshot_only(state: &AppState) -> Result<Snapshot, Error> {
+    pub async fn snapshot_only(state: &Services) -> Result<Snapshot, Error> {
         read::current_snapshot(&state.pool).await
     }
 }

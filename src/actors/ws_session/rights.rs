@@ -10,9 +10,9 @@ use actix::{ActorFutureExt, Context, Handler, ResponseActFuture, WrapFuture};
 use super::{WsAuthMode, WsSession};
 use crate::actors::feeds::Move;
 use crate::actors::sessions::Replan;
+use crate::actors::subscription;
 use crate::core::realtime::protocol;
 use crate::error::Error;
-use crate::http::realtime::subscription;
 use crate::service::auth;
 
 /// Close code of a connection whose credentials stopped working (a policy violation, 1008).
@@ -37,7 +37,7 @@ impl WsSession {
         let mut refused = Vec::new();
         let mut moves = Vec::new();
         for (key, attached) in &mut self.subs {
-            match attached.kept.wanted.compile(&self.state, &acc) {
+            match attached.kept.wanted.compile(&self.services, &acc) {
                 Ok(compiled) if subscription::group_id(&compiled.group) == attached.kept.group => {}
                 Ok(compiled) => {
                     attached.kept.group = subscription::group_id(&compiled.group);
@@ -122,12 +122,11 @@ impl Handler<Replan> for WsSession {
         if self.acc.is_none() || self.closing {
             return Box::pin(actix::fut::ready(()));
         }
-        let state = self.state.clone();
+        let state = self.services.clone();
         let credential = self.credential.clone();
         let client = self.client.clone();
         let epoch = self.auth_epoch;
-        let checked =
-            async move { auth::authenticate_credential(&state.services, &credential, &client).await };
+        let checked = async move { auth::authenticate_credential(&state, &credential, &client).await };
         Box::pin(checked.into_actor(self).then(move |result, session, ctx| {
             if session.auth_epoch != epoch || session.acc.is_none() {
                 // The caller changed meanwhile; that change re-planned already.

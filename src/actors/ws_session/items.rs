@@ -2,18 +2,17 @@
 //! permissions, validation, presets, activity and errors cannot drift between the two
 //! transports. The message's `query` is the read-back query REST takes from the URL.
 
-use actix_web::web;
 use serde_json::{Map, Value};
 
-use super::super::super::auth::Accountability;
-use super::super::super::state::AppState;
+use super::error_reply;
 use crate::core::realtime::protocol::{self, ItemsAction, ItemsRequest, Target};
 use crate::error::Error;
 use crate::service::ItemsService;
 use crate::service::items::{ItemsQuery, Selector, input};
+use crate::service::{Accountability, Services};
 
 /// Runs an `items` message; the reply text.
-pub async fn handle(state: &web::Data<AppState>, acc: &Accountability, req: ItemsRequest) -> String {
+pub async fn handle(state: &Services, acc: &Accountability, req: ItemsRequest) -> String {
     let uid = req.uid.clone();
     // A missing collection goes on to the handlers, which refuse it exactly as they refuse an
     // existing one the caller may not use, so the reply does not tell the two apart (as REST).
@@ -22,12 +21,12 @@ pub async fn handle(state: &web::Data<AppState>, acc: &Accountability, req: Item
     }
     if carries_nul(&req) {
         let err = Error::payload("Strings can't contain NUL characters");
-        return super::error_reply("items", &err, uid.as_ref());
+        return error_reply("items", &err, uid.as_ref());
     }
     match run(state, acc, req).await {
         Ok(Reply::Data(data)) => protocol::items(uid.as_ref(), &data, None),
         Ok(Reply::NeedsTarget) => protocol::items_delete_needs_target(uid.as_ref()),
-        Err(err) => super::error_reply("items", &err, uid.as_ref()),
+        Err(err) => error_reply("items", &err, uid.as_ref()),
     }
 }
 
@@ -67,8 +66,8 @@ fn query_of(query: Option<Map<String, Value>>) -> ItemsQuery {
     ItemsQuery(query.unwrap_or_default())
 }
 
-async fn run(state: &web::Data<AppState>, acc: &Accountability, req: ItemsRequest) -> Result<Reply, Error> {
-    let mut service = ItemsService::new(&state.services, &req.collection, acc, state.schema());
+async fn run(state: &Services, acc: &Accountability, req: ItemsRequest) -> Result<Reply, Error> {
+    let mut service = ItemsService::new(state, &req.collection, acc, state.schema());
     let data = match req.action {
         ItemsAction::Create { data, query } => {
             if service.collection()?.is_singleton() {

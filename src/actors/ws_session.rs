@@ -1,7 +1,9 @@
-//! [`WsSession`]: one WebSocket connection, as an actor. It owns the connection's caller, its
-//! subscriptions and its [`Outbox`]; the response body ([`super::wire`]) drains it onto the socket, so feeds
-//! never wait on a slow client. Messages are handled one at a time, in order (`ctx.wait`), as a
-//! client that sends `auth` then `subscribe` expects.
+//! [`WsSession`]: one WebSocket connection, as an actor, speaking Directus's realtime protocol.
+//! Only it changes the connection's caller, its subscriptions and its [`Outbox`]; the response
+//! body (`http::realtime::ws::wire`) drains the outbox onto the socket, so feeds never wait on
+//! a slow client, and hands it whole incoming messages ([`Inbound`]). Messages are handled one
+//! at a time, in order (`ctx.wait`), as a client that sends `auth` then `subscribe` expects.
+//! Its `items` messages go to the items service ([`items`]), its `auth` to `service::auth`.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
@@ -10,22 +12,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use super::wire::{Incoming, WireError};
 use actix::{
     Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message, SpawnHandle, StreamHandler,
     WrapFuture,
 };
-use actix_web::web;
+use bytes::Bytes;
 use chrono::Utc;
 use serde_json::Value;
 
-use super::super::super::auth::Accountability;
-use super::super::super::state::AppState;
-use super::super::subscription;
 use crate::actors::collab::{self as collab_hub, FieldRights};
-use crate::actors::feeds::{Attach, CollectionFeed, Detach, GetFeed, Ready, Realtime, Start};
+use crate::actors::feeds::{CollectionFeed, Detach, Realtime};
 use crate::actors::outbox::next_sub_id;
 use crate::actors::outbox::{Outbox, SubId};
+use crate::actors::subscription;
 use crate::config::{SlowConsumer, WsAuthMode};
 use crate::core::access::{Action, FieldSet};
 use crate::core::password;
@@ -36,8 +35,52 @@ use crate::core::realtime::protocol::{
 use crate::error::Error;
 use crate::service::Client;
 use crate::service::auth::{self, login};
+use crate::service::{Accountability, Services};
 
+mod items;
 mod rights;
+
+/// Close codes (RFC 6455 §7.4.1) a session closes with when a frame cannot be taken.
+pub const CLOSE_PROTOCOL: u16 = 1002;
+pub const CLOSE_INVALID_DATA: u16 = 1007;
+pub const CLOSE_TOO_BIG: u16 = 1009;
+
+/// A whole message from the client (continuations already joined by the transport).
+#[derive(Debug)]
+pub enum Inbound {
+    Text(Bytes),
+    Binary(Bytes),
+    Ping(Bytes),
+    Pong(Bytes),
+    Close,
+}
+
+/// The client's side of the socket cannot be read further: close with this code and reason.
+#[derive(Debug)]
+pub struct Unreadable {
+    pub code: u16,
+    pub reason: &'static str,
+    /// What went wrong, for the log.
+    pub detail: String,
+}
+
+/// The reply to a request that failed with `err`: Directus's forwarded error where it sends one,
+/// else the error itself, answered as `reply_type` with the request's `uid`.
+fn error_reply(reply_type: &str, err: &Error, uid: Option<&serde_json::Value>) -> String {
+    service_error(reply_type, err)
+        .unwrap_or_else(|| protocol::error(reply_type, err.code(), &err.to_string(), uid))
+}
+
+/// A service error inside a handler, as `handleWebSocketError` forwards a Directus error:
+/// code and message, never the `uid`. `None` where Directus sends nothing and only logs:
+/// unexpected errors, and validation failures (its services throw those as an array, which is
+/// not a Directus error).
+fn service_error(reply_type: &str, err: &Error) -> Option<String> {
+    match err {
+        Error::Internal(_) | Error::FailedValidation { .. } => None,
+        err => Some(protocol::error(reply_type, err.code(), &err.to_string(), None)),
+    }
+}
 
 /// How often a connection measures how far behind its client reads (see `actors::outbox`).
 const LAG_PROBE_INTERVAL: Duration = Duration::from_secs(1);
@@ -46,7 +89,7 @@ const LAG_PROBE_INTERVAL: Duration = Duration::from_secs(1);
 /// Each uid is kept as its JSON text, which is how every event carries it.
 pub type Uids = Rc<RefCell<HashMap<SubId, Option<Box<str>>>>>;
 
-/// What the session shares with the socket's writer ([`super::wire::outgoing`]).
+/// What the session shares with the socket's writer (`http::realtime::ws::wire::outgoing`).
 pub struct Queue {
     pub outbox: Arc<Outbox>,
     pub uids: Uids,
@@ -61,7 +104,7 @@ struct Attached {
 }
 
 pub struct WsSession {
-    state: web::Data<AppState>,
+    services: Services,
     realtime: Realtime,
     /// Where the connection came from (the upgrade request's address, user agent, origin).
     client: Client,
@@ -93,7 +136,7 @@ pub struct WsSession {
 
 impl WsSession {
     pub fn new(
-        state: web::Data<AppState>,
+        services: Services,
         realtime: Realtime,
         client: Client,
         caller: Option<(Accountability, auth::Credential)>,
@@ -105,7 +148,7 @@ impl WsSession {
             None => (None, auth::Credential::Public),
         };
         let Queue { outbox, uids } = queue;
-        let config = &state.config.realtime;
+        let config = &services.config.realtime;
         let mode = config.ws_auth;
         let points = f64::from(config.ws_rate_points);
         WsSession {
@@ -125,7 +168,7 @@ impl WsSession {
             conn: ConnId(next_sub_id()),
             realtime,
             client,
-            state,
+            services,
         }
     }
 
@@ -193,7 +236,7 @@ impl WsSession {
             self.become_public(ctx);
             return;
         }
-        let timeout = self.state.config.realtime.ws_auth_timeout;
+        let timeout = self.services.config.realtime.ws_auth_timeout;
         ctx.run_later(timeout, move |session, ctx| {
             if session.auth_epoch == epoch && session.acc.is_none() {
                 session.send_and_close(protocol::auth_timeout(), ctx);
@@ -213,10 +256,10 @@ impl WsSession {
 
     /// Acts for the public from now on; subscriptions are checked again for its rights.
     fn become_public(&mut self, ctx: &mut Context<Self>) {
-        let state = self.state.clone();
+        let state = self.services.clone();
         let client = self.client.clone();
         ctx.wait(
-            async move { auth::authenticate_token(&state.services, None, &client).await }
+            async move { auth::authenticate_token(&state, None, &client).await }
                 .into_actor(self)
                 .then(|result, session, _| {
                     match result {
@@ -230,7 +273,7 @@ impl WsSession {
 
     /// Takes one message-rate token; `Err(ms)` until the next one when none is left.
     fn take_token(&mut self) -> Result<(), u64> {
-        let config = &self.state.config.realtime;
+        let config = &self.services.config.realtime;
         if !config.ws_rate_enabled {
             return Ok(());
         }
@@ -272,7 +315,7 @@ impl WsSession {
             self.send(protocol::requests_exceeded(ms));
             // A client that keeps sending through the refusals is not going to slow down.
             self.refused += 1;
-            if self.refused > self.state.config.realtime.ws_rate_points.saturating_mul(2) {
+            if self.refused > self.services.config.realtime.ws_rate_points.saturating_mul(2) {
                 self.outbox.set_close_reason(1008, "too many messages");
                 self.send_and_close(protocol::requests_exceeded(ms), ctx);
             }
@@ -310,10 +353,10 @@ impl WsSession {
                 self.send(protocol::unsubscribed(uid.as_ref()));
             }
             ClientMessage::Items(request) => {
-                let state = self.state.clone();
+                let state = self.services.clone();
                 let Some(acc) = self.acc.clone() else { return };
                 ctx.wait(
-                    async move { super::items::handle(&state, &acc, request).await }
+                    async move { items::handle(&state, &acc, request).await }
                         .into_actor(self)
                         .map(|reply, session, _| session.send(reply)),
                 );
@@ -321,7 +364,7 @@ impl WsSession {
             ClientMessage::Ping { uid } => self.send(protocol::pong(uid.as_ref())),
             ClientMessage::Pong { .. } | ClientMessage::Custom { .. } => {}
             ClientMessage::Collab(request) => {
-                if !self.state.config.realtime.collab_enabled {
+                if !self.services.config.realtime.collab_enabled {
                     let trigger = Value::String(request.action().to_string());
                     self.send(protocol::collab_disabled(Some(&trigger)));
                     return;
@@ -345,7 +388,7 @@ impl WsSession {
             return;
         };
         let Some(acc) = self.acc.clone() else { return };
-        let state = self.state.clone();
+        let state = self.services.clone();
         let join = join.clone();
         let work = async move {
             let rights = collab_rights(&state, &acc, &join.collection)?;
@@ -358,7 +401,7 @@ impl WsSession {
                         query: None,
                     },
                 };
-                let reply = super::items::handle(&state, &acc, read).await;
+                let reply = items::handle(&state, &acc, read).await;
                 if reply.contains("\"status\":\"error\"") {
                     return None;
                 }
@@ -376,7 +419,7 @@ impl WsSession {
     }
 
     fn on_auth(&mut self, request: AuthRequest, ctx: &mut Context<Self>) {
-        let state = self.state.clone();
+        let state = self.services.clone();
         let client = self.client.clone();
         let uid = request.uid.clone();
         ctx.wait(
@@ -416,7 +459,7 @@ impl WsSession {
         };
         // Re-using a uid replaces the earlier subscription (Directus's code does).
         self.detach(&key);
-        let max = self.state.config.realtime.max_subscriptions;
+        let max = self.services.config.realtime.max_subscriptions;
         if self.subs.len() >= max {
             let err = Error::LimitExceeded {
                 what: format!("Too many subscriptions on this connection (at most {max})."),
@@ -430,7 +473,7 @@ impl WsSession {
             return;
         }
         let compiled = match subscription::compile(
-            &self.state,
+            &self.services,
             &acc,
             &request.collection,
             request.event,
@@ -443,7 +486,7 @@ impl WsSession {
                 return;
             }
             Err(err) => {
-                self.send(super::error_reply("subscribe", &err, reply_uid.as_ref()));
+                self.send(error_reply("subscribe", &err, reply_uid.as_ref()));
                 return;
             }
         };
@@ -452,7 +495,7 @@ impl WsSession {
         self.uids
             .borrow_mut()
             .insert(sub, reply_uid.as_ref().map(|uid| uid.to_string().into()));
-        let state = self.state.clone();
+        let state = self.services.clone();
         let realtime = self.realtime.clone();
         let outbox = self.outbox.clone();
         let policy = request
@@ -467,53 +510,33 @@ impl WsSession {
             if since.is_some() {
                 realtime.wait_for_floor().await;
             }
-            let feed = realtime
-                .hub
-                .send(GetFeed(compiled.collection.clone()))
-                .await
-                .map_err(Error::internal)?;
-            if since.is_some() {
-                // Before attaching, so the resume's replay (or its refetch) follows the init.
-                outbox.push_text(protocol::subscription_init(init_uid.as_ref(), None, None));
-            }
-            let start = match since {
-                Some(lsn) => Start::Since(lsn),
-                None => Start::Snapshot,
+            let opening = match since {
+                Some(lsn) => subscription::Opening::Resume(lsn),
+                None if with_data => subscription::Opening::Rows,
+                None => subscription::Opening::Empty,
             };
-            feed.send(Attach {
-                sub,
-                outbox: outbox.clone(),
-                policy,
-                spec: compiled.spec.clone(),
-                group: compiled.group.clone(),
-                start,
-            })
-            .await
-            .map_err(Error::internal)?;
-            if since.is_none() && !with_data {
-                match subscription::Compiled::snapshot_only(&state).await {
-                    Ok(snapshot) => {
-                        outbox.push_text(protocol::subscription_init(init_uid.as_ref(), None, None));
-                        feed.do_send(Ready { sub, snapshot });
+            let mut bad_rows = None;
+            let init = |data: Option<&str>| {
+                let data = match data.map(serde_json::from_str::<Value>) {
+                    None => None,
+                    Some(Ok(data)) => Some(data),
+                    Some(Err(err)) => {
+                        bad_rows = Some(err);
+                        None
                     }
-                    Err(err) => {
-                        feed.do_send(Detach { sub });
-                        return Err(err);
-                    }
-                }
-            }
-            if with_data {
-                match compiled.init(&state).await {
-                    Ok((data, snapshot)) => {
-                        let data: Value = serde_json::from_str(&data).map_err(Error::internal)?;
-                        outbox.push_text(protocol::subscription_init(init_uid.as_ref(), Some(&data), None));
-                        feed.do_send(Ready { sub, snapshot });
-                    }
-                    Err(err) => {
-                        feed.do_send(Detach { sub });
-                        return Err(err);
-                    }
-                }
+                };
+                Some(protocol::subscription_init(
+                    init_uid.as_ref(),
+                    data.as_ref(),
+                    None,
+                ))
+            };
+            let feed =
+                subscription::attach(&realtime, &state, &compiled, sub, &outbox, policy, opening, init)
+                    .await?;
+            if let Some(err) = bad_rows {
+                // Postgres built the rows as JSON; this would be a bug of ours.
+                tracing::error!(error = %err, "init rows are not JSON");
             }
             Ok::<_, Error>(feed)
         };
@@ -535,14 +558,14 @@ impl WsSession {
             }
             Err(err) => {
                 session.uids.borrow_mut().remove(&sub);
-                session.send(super::error_reply("subscribe", &err, reply_uid.as_ref()));
+                session.send(error_reply("subscribe", &err, reply_uid.as_ref()));
             }
         }));
     }
 }
 
 /// What `acc` may read and edit of `collection`'s fields; `None` when it may not read it.
-fn collab_rights(state: &AppState, acc: &Accountability, collection: &str) -> Option<FieldRights> {
+fn collab_rights(state: &Services, acc: &Accountability, collection: &str) -> Option<FieldRights> {
     if acc.admin {
         return Some(FieldRights::default());
     }
@@ -566,7 +589,7 @@ fn collab_rights(state: &AppState, acc: &Accountability, collection: &str) -> Op
 
 /// Runs an `auth` message's steps in Directus's order; any failure fails it.
 async fn authenticate(
-    state: &AppState,
+    state: &Services,
     client: &Client,
     steps: Vec<AuthStep>,
 ) -> Result<(Accountability, auth::Credential, Option<i64>, Option<String>), Error> {
@@ -580,7 +603,7 @@ async fn authenticate(
                     password,
                     otp: None,
                 };
-                let issued = login::login(&state.services, client, &input, login::Mode::Json).await?;
+                let issued = login::login(state, client, &input, login::Mode::Json).await?;
                 access_token = Some(issued.access_token);
                 refresh_token = Some(issued.refresh_token);
             }
@@ -588,7 +611,7 @@ async fn authenticate(
                 refresh_token: presented,
             } => {
                 let digest = password::token_digest(&presented);
-                let issued = login::refresh(&state.services, client, &digest, login::Mode::Json).await?;
+                let issued = login::refresh(state, client, &digest, login::Mode::Json).await?;
                 access_token = Some(issued.access_token);
                 refresh_token = Some(issued.refresh_token);
             }
@@ -597,8 +620,7 @@ async fn authenticate(
         }
     }
     let token = access_token.ok_or(Error::InvalidCredentials)?;
-    let (acc, expires, credential) =
-        auth::authenticate_session(&state.services, Some(&token), client).await?;
+    let (acc, expires, credential) = auth::authenticate_session(state, Some(&token), client).await?;
     if acc.user.is_none() {
         return Err(Error::InvalidCredentials);
     }
@@ -613,9 +635,9 @@ impl Actor for WsSession {
         sessions.enter(self.conn.0, ctx.address().downgrade().recipient());
         self.set_caller(self.acc.clone(), self.credential.clone());
         self.register_collab();
-        super::super::end_on_shutdown(&self.realtime.closing, self.outbox.clone(), ctx);
-        let state = self.state.clone();
-        let config = &state.config.realtime;
+        crate::actors::sessions::end_on_shutdown(&self.realtime.closing, self.outbox.clone(), ctx);
+        let services = self.services.clone();
+        let config = &services.config.realtime;
         if self.acc.is_none() {
             match self.mode {
                 WsAuthMode::Public => self.become_public(ctx),
@@ -684,35 +706,35 @@ pub fn arm_expiry(session: &mut WsSession, expires: Option<i64>, ctx: &mut Conte
     session.watch_expiry(expires, ctx);
 }
 
-impl StreamHandler<Result<Incoming, WireError>> for WsSession {
-    fn handle(&mut self, item: Result<Incoming, WireError>, ctx: &mut Context<Self>) {
+impl StreamHandler<Result<Inbound, Unreadable>> for WsSession {
+    fn handle(&mut self, item: Result<Inbound, Unreadable>, ctx: &mut Context<Self>) {
         match item {
             // A text frame must be UTF-8 (RFC 6455 §8.1): otherwise 1007.
-            Ok(Incoming::Text(bytes)) => match std::str::from_utf8(&bytes) {
+            Ok(Inbound::Text(bytes)) => match std::str::from_utf8(&bytes) {
                 Ok(text) => self.on_text(text, ctx),
-                Err(_) => self.refuse_frame((super::wire::CLOSE_INVALID_DATA, "invalid utf-8"), ctx),
+                Err(_) => self.refuse_frame((CLOSE_INVALID_DATA, "invalid utf-8"), ctx),
             },
             // Directus reads a binary frame as text too.
-            Ok(Incoming::Binary(bytes)) => {
+            Ok(Inbound::Binary(bytes)) => {
                 let text = String::from_utf8_lossy(&bytes);
                 self.on_text(&text, ctx);
             }
-            Ok(Incoming::Ping(bytes)) => {
+            Ok(Inbound::Ping(bytes)) => {
                 self.heard();
                 self.outbox.push_pong(bytes);
             }
             // A pong to our lag probe is the client's WebSocket library speaking, not the
             // client: it does not count as the heartbeat's answer.
-            Ok(Incoming::Pong(payload)) => {
+            Ok(Inbound::Pong(payload)) => {
                 if !self.outbox.answered(&payload) {
                     self.heard();
                 }
             }
-            Ok(Incoming::Close) => ctx.stop(),
+            Ok(Inbound::Close) => ctx.stop(),
             Err(err) => {
                 // An oversized or malformed frame: say why and close; the server carries on.
-                tracing::debug!(error = %err, "websocket protocol error");
-                self.refuse_frame(err.close_code(), ctx);
+                tracing::debug!(error = %err.detail, "websocket protocol error");
+                self.refuse_frame((err.code, err.reason), ctx);
             }
         }
     }
@@ -722,5 +744,23 @@ impl StreamHandler<Result<Incoming, WireError>> for WsSession {
         if !self.closing {
             ctx.stop();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_errors_forward_directus_errors_only() {
+        let forbidden = service_error("items", &Error::Forbidden);
+        assert_eq!(
+            forbidden.as_deref(),
+            Some(
+                r#"{"type":"items","status":"error","error":{"code":"FORBIDDEN","message":"You don't have permission to access this."}}"#
+            )
+        );
+        let internal = Error::internal(anyhow::anyhow!("boom"));
+        assert_eq!(service_error("items", &internal), None);
     }
 }
