@@ -6,8 +6,9 @@
 create table directrix.activity (
     id serial primary key,
     action varchar(45) not null,
-    -- No foreign key action beyond Directus's: a deleted user's history stays, unowned.
-    "user" uuid references directrix.users (id) on delete set null,
+    -- No foreign key, as in Directus (its relation to users is metadata only, below): a
+    -- deleted user's history stays, and a tracked write pays no extra lookup.
+    "user" uuid,
     timestamp timestamptz not null default current_timestamp,
     ip varchar(50),
     user_agent text,
@@ -15,8 +16,9 @@ create table directrix.activity (
     item varchar(255) not null,
     origin varchar(255)
 );
-create index activity_collection_item on directrix.activity (collection, item);
-create index activity_user on directrix.activity ("user");
+-- Directus's index set: by time (the activity feed, retention). An item's history is read
+-- through its revisions; every further index here is paid by every tracked write.
+create index activity_timestamp on directrix.activity (timestamp);
 
 create table directrix.revisions (
     id serial primary key,
@@ -33,6 +35,9 @@ create table directrix.revisions (
 create index revisions_collection_item on directrix.revisions (collection, item);
 create index revisions_activity on directrix.revisions (activity);
 create index revisions_parent on directrix.revisions (parent);
+
+insert into directrix.relations (many_collection, many_field, one_collection)
+values ('directus_activity', 'user', 'directus_users');
 
 -- Directus's meta for both: their own writes are not tracked.
 insert into directrix.collections (collection, accountability, hidden)

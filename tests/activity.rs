@@ -265,6 +265,12 @@ async fn a_login_is_recorded_and_users_read_only_their_own_activity() {
         [("login".into(), EDITOR.into()), ("create".into(), EDITOR.into())],
         "an app user reads only its own rows"
     );
+    // The user relation is Directus's metadata-only one, and it reads like any M2O.
+    let joined = app
+        .get("/activity?filter[action][_eq]=login&fields=user.email&limit=1&sort=-id")
+        .await
+        .data();
+    assert_eq!(joined, json!([{"user": {"email": "editor@example.com"}}]));
     // Revisions need a grant; activity and revisions are read-only.
     app.send(Method::GET, "/revisions", None, Some(&editor))
         .await
