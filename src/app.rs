@@ -103,12 +103,14 @@ impl App {
         }
 
         let limits = Limits::start(&config);
+        let mailer = Arc::new(crate::mail::Mailer::new(&config.mail));
         let services = crate::service::Services {
             pool: pool.clone(),
             config: config.clone(),
             access: tokens.clone(),
             schema_rx: schema_rx.clone(),
             sign_in: limits.clone(),
+            mailer,
         };
         let state = AppState {
             config: config.clone(),
@@ -119,7 +121,6 @@ impl App {
             metrics,
             access: tokens,
             limits,
-            mailer: Arc::new(crate::mail::Mailer::new(&config.mail)),
             started: Instant::now(),
             realtime: None,
             replication: replication.as_ref().map(|r| r.status().clone()),

@@ -28,8 +28,6 @@ pub struct AppState {
     pub access: Arc<crate::service::access_cache::AccessCache>,
     /// Rate limiters and pressure settings; `check_auth` for the sign-in routes.
     pub limits: Arc<super::limits::Limits>,
-    /// Outgoing mail (password resets).
-    pub mailer: Arc<crate::mail::Mailer>,
     pub started: Instant,
     /// The collection feeds, when realtime is enabled.
     pub realtime: Option<crate::actors::feeds::Realtime>,

@@ -6,6 +6,7 @@
 //! socket's `auth` message alike.
 
 pub mod login;
+pub mod password;
 
 use std::net::IpAddr;
 use std::sync::Arc;

@@ -69,6 +69,8 @@ pub struct Services {
     /// The schema snapshot as the schema actor publishes it.
     pub schema_rx: watch::Receiver<Arc<SchemaSnapshot>>,
     pub sign_in: Arc<dyn SignInLimit>,
+    /// Outgoing mail (password resets).
+    pub mailer: Arc<crate::mail::Mailer>,
 }
 
 impl Services {
