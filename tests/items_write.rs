@@ -410,3 +410,13 @@ async fn nested_creates_write_related_items_in_one_transaction() {
     .assert_error(400, "INVALID_PAYLOAD");
     app.stop().await;
 }
+
+#[actix_web::test]
+async fn a_create_with_a_malformed_read_back_query_writes_nothing() {
+    let app = app().await;
+    app.post("/items/articles?limit=many", json!({"title": "Never"}))
+        .await
+        .assert_error(400, "INVALID_QUERY");
+    let rows = app.get("/items/articles?filter[title][_eq]=Never").await.data();
+    assert_eq!(rows, json!([]), "the refused request wrote nothing");
+}

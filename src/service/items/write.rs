@@ -101,7 +101,12 @@ impl ItemsService<'_> {
         if single_statement && !many {
             // One statement is atomic on its own: no transaction round trips, and the
             // activity, the revision and the read-back ride in the same statement.
-            let authorized = op.authorized(read_back, chrono::Utc::now());
+            // A read-back query that is wrong (not merely unreadable) is refused before
+            // anything is written.
+            let authorized = match op.authorized(read_back, chrono::Utc::now()) {
+                Err(err) if !is_unreadable(&err) => return Err(err),
+                authorized => authorized,
+            };
             let select = match &authorized {
                 Ok((query, rules)) => sql_read::select_inserted(&op.target(rules), query),
                 Err(_) => None,
@@ -311,10 +316,12 @@ async fn conn_for<'c>(
 
 /// Written but not readable by the writer: nothing to show, as Directus answers.
 fn unreadable(err: Error) -> Result<Option<String>, Error> {
-    match err {
-        Error::Forbidden | Error::ForbiddenCollection { .. } => Ok(None),
-        err => Err(err),
-    }
+    if is_unreadable(&err) { Ok(None) } else { Err(err) }
+}
+
+/// Whether `err` only says the writer may not read what it wrote.
+fn is_unreadable(err: &Error) -> bool {
+    matches!(err, Error::Forbidden | Error::ForbiddenCollection { .. })
 }
 
 impl Op<'_> {
