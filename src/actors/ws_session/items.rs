@@ -138,18 +138,17 @@ async fn run(state: &Services, acc: &Accountability, req: ItemsRequest) -> Resul
             }
             (Target::Many(ids), _) => {
                 let keys = ids.iter().map(input::key_text).collect::<Result<Vec<_>, _>>()?;
-                service.collection()?;
                 service.delete_selected(Selector::Keys(keys)).await?;
                 Value::Array(ids)
             }
             (Target::All, Some(query)) => {
                 // Directus answers with the deleted keys, read with the same query.
                 let keys = service.delete_by_query(ItemsQuery(query)).await?;
-                let pk_type = service
-                    .collection()?
+                let collection = service.collection()?;
+                let pk_type = collection
                     .primary_key
                     .as_deref()
-                    .and_then(|pk| service.collection().ok()?.field(pk))
+                    .and_then(|pk| collection.field(pk))
                     .map(|f| f.field_type);
                 Value::Array(keys.into_iter().map(|k| typed_key(k, pk_type)).collect())
             }

@@ -5,10 +5,8 @@
 use serde_json::{Map, Value};
 
 use super::{ItemsQuery, ItemsService, statement};
-use crate::core::query::Query;
 use crate::core::schema::Collection;
 use crate::db::items::read as sql_read;
-use crate::db::items::rules::ReadRules;
 use crate::error::Error;
 
 /// What a list read found: the rows, and the counts its `meta` asked for.
@@ -30,17 +28,6 @@ impl ReadResult {
 }
 
 impl ItemsService<'_> {
-    /// Plans a read of this collection with `$NOW` at `now`: the parsed query, narrowed to what
-    /// the caller may read, and the rules the SQL applies at every level it reaches. What a
-    /// realtime subscription is compiled from.
-    pub fn plan_read(
-        &self,
-        query: &ItemsQuery,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<(Query, ReadRules), Error> {
-        self.op()?.authorized(query, now)
-    }
-
     /// The read `query` as a pure plan (`core::access::plan::ReadPlan`) that can be planned
     /// again at another moment: what a subscription that reads `$NOW` keeps.
     pub fn read_plan(&self, query: &ItemsQuery) -> Result<crate::core::access::plan::ReadPlan, Error> {
