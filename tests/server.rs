@@ -134,7 +134,21 @@ async fn info_shows_the_project_and_admin_details() {
     let pool = sqlx::PgPool::connect(&common::database_url(&database))
         .await
         .unwrap();
-    // Slots are cluster-wide and pin WAL: this one goes with the test.
+    // Slots are cluster-wide and pin WAL: this one goes with the test, once the stopped
+    // server's walsender has let go of it (that takes a moment after the stop returns).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let active: Option<bool> =
+            sqlx::query_scalar("select active from pg_replication_slots where slot_name = $1")
+                .bind(&slot)
+                .fetch_optional(&pool)
+                .await
+                .unwrap();
+        if active != Some(true) || std::time::Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     directrix::db::replication::drop_slot(&pool, &slot).await.unwrap();
     pool.close().await;
 }
